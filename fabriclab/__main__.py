@@ -1,0 +1,5 @@
+import sys
+
+from fabriclab.cli import main
+
+sys.exit(main())

@@ -1,0 +1,53 @@
+"""The ``fabriclab`` command: one subcommand per job, each defined in its own module.
+
+A subcommand module exposes ``configure(parser)`` and ``run(args) -> int`` and keeps its
+top-level imports light, so ``fabriclab --help`` does not pay for grpc, mininet or matplotlib.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import signal
+import sys
+
+from fabriclab.errors import UserError
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "compile": ("fabriclab.target.compile_cmd", "compile a P4_16 v1model program for fabriclab's target"),
+    "stf": ("fabriclab.target.stf", "run an STF packet test against a P4 program"),
+    "bench": ("fabriclab.bench.cli", "measure speed and memory (pipeline, dataplane, fabric, traffic)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fabriclab", description="Lossless Ethernet testbed for AI fabrics")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        module.configure(cmd)
+        cmd.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so every command's cleanup (finally blocks) runs.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        return int(args._module.run(args) or 0)
+    except UserError as exc:
+        print(f"fabriclab {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"fabriclab {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 141
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,12 @@
+"""Errors that reach the user as one clear line and an exit code, never a traceback."""
+
+
+class UserError(Exception):
+    """Bad input or an impossible request: printed as one line, exit code ``exit_code``."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, exit_code: int | None = None):
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code

@@ -1,0 +1,36 @@
+"""fabriclab: a Mininet-based lossless Ethernet testbed for AI data-center fabrics.
+
+Every top-level folder that holds Python is mapped into the single ``fabriclab``
+namespace, so ``target/`` imports as ``fabriclab.target`` and so on.
+"""
+from setuptools import setup
+
+# top-level folder -> subpackage of fabriclab
+SUBPACKAGES = ["target", "topologies", "controller", "traffic", "scenarios", "labs", "bench"]
+
+setup(
+    name="fabriclab",
+    version="0.1.0",
+    description="Mininet-based lossless Ethernet testbed for AI data-center fabrics",
+    python_requires=">=3.10",
+    packages=["fabriclab"] + [f"fabriclab.{name}" for name in SUBPACKAGES],
+    package_dir={"fabriclab": "fabriclab", **{f"fabriclab.{name}": name for name in SUBPACKAGES}},
+    package_data={"fabriclab.target": ["p4include/*.p4"], "fabriclab.scenarios": ["*.yaml"]},
+    install_requires=[
+        # finsy bundles P4Runtime/P4Info stubs generated for current protobuf (upb);
+        # the p4runtime wheel's stubs only work in protobuf's slow pure-Python mode.
+        "finsy>=0.30,<0.40",
+        "grpcio>=1.60,<2",
+        "protobuf>=5.26,<8",
+        "os-ken>=4.0,<5",
+        "scapy>=2.6,<2.9",
+        "networkx>=3.0,<4",
+        "rich>=13,<16",
+        "pyyaml>=6,<7",
+        "matplotlib>=3.7,<4",
+    ],
+    extras_require={
+        "test": ["pytest>=8,<10", "pytest-timeout>=2.3,<3", "hypothesis>=6.100,<7"],
+    },
+    entry_points={"console_scripts": ["fabriclab=fabriclab.cli:main"]},
+)

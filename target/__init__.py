@@ -1,0 +1,1 @@
+"""fabriclab.target"""

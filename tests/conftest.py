@@ -1,0 +1,57 @@
+"""Shared fixtures. Every test is checked for leftovers: network namespaces, veths and
+fabriclab processes that exist after the test but did not before it fail the test."""
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+import pytest
+
+
+def _netns() -> set[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+def _veths() -> set[str]:
+    out = subprocess.run(["ip", "-o", "link", "show", "type", "veth"], capture_output=True, text=True).stdout
+    return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if line.strip()}
+
+
+def _fabriclab_processes() -> set[int]:
+    me = os.getpid()
+    found = set()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == me:
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if any(tag in cmd for tag in ("fabriclab switch", "fabriclab.target.switch", "fabriclab controller",
+                                       "fabriclab.controller", "fabriclab host-agent", "fabriclab.traffic.agent",
+                                       "simple_switch_grpc")):
+            found.add(int(pid))
+    return found
+
+
+def leftovers() -> dict[str, set]:
+    return {"netns": _netns(), "veth": _veths(), "processes": _fabriclab_processes()}
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers():
+    """Fail the test if it leaves a namespace, veth or fabriclab process behind."""
+    before = leftovers()
+    yield
+    deadline = time.monotonic() + 5.0  # processes may take a moment to exit after teardown
+    while True:
+        after = leftovers()
+        new = {kind: after[kind] - before[kind] for kind in after}
+        if not any(new.values()) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert not any(new.values()), f"test left behind: { {k: sorted(v) for k, v in new.items() if v} }"
+
