@@ -1,0 +1,90 @@
+"""Scenario files: a bad file fails with one line naming the file and the key."""
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from fabriclab.scenarios.expectations import parse_expectation, ExpectationError
+from fabriclab.scenarios.schema import ScenarioError, load_scenario
+
+GOOD = """
+name: t
+topology: {kind: leafspine, spines: 2, leaves: 2, hosts_per_leaf: 2}
+rate: 100M
+switch: {pfc: true, ecn: {enabled: true, kmin: 5KB, kmax: 50KB, pmax: 0.1}}
+traffic:
+  - {pattern: incast, hosts: [h1, h2, h3], dst: h4, size: 1MB}
+variants:
+  pfc: {}
+  no-pfc: {switch: {pfc: false}}
+expectations:
+  - "drops.lossless[pfc] == 0"
+  - "retransmissions[no-pfc] > 0"
+"""
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "s.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_good_file_expands_variants_with_defaults(tmp_path):
+    scenario = load_scenario(str(write(tmp_path, GOOD)))
+    assert set(scenario.variants) == {"pfc", "no-pfc"}
+    assert scenario.variants["pfc"]["switch"]["pfc"] is True
+    assert scenario.variants["no-pfc"]["switch"]["pfc"] is False
+    # the override touched only pfc: ECN settings stay merged in
+    assert scenario.variants["no-pfc"]["switch"]["ecn"]["kmax"] == 50_000
+    assert scenario.variants["pfc"]["rate"] == 100_000_000
+    assert scenario.variants["pfc"]["transport"]["data_dscp"] == 26  # default
+    assert [e.text for e in scenario.expectations][0] == "drops.lossless[pfc] == 0"
+
+
+@pytest.mark.parametrize("change, message", [
+    (("rate: 100M", "rate: fast"), "rate: expected a rate like '100M' or '1G', got 'fast'"),
+    (("spines: 2", "spines: 0"), "topology.spines: must be 1..64, got 0"),
+    (("pfc: true,", "pfc: yes-please,"), "switch.pfc: expected true or false, got 'yes-please'"),
+    (("pmax: 0.1", "pmax: 3"), "switch.ecn.pmax: must be between 0 and 1, got 3"),
+    (("kmin: 5KB", "kmin: 500KB"), "switch.ecn: kmin (500000) must not exceed kmax (50000)"),
+    (("size: 1MB", "size: 1MB, colour: red"), "traffic[0].colour: unknown key"),
+    (("pattern: incast", "pattern: broadcast-storm"), "traffic[0].pattern: expected one of"),
+    (('"retransmissions[no-pfc] > 0"', '"retransmissions[nopfc] > 0"'),
+     "expectations: 'retransmissions[nopfc] > 0' names unknown variant(s) nopfc"),
+    (('"retransmissions[no-pfc] > 0"', '"retransmissions[no-pfc] > zero"'),
+     "expectations[1]: cannot read 'zero' in 'retransmissions[no-pfc] > zero'"),
+    (("name: t", "nam: t"), "nam: unknown key"),
+])
+def test_bad_file_names_file_and_key(tmp_path, change, message):
+    old, new = change
+    assert old in GOOD
+    path = write(tmp_path, GOOD.replace(old, new, 1))
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(str(path))
+    text = str(info.value)
+    assert text.startswith(str(path)), text
+    assert message in text, text
+    assert "\n" not in text
+
+
+def test_invalid_yaml_reports_line(tmp_path):
+    path = write(tmp_path, "name: t\ntraffic: [\n")
+    with pytest.raises(ScenarioError, match=r"s.yaml:\d+:\d+: not valid YAML"):
+        load_scenario(str(path))
+
+
+def test_unknown_builtin_name():
+    with pytest.raises(ScenarioError, match="no built-in scenario named 'nope'"):
+        load_scenario("nope")
+
+
+def test_expectations_evaluate_against_results():
+    results = {"a": {"busbw_mbps": 80.0, "drops": {"lossless": 0}}, "b": {"busbw_mbps": 50.0}}
+    assert parse_expectation("busbw_mbps[a] > busbw_mbps[b]").evaluate(results) == (True, "80 > 50")
+    assert parse_expectation("busbw_mbps[a] > 2 * busbw_mbps[b]").evaluate(results)[0] is False
+    assert parse_expectation("drops.lossless[a] == 0").evaluate(results)[0] is True
+    held, why = parse_expectation("drops.lossless[b] == 0").evaluate(results)
+    assert not held and "no metric 'drops.lossless'" in why
+    with pytest.raises(ExpectationError):
+        parse_expectation("busbw_mbps[a] > busbw_mbps[b] > 1")
