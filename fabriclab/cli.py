@@ -16,7 +16,10 @@ from fabriclab.errors import UserError
 COMMANDS: dict[str, tuple[str, str]] = {
     "compile": ("fabriclab.target.compile_cmd", "compile a P4_16 v1model program for fabriclab's target"),
     "stf": ("fabriclab.target.stf", "run an STF packet test against a P4 program"),
+    "switch": ("fabriclab.target.switch", "run the software switch (PFC traffic manager, P4Runtime) on interfaces"),
+    "switch-cli": ("fabriclab.target.switch_cli", "simple_switch_CLI-style commands over P4Runtime, plus queue/PFC views"),
     "bench": ("fabriclab.bench.cli", "measure speed and memory (pipeline, dataplane, fabric, traffic)"),
+    "traffic": ("fabriclab.traffic.cli", "replay an AI collective (RoCEv2-like transport, DCQCN) on a running fabric"),
 }
 
 

@@ -1,0 +1,36 @@
+"""``fabriclab bench``: speed and memory measurements (never timed tests).
+
+Each benchmark prints a rich table and, with ``--json``, writes its figures as JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+
+# benchmark name -> module with run(args) -> dict of figures
+BENCHMARKS = {
+    "pipeline": "fabriclab.bench.pipeline",
+    "dataplane": "fabriclab.bench.dataplane",
+    "fabric": "fabriclab.bench.fabric",
+    "traffic": "fabriclab.bench.traffic",
+}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("benchmark", choices=[*BENCHMARKS, "all"], help="what to measure")
+    parser.add_argument("--json", metavar="FILE", help="write the figures as JSON ('-' for stdout)")
+    parser.add_argument("--packets", type=int, default=20_000, help="packets per pipeline measurement")
+
+
+def run(args: argparse.Namespace) -> int:
+    names = list(BENCHMARKS) if args.benchmark == "all" else [args.benchmark]
+    figures = {name: importlib.import_module(BENCHMARKS[name]).run(args) for name in names}
+    if args.json:
+        text = json.dumps(figures if len(names) > 1 else figures[names[0]], indent=2)
+        if args.json == "-":
+            print(text)
+        else:
+            with open(args.json, "w") as f:
+                f.write(text + "\n")
+    return 0

@@ -1,0 +1,13 @@
+/* Registers shared by ingress and egress, so they are declared at top level.
+ *
+ * port_queue_depth[port * 8 + priority]: the egress queue depth (packets) left behind by
+ * the last packet dequeued from that queue (deq_qdepth). Egress writes it; the
+ * least-loaded load-balancing mode in ingress reads it to compare candidate ports, as
+ * DRILL (Ghorbani et al., SIGCOMM 2017) compares local queue occupancies. Using the depth
+ * at dequeue means a queue that drains is seen as empty by its last packet. */
+#ifndef FABRIC_SHARED_REGISTERS_P4
+#define FABRIC_SHARED_REGISTERS_P4
+
+register<bit<32>>(QUEUE_SLOTS) port_queue_depth;
+
+#endif

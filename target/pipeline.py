@@ -1,0 +1,247 @@
+"""The v1model architecture around the generated code, with simple_switch's semantics.
+
+The generated module supplies the programmable blocks (parser, verifyChecksum, ingress,
+egress, computeChecksum, deparser); this module supplies what simple_switch does between them
+(behavioral-model targets/simple_switch/simple_switch.cpp, ingress_thread/egress_thread):
+
+* after ingress, in this order: ingress-to-egress clone (the *original* packet is parsed again,
+  metadata reset except the preserved field list), resubmit (the original packet re-enters
+  ingress and nothing else happens to this one), multicast through the PRE (every copy gets
+  instance_type REPLICATION and its egress_rid), else unicast to egress_spec, dropped if 511;
+* at egress: egress_spec starts at a value that is not the drop port, the E2E clone is taken
+  after egress (headers kept, metadata reset) even when the packet itself is then dropped, the
+  deparsed packet is recirculated (metadata reset except the preserved list) or transmitted.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from fabriclab.target.program import ProgramInfo
+from fabriclab.target.state import RuntimeState
+
+log = logging.getLogger(__name__)
+
+DROP_PORT = 511
+# standard_metadata.instance_type values (v1model.p4 / simple_switch.h PktInstanceType)
+NORMAL, INGRESS_CLONE, EGRESS_CLONE, COALESCED, RECIRC, REPLICATION, RESUBMIT = range(7)
+# simple_switch has no bound; a program that resubmits or recirculates forever would hang
+# process(), so a packet is dropped after this many trips through ingress.
+MAX_REENTRIES = 32
+
+
+class PacketContext:
+    """One packet between the blocks: its headers, metadata and the v1model side effects
+    requested by extern calls (clone, resubmit, recirculate, truncate)."""
+
+    __slots__ = ("hdr", "meta", "sm", "payload", "clone_session", "clone_field_list",
+                 "resubmit_field_list", "recirculate_field_list", "truncate_to", "reentries",
+                 "now_us", "meter_color")
+
+    def __init__(self, hdr, meta, sm):
+        self.hdr = hdr
+        self.meta = meta
+        self.sm = sm
+        self.payload = b""                   # the bytes after the last extracted header
+        self.clone_session = None            # clone*(): mirror session id
+        self.clone_field_list = None         # clone_preserving_field_list(): @field_list index
+        self.resubmit_field_list = None
+        self.recirculate_field_list = None
+        self.truncate_to = None              # truncate(): bytes kept on output
+        self.reentries = 0
+        self.now_us = 0                      # meters run on this clock
+        self.meter_color = 0                 # the direct meter's color for the running action
+
+
+@dataclass
+class EgressJob:
+    egress_port: int
+    priority: int          # standard_metadata.priority -> queue 0..7
+    length: int            # bytes, for buffer accounting
+    instance_type: int
+    egress_rid: int
+    ingress_port: int
+    ctx: object            # opaque: the packet's headers and metadata between the halves
+
+
+@dataclass
+class QueueMeta:
+    now_us: int
+    enq_timestamp: int     # µs
+    enq_qdepth: int        # packets, as simple_switch
+    deq_timedelta: int     # µs
+    deq_qdepth: int
+
+
+@dataclass
+class EgressResult:
+    frames: list[tuple[int, bytes]]   # (port, frame) to transmit
+    jobs: list[EgressJob]             # E2E clones and recirculation results to enqueue
+
+
+class Pipeline:
+    """An instance of a compiled program: generated blocks + runtime state + v1model glue."""
+
+    def __init__(self, info: ProgramInfo, blocks: dict, state: RuntimeState | None = None,
+                 cpu_port: int | None = None):
+        self.info = info
+        self.state = state if state is not None else RuntimeState(info)
+        self.cpu_port = cpu_port
+        self._new_headers = blocks["new_headers"]
+        self._new_metadata = blocks["new_metadata"]
+        self._new_standard_metadata = blocks["new_standard_metadata"]
+        self._parse = blocks["parser"]
+        self._verify_checksum = blocks["verify_checksum"]
+        self._ingress = blocks["ingress"]
+        self._egress = blocks["egress"]
+        self._compute_checksum = blocks["compute_checksum"]
+        self._deparse = blocks["deparser"]
+        self._preserve = blocks["preserve_field_list"]
+
+    # -- ingress half ---------------------------------------------------------------------
+
+    def ingress(self, frame: bytes, ingress_port: int, now_us: int) -> list[EgressJob]:
+        ctx = self._fresh_context(frame, ingress_port, now_us, NORMAL)
+        return self._run_ingress(ctx, frame, now_us)
+
+    def _fresh_context(self, frame: bytes, ingress_port: int, now_us: int, instance_type: int,
+                       preserved_from: PacketContext | None = None,
+                       field_list: int | None = None) -> PacketContext:
+        ctx = PacketContext(self._new_headers(), self._new_metadata(), self._new_standard_metadata())
+        if preserved_from is not None:
+            self._preserve(field_list, preserved_from.meta, ctx.meta)
+            ctx.reentries = preserved_from.reentries + 1
+        sm = ctx.sm
+        sm.ingress_port = ingress_port
+        sm.packet_length = len(frame)
+        sm.instance_type = instance_type
+        sm.ingress_global_timestamp = now_us
+        ctx.now_us = now_us
+        return ctx
+
+    def _run_ingress(self, ctx: PacketContext, frame: bytes, now_us: int) -> list[EgressJob]:
+        jobs: list[EgressJob] = []
+        while True:
+            self._parse(ctx, frame)
+            self._verify_checksum(ctx)
+            self._ingress(ctx)
+            sm = ctx.sm
+            if ctx.clone_session is not None:
+                self._clone_at_ingress(ctx, frame, now_us, jobs)
+            if ctx.resubmit_field_list is None:
+                break
+            if ctx.reentries >= MAX_REENTRIES:
+                log.warning("packet resubmitted %d times: dropped", MAX_REENTRIES)
+                return jobs
+            # The original packet re-enters ingress; this copy goes nowhere else.
+            ctx = self._fresh_context(frame, sm.ingress_port, now_us, RESUBMIT, ctx,
+                                      ctx.resubmit_field_list)
+        mgid = sm.mcast_grp
+        if mgid:
+            sm.instance_type = REPLICATION
+            self._replicate(ctx, mgid, len(frame), jobs)
+        elif sm.egress_spec != DROP_PORT:
+            sm.instance_type = NORMAL
+            jobs.append(EgressJob(sm.egress_spec, sm.priority, len(frame), NORMAL, 0,
+                                  sm.ingress_port, ctx))
+        return jobs
+
+    def _clone_at_ingress(self, ctx: PacketContext, frame: bytes, now_us: int,
+                          jobs: list[EgressJob]) -> None:
+        session = self.state.pre.clone_session(ctx.clone_session)
+        if session is None:
+            return
+        # simple_switch parses the original packet again for the clone.
+        clone = self._fresh_context(frame, ctx.sm.ingress_port, now_us, INGRESS_CLONE)
+        self._parse(clone, frame)
+        self._preserve(ctx.clone_field_list, ctx.meta, clone.meta)
+        clone.sm.instance_type = INGRESS_CLONE
+        clone.sm.ingress_port = ctx.sm.ingress_port
+        self._send_clone(clone, session, len(frame), jobs)
+
+    def _send_clone(self, clone: PacketContext, session, length: int, jobs: list[EgressJob]) -> None:
+        if session.truncate_length:
+            clone.truncate_to = session.truncate_length
+        if session.mgid:
+            self._replicate(clone, session.mgid, length, jobs)
+        if session.egress_port is not None:
+            sm = clone.sm
+            jobs.append(EgressJob(session.egress_port, sm.priority, length, sm.instance_type, 0,
+                                  sm.ingress_port, clone))
+
+    def _replicate(self, ctx: PacketContext, mgid: int, length: int, jobs: list[EgressJob]) -> None:
+        replicas = self.state.pre.replicate(mgid)
+        for i, (port, rid) in enumerate(replicas):
+            copy = ctx if i == len(replicas) - 1 else _copy_context(ctx)
+            copy.sm.egress_rid = rid
+            jobs.append(EgressJob(port, copy.sm.priority, length, copy.sm.instance_type, rid,
+                                  copy.sm.ingress_port, copy))
+
+    # -- egress half ----------------------------------------------------------------------
+
+    def egress(self, job: EgressJob, meta: QueueMeta) -> EgressResult:
+        ctx: PacketContext = job.ctx
+        sm = ctx.sm
+        sm.egress_port = job.egress_port
+        sm.egress_spec = 0     # simple_switch: anything but the drop port (512 wraps to 0)
+        sm.packet_length = job.length
+        sm.enq_timestamp = meta.enq_timestamp
+        sm.enq_qdepth = meta.enq_qdepth
+        sm.deq_timedelta = meta.deq_timedelta
+        sm.deq_qdepth = meta.deq_qdepth
+        sm.egress_global_timestamp = meta.now_us
+        ctx.now_us = meta.now_us
+        ctx.clone_session = None
+        self._egress(ctx)
+        jobs: list[EgressJob] = []
+        if ctx.clone_session is not None:
+            self._clone_at_egress(ctx, job.length, jobs)
+        if sm.egress_spec == DROP_PORT:
+            return EgressResult([], jobs)
+        self._compute_checksum(ctx)
+        data = self._deparse(ctx)
+        if ctx.truncate_to is not None:
+            data = data[: ctx.truncate_to]
+        if ctx.recirculate_field_list is not None:
+            if ctx.reentries >= MAX_REENTRIES:
+                log.warning("packet recirculated %d times: dropped", MAX_REENTRIES)
+                return EgressResult([], jobs)
+            again = self._fresh_context(data, 0, meta.now_us, RECIRC, ctx, ctx.recirculate_field_list)
+            jobs.extend(self._run_ingress(again, data, meta.now_us))
+            return EgressResult([], jobs)
+        return EgressResult([(job.egress_port, data)], jobs)
+
+    def _clone_at_egress(self, ctx: PacketContext, length: int, jobs: list[EgressJob]) -> None:
+        session = self.state.pre.clone_session(ctx.clone_session)
+        if session is None:
+            return
+        # headers as egress left them, metadata reset except the preserved list
+        clone = PacketContext(ctx.hdr.copy(), self._new_metadata(), self._new_standard_metadata())
+        clone.payload = ctx.payload
+        self._preserve(ctx.clone_field_list, ctx.meta, clone.meta)
+        clone.sm.instance_type = EGRESS_CLONE
+        clone.reentries = ctx.reentries
+        self._send_clone(clone, session, length, jobs)
+
+    # -- both halves ----------------------------------------------------------------------
+
+    def process(self, frame: bytes, ingress_port: int, now_us: int = 0) -> list[tuple[int, bytes]]:
+        """Ingress then egress with empty queues; E2E clones and recirculations included."""
+        pending = self.ingress(frame, ingress_port, now_us)
+        out: list[tuple[int, bytes]] = []
+        queue_meta = QueueMeta(now_us, now_us, 0, 0, 0)
+        trips = 0
+        while pending and trips < 64 * MAX_REENTRIES:
+            trips += 1
+            result = self.egress(pending.pop(0), queue_meta)
+            out.extend(result.frames)
+            pending.extend(result.jobs)
+        return out
+
+
+def _copy_context(ctx: PacketContext) -> PacketContext:
+    copy = PacketContext(ctx.hdr.copy(), ctx.meta.copy(), ctx.sm.copy())
+    copy.payload = ctx.payload
+    copy.truncate_to = ctx.truncate_to
+    copy.reentries = ctx.reentries
+    return copy

@@ -1,0 +1,336 @@
+"""``fabriclab switch``: the software switch process, shaped like simple_switch_grpc.
+
+    fabriclab switch --p4 PROGRAM.p4|COMPILED_DIR -i 1@veth1 -i 2@veth2 [--device-id N]
+                     [--grpc-addr 127.0.0.1:9559] [--cpu-port N] [--config switch.yaml]
+                     [--pcap DIR] [--stats-file FILE] [--log-level LEVEL]
+
+Without ``--p4`` it forwards nothing until a controller sends SetForwardingPipelineConfig.
+
+One thread runs the data plane: an epoll loop over the port sockets, a wake-up eventfd (packet-outs
+from gRPC threads) and a timerfd armed at the traffic manager's next event with nanosecond
+precision (epoll's own timeout is whole milliseconds, too coarse to pace a 100 Mbit/s port).
+Each wake-up takes ``handle.lock`` once for the whole batch — the received frames, packet-outs
+and the TM's transmissions — so a P4Runtime write from a gRPC thread lands between two batches,
+never inside a packet. SIGTERM/SIGINT unwind the loop; sockets, pcaps and the server are closed.
+
+The ``Switch`` object is the handle the P4Runtime server is given:
+
+* ``lock`` (re-entrant): hold it around any read or write of ``pipeline.state``;
+* ``pipeline``: the running ``Pipeline`` or None; ``set_pipeline(compiled)`` instantiates a
+  ``CompiledProgram`` and swaps it in (queued packets of the old program are dropped);
+* ``tm``, ``ports``, ``cpu_port``, ``stats()``;
+* ``inject_packet_out(frame)``: thread-safe; the frame (packet_out header included) enters
+  ingress on the CPU port at the loop's next turn;
+* ``packet_in_sink``: called, outside the lock, with every frame the pipeline sends to the CPU port.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import ctypes
+import json
+import logging
+import os
+import select
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from fabriclab.errors import UserError
+
+log = logging.getLogger(__name__)
+
+BATCH = 64                     # frames read per socket per wake-up
+STATS_INTERVAL_NS = 1_000_000_000
+
+
+class _Timer:
+    """A CLOCK_MONOTONIC timerfd, armed at absolute nanosecond times (Python 3.11 has no os.timerfd)."""
+
+    CLOCK_MONOTONIC = 1
+    TFD_NONBLOCK_CLOEXEC = 0o4000 | 0o2000000
+    TFD_TIMER_ABSTIME = 1
+
+    class _Spec(ctypes.Structure):
+        _fields_ = [("interval_s", ctypes.c_long), ("interval_ns", ctypes.c_long),
+                    ("value_s", ctypes.c_long), ("value_ns", ctypes.c_long)]
+
+    def __init__(self):
+        self._libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = self._libc.timerfd_create(self.CLOCK_MONOTONIC, self.TFD_NONBLOCK_CLOEXEC)
+        if self.fd < 0:
+            raise OSError(ctypes.get_errno(), "timerfd_create failed")
+        self.armed_at: int | None = None
+
+    def arm(self, at_ns: int | None) -> None:
+        """Fire at monotonic time ``at_ns`` (None disarms)."""
+        if at_ns == self.armed_at:
+            return
+        self.armed_at = at_ns
+        spec = self._Spec(0, 0, *divmod(max(at_ns, 1), 1_000_000_000)) if at_ns is not None else self._Spec()
+        if self._libc.timerfd_settime(self.fd, self.TFD_TIMER_ABSTIME, ctypes.byref(spec), None) < 0:
+            raise OSError(ctypes.get_errno(), "timerfd_settime failed")
+
+    def clear(self) -> None:
+        try:
+            os.read(self.fd, 8)
+        except BlockingIOError:
+            pass
+        self.armed_at = None
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class Switch:
+    """Ports + pipeline + traffic manager, and the handle other threads use (see module doc)."""
+
+    def __init__(self, config, interfaces: list[tuple[int, str]], cpu_port: int | None = None,
+                 pcap_dir: str | None = None):
+        from fabriclab.target.ports import Port
+        from fabriclab.target.traffic_manager import TrafficManager
+
+        self.lock = threading.RLock()
+        self.cpu_port = cpu_port
+        self.pipeline = None
+        self.packet_in_sink: Callable[[bytes], None] | None = None
+        self.drops: dict[str, int] = {}
+        self.ports: dict = {}
+        try:
+            for number, ifname in interfaces:
+                self.ports[number] = Port(number, ifname, pcap_dir)
+        except BaseException:
+            self.close()
+            raise
+        resolved = config.resolve(sorted(self.ports))
+        self.tm = TrafficManager(resolved, self._transmit, now_ns=time.monotonic_ns(),
+                                 macs={n: p.mac for n, p in self.ports.items()})
+        if cpu_port is not None:
+            self.tm.add_unshaped_port(cpu_port)
+        self._packet_outs: collections.deque[bytes] = collections.deque()
+        self._packet_ins: list[bytes] = []
+        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._stop = threading.Event()
+
+    # ---- the handle ----
+
+    def set_pipeline(self, compiled) -> None:
+        """Instantiate ``compiled`` (a CompiledProgram) and make it the running program."""
+        pipeline = compiled.instantiate()
+        pipeline.cpu_port = self.cpu_port
+        with self.lock:
+            self.tm.set_pipeline(pipeline)
+            self.pipeline = pipeline
+        log.info("pipeline %s installed", pipeline.info.name)
+
+    def inject_packet_out(self, frame: bytes) -> None:
+        """Queue a controller's frame to enter ingress on the CPU port (any thread)."""
+        self._packet_outs.append(frame)
+        os.eventfd_write(self._wake_fd, 1)
+
+    def stop(self) -> None:
+        """Ask the loop to return (any thread)."""
+        self._stop.set()
+        os.eventfd_write(self._wake_fd, 1)
+
+    def stats(self) -> dict:
+        with self.lock:
+            return {"ports": {n: p.stats() for n, p in sorted(self.ports.items())},
+                    "drops": dict(self.drops), "tm": self.tm.stats()}
+
+    # ---- the data plane ----
+
+    def _transmit(self, port: int, frame: bytes) -> None:
+        out = self.ports.get(port)
+        if out is not None:
+            out.send(frame)
+        elif port == self.cpu_port:
+            self._packet_ins.append(frame)
+        else:
+            _count(self.drops, "no_such_port")
+
+    def _ingress(self, port: int, frame: bytes, now_ns: int) -> None:
+        tm = self.tm
+        if frame[12:14] == b"\x88\x08":    # MAC Control: PFC/PAUSE belong to the MAC, not to P4
+            tm.receive_control(port, frame, now_ns)
+            return
+        pipeline = self.pipeline
+        if pipeline is None:
+            _count(self.drops, "no_pipeline")
+            return
+        try:
+            jobs = pipeline.ingress(frame, port, now_ns // 1000)
+        except Exception:
+            _count(self.drops, "pipeline_error")
+            if self.drops["pipeline_error"] == 1:
+                log.exception("the pipeline failed on a packet from port %d (logged once)", port)
+            return
+        for job in jobs:
+            tm.enqueue(job, now_ns)
+
+    def serve(self, stats_file: str | None = None) -> None:
+        """Run the data plane until ``stop()`` (or a signal unwinds it)."""
+        timer = _Timer()
+        poller = select.epoll()
+        by_fd = {p.fileno(): p for p in self.ports.values()}
+        for fd in by_fd:
+            poller.register(fd, select.EPOLLIN)
+        poller.register(self._wake_fd, select.EPOLLIN)
+        poller.register(timer.fd, select.EPOLLIN)
+        tm = self.tm
+        next_stats = time.monotonic_ns() + STATS_INTERVAL_NS
+        log.info("switch ready: ports %s", ", ".join(f"{n}@{p.ifname}" for n, p in sorted(self.ports.items())))
+        try:
+            while not self._stop.is_set():
+                timer.arm(tm.next_event_time())
+                try:
+                    events = poller.poll(1.0)
+                except InterruptedError:
+                    continue
+                now = time.monotonic_ns()
+                with self.lock:
+                    for fd, _ in events:
+                        port = by_fd.get(fd)
+                        if port is not None:
+                            number = port.number
+                            for frame in port.receive(BATCH):
+                                self._ingress(number, frame, now)
+                        elif fd == self._wake_fd:
+                            os.eventfd_read(self._wake_fd)
+                            self._drain_packet_outs(now)
+                        else:
+                            timer.clear()
+                    tm.advance(now)
+                if self._packet_ins:
+                    self._deliver_packet_ins()
+                if stats_file and now >= next_stats:
+                    self.write_stats(stats_file)
+                    next_stats = now + STATS_INTERVAL_NS
+        finally:
+            poller.close()
+            timer.close()
+            if stats_file:
+                self.write_stats(stats_file)
+
+    def _drain_packet_outs(self, now: int) -> None:
+        while self._packet_outs:
+            frame = self._packet_outs.popleft()
+            if self.cpu_port is None:
+                _count(self.drops, "packet_out_without_cpu_port")
+                continue
+            self._ingress(self.cpu_port, frame, now)
+
+    def _deliver_packet_ins(self) -> None:
+        frames, self._packet_ins = self._packet_ins, []
+        sink = self.packet_in_sink
+        if sink is None:
+            self.drops["packet_in_no_controller"] = self.drops.get("packet_in_no_controller", 0) + len(frames)
+            return
+        for frame in frames:
+            sink(frame)
+
+    def write_stats(self, path: str) -> None:
+        """Write ``stats()`` as JSON, atomically (readers never see half a file)."""
+        tmp = f"{path}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.stats(), f, indent=1)
+        os.replace(tmp, path)
+
+    def close(self) -> None:
+        for port in self.ports.values():
+            port.close()
+        if getattr(self, "_wake_fd", None) is not None:
+            os.close(self._wake_fd)
+            self._wake_fd = None
+
+
+def _count(counter: dict[str, int], reason: str) -> None:
+    counter[reason] = counter.get(reason, 0) + 1
+
+
+# ---- the subcommand ----
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--p4", metavar="PROGRAM", help="P4 program (.p4) or compiled output directory; "
+                        "without it, wait for SetForwardingPipelineConfig")
+    parser.add_argument("-i", "--interface", action="append", default=[], metavar="PORT@IFNAME",
+                        help="attach interface IFNAME as port PORT (repeat)")
+    parser.add_argument("--device-id", type=int, default=0, help="P4Runtime device id (default 0)")
+    parser.add_argument("--grpc-addr", default="127.0.0.1:9559",
+                        help="P4Runtime server address (default 127.0.0.1:9559; 'none' to run without)")
+    parser.add_argument("--cpu-port", type=int, help="port number whose frames become packet-ins")
+    parser.add_argument("--config", metavar="SWITCH_YAML", help="ports, buffer, scheduler and PFC settings")
+    parser.add_argument("--pcap", metavar="DIR", help="write one pcap per port (rx and tx) into DIR")
+    parser.add_argument("--stats-file", metavar="FILE", help="write counters as JSON every second and at exit")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+
+def _load_program(path: str):
+    from fabriclab.target import compiler
+
+    if not os.path.exists(path):
+        raise UserError(f"--p4 {path}: no such file or directory")
+    return compiler.load(path)
+
+
+def _start_p4runtime(switch: Switch, addr: str, device_id: int):
+    """The P4Runtime server, or None if disabled."""
+    if addr.lower() == "none":
+        return None
+    from fabriclab.target.p4runtime_server import P4RuntimeServer
+
+    server = P4RuntimeServer(switch, addr, device_id)
+    try:
+        server.start()
+    except OSError as exc:
+        raise UserError(f"--grpc-addr {addr}: {exc}") from None
+    switch.packet_in_sink = server.packet_in
+    log.info("P4Runtime server on %s (port %d), device id %d", addr, server.port, device_id)
+    return server
+
+
+def run(args: argparse.Namespace) -> int:
+    from fabriclab.target.ports import parse_interface_arg
+    from fabriclab.target.switch_config import load_config
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    if not args.interface:
+        raise UserError("give at least one port: -i PORT@IFNAME")
+    interfaces = [parse_interface_arg(text) for text in args.interface]
+    numbers = [n for n, _ in interfaces]
+    if len(set(numbers)) != len(numbers):
+        raise UserError("each port number may be given once")
+    if len({ifname for _, ifname in interfaces}) != len(interfaces):
+        raise UserError("each interface may be attached once")
+    if args.cpu_port is not None and args.cpu_port in numbers:
+        raise UserError(f"--cpu-port {args.cpu_port} is also a data port")
+    if args.pcap:
+        try:
+            Path(args.pcap).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"--pcap {args.pcap}: {exc.strerror}") from None
+    config = load_config(args.config)
+    compiled = _load_program(args.p4) if args.p4 else None
+    switch = Switch(config, interfaces, args.cpu_port, args.pcap)
+    server = None
+    try:
+        if compiled is not None:
+            switch.set_pipeline(compiled)
+        server = _start_p4runtime(switch, args.grpc_addr, args.device_id)
+        switch.serve(args.stats_file)
+    except KeyboardInterrupt:  # SIGTERM/SIGINT: the normal way to stop a switch
+        log.info("stopping")
+    finally:
+        if server is not None:
+            server.stop()
+        switch.close()
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    from fabriclab.cli import main
+
+    sys.exit(main(["switch", *sys.argv[1:]]))

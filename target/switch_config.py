@@ -1,0 +1,279 @@
+"""``switch.yaml``: the software switch's ports, buffer, scheduler and PFC settings.
+
+Every key is optional; ``auto`` (or leaving a key out) derives the value from the formulas
+below at the *configured* rate, so a testbed scaled down to 100 Mbit/s keeps the proportions of
+a real fabric (every rate scaled by one factor, every time by its inverse; pause quanta follow
+the port rate by definition).
+
+    rate: 100M            # default line rate of every port, bit/s
+    delay: 0us            # default one-way propagation delay of every port's link
+    mtu: 1500             # IP MTU; the largest frame is mtu + 22 B (Ethernet 14, one VLAN tag 4, FCS 4)
+    buffer: auto          # total packet buffer, bytes (shared pool + PFC headroom)
+    alpha: 0.125          # dynamic-threshold factor: a queue may grow to alpha x free shared buffer
+    queue_limit: dynamic  # lossy egress queues: 'dynamic' (alpha) or a static size in bytes
+    scheduler: strict     # strict (priority 7 first) | dwrr
+    weights: [1, 1, 1, 1, 1, 1, 1, 1]  # dwrr weights per priority; 0 = strict, above all weighted ones
+    lossless: [3]         # PFC-protected priorities: never dropped, paused instead
+    pfc:
+      xoff: auto          # bytes of shared buffer one (ingress port, priority) may hold; or 'dynamic'
+      xon: auto           # resume when it falls to this many bytes
+      headroom: auto      # per (ingress port, lossless priority), above XOFF
+      quanta: 65535       # pause time sent, in quanta of 512 bit times
+      response_time: 200us  # the peer's reaction time to a pause (a software host's event loop)
+    ports:                # per-port overrides, by port number
+      1: {rate: 1G, delay: 10us}
+
+Derived defaults (``max_frame`` = mtu + 22):
+
+* headroom = 2 x rate x delay / 8 + 2 x max_frame + 3840 B + rate x response_time / 8 — what keeps
+  arriving after XOFF: the round trip of the cable, one frame in flight at each end, the vendor
+  rule's response allowance (3840 B, a bit count, so rate-independent) and the peer's reaction
+  time. Source: the PFC headroom rule in /work/shared/reference/lossless-ethernet.md (vendor rule
+  MTU_R + MTU_S + 2·rate·cable delay + ~3840 B; the HPCC simulator uses 3·rate·one-way delay).
+* shared pool = 128 x max_frame per port; buffer = shared pool + headroom of every
+  (port, lossless priority). With an explicit ``buffer`` the shared pool is what headroom leaves.
+* xoff = alpha x shared / (1 + alpha): the steady state of the dynamic threshold
+  T = alpha x (shared - T) with one congested queue (Choudhury & Hahne, "Dynamic queue length
+  thresholds for shared-memory packet switches", IEEE/ACM ToN 1998). ``xoff: dynamic`` applies
+  T = alpha x free shared buffer live instead.
+* xon = xoff - 2 x max_frame (at least 0): hysteresis wide enough that one frame does not toggle it.
+  With ``xoff: dynamic`` XON is that same offset below the live threshold.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fabriclab.errors import UserError
+from fabriclab.units import parse_duration, parse_rate, parse_size
+
+NUM_PRIORITIES = 8
+FRAME_OVERHEAD = 22               # Ethernet header + one VLAN tag + FCS, on top of the IP MTU
+VENDOR_RESPONSE_BYTES = 3840      # PFC response allowance of the vendor headroom rule
+SHARED_FRAMES_PER_PORT = 128
+
+_TOP_KEYS = {"rate", "delay", "mtu", "buffer", "alpha", "queue_limit", "scheduler", "weights",
+             "lossless", "pfc", "ports"}
+_PFC_KEYS = {"xoff", "xon", "headroom", "quanta", "response_time"}
+_PORT_KEYS = {"rate", "delay"}
+
+
+@dataclass
+class PortOverride:
+    rate_bps: int | None = None
+    delay_s: float | None = None
+
+
+@dataclass
+class SwitchConfig:
+    """``switch.yaml`` as parsed and validated; ``None`` means derive it (see the module doc)."""
+
+    rate_bps: int = 100_000_000
+    delay_s: float = 0.0
+    mtu: int = 1500
+    buffer_bytes: int | None = None
+    alpha: float = 0.125
+    queue_limit_bytes: int | None = None          # None: dynamic threshold
+    scheduler: str = "strict"
+    weights: tuple[int, ...] = (1,) * NUM_PRIORITIES
+    lossless: frozenset[int] = frozenset({3})
+    xoff_bytes: int | None = None
+    xoff_dynamic: bool = False
+    xon_bytes: int | None = None
+    headroom_bytes: int | None = None
+    pause_quanta: int = 0xFFFF
+    response_time_s: float = 200e-6
+    ports: dict[int, PortOverride] = field(default_factory=dict)
+
+    @property
+    def max_frame(self) -> int:
+        return self.mtu + FRAME_OVERHEAD
+
+    def port_rate(self, port: int) -> int:
+        override = self.ports.get(port)
+        return override.rate_bps if override and override.rate_bps else self.rate_bps
+
+    def port_delay_s(self, port: int) -> float:
+        override = self.ports.get(port)
+        return override.delay_s if override and override.delay_s is not None else self.delay_s
+
+    def port_headroom(self, port: int) -> int:
+        """Headroom per lossless priority of ``port``: configured, or from the formula."""
+        if self.headroom_bytes is not None:
+            return self.headroom_bytes
+        rate = self.port_rate(port)
+        cable = 2 * rate * self.port_delay_s(port) / 8
+        response = rate * self.response_time_s / 8
+        return int(cable + 2 * self.max_frame + VENDOR_RESPONSE_BYTES + response + 0.999)
+
+    def resolve(self, port_numbers: list[int]) -> "ResolvedConfig":
+        """Concrete numbers for the data-plane ports ``port_numbers``."""
+        headroom = {p: self.port_headroom(p) for p in port_numbers}
+        total_headroom = sum(headroom.values()) * len(self.lossless)
+        if self.buffer_bytes is None:
+            shared = SHARED_FRAMES_PER_PORT * self.max_frame * max(1, len(port_numbers))
+        else:
+            shared = self.buffer_bytes - total_headroom
+            if shared < 2 * self.max_frame:
+                raise UserError(f"switch.yaml: buffer {self.buffer_bytes} B leaves {shared} B of shared buffer "
+                                f"after {total_headroom} B of PFC headroom; make it larger")
+        if self.xoff_dynamic:
+            xoff = None
+        elif self.xoff_bytes is not None:
+            xoff = self.xoff_bytes
+        else:
+            xoff = int(self.alpha * shared / (1 + self.alpha))
+        if xoff is None:
+            xon = None
+        elif self.xon_bytes is not None:
+            xon = self.xon_bytes
+        else:
+            xon = max(0, xoff - 2 * self.max_frame)
+        if xoff is not None and xon >= xoff:
+            raise UserError(f"switch.yaml: pfc.xon ({xon} B) must be below pfc.xoff ({xoff} B)")
+        ports = {p: PortParams(self.port_rate(p), round(self.port_delay_s(p) * 1e9), headroom[p])
+                 for p in port_numbers}
+        return ResolvedConfig(config=self, ports=ports, shared_bytes=shared,
+                              buffer_bytes=shared + total_headroom, xoff_bytes=xoff, xon_bytes=xon,
+                              xon_offset=2 * self.max_frame)
+
+
+@dataclass
+class PortParams:
+    rate_bps: int
+    delay_ns: int
+    headroom_bytes: int
+
+
+@dataclass
+class ResolvedConfig:
+    """What the traffic manager runs with: every derived value made concrete."""
+
+    config: SwitchConfig
+    ports: dict[int, PortParams]
+    shared_bytes: int
+    buffer_bytes: int
+    xoff_bytes: int | None          # None: dynamic (alpha x free shared buffer)
+    xon_bytes: int | None
+    xon_offset: int
+
+    def as_dict(self) -> dict:
+        c = self.config
+        return {
+            "buffer_bytes": self.buffer_bytes, "shared_bytes": self.shared_bytes, "alpha": c.alpha,
+            "queue_limit": c.queue_limit_bytes if c.queue_limit_bytes is not None else "dynamic",
+            "scheduler": c.scheduler, "weights": list(c.weights), "lossless": sorted(c.lossless),
+            "xoff_bytes": self.xoff_bytes if self.xoff_bytes is not None else "dynamic",
+            "xon_bytes": self.xon_bytes if self.xon_bytes is not None else f"threshold-{self.xon_offset}",
+            "pause_quanta": c.pause_quanta,
+            "ports": {p: {"rate_bps": v.rate_bps, "delay_ns": v.delay_ns, "headroom_bytes": v.headroom_bytes}
+                      for p, v in self.ports.items()},
+        }
+
+
+def _check_keys(mapping: object, allowed: set[str], where: str) -> dict:
+    if mapping is None:
+        return {}
+    if not isinstance(mapping, dict):
+        raise UserError(f"switch.yaml: {where} must be a mapping, got {type(mapping).__name__}")
+    unknown = sorted(str(k) for k in mapping if k not in allowed)
+    if unknown:
+        raise UserError(f"switch.yaml: unknown key {unknown[0]!r} in {where} (known: {', '.join(sorted(allowed))})")
+    return mapping
+
+
+def _auto(value: object) -> bool:
+    return value is None or value == "auto"
+
+
+def _priority_list(value: object, what: str) -> frozenset[int]:
+    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise UserError(f"switch.yaml: {what} must be a list of priorities 0..7, got {value!r}")
+    bad = [v for v in value if not 0 <= v < NUM_PRIORITIES]
+    if bad:
+        raise UserError(f"switch.yaml: {what}: priority {bad[0]} is not in 0..7")
+    return frozenset(value)
+
+
+def config_from_dict(data: dict) -> SwitchConfig:
+    """Validate a parsed ``switch.yaml`` document; raises ``UserError`` with one clear line."""
+    data = _check_keys(data, _TOP_KEYS, "the top level")
+    cfg = SwitchConfig()
+    if "rate" in data:
+        cfg.rate_bps = parse_rate(data["rate"], "switch.yaml: rate")
+    if "delay" in data:
+        cfg.delay_s = parse_duration(data["delay"], "switch.yaml: delay")
+    if "mtu" in data:
+        mtu = data["mtu"]
+        if not isinstance(mtu, int) or isinstance(mtu, bool) or not 68 <= mtu <= 9216:
+            raise UserError(f"switch.yaml: mtu must be an integer in 68..9216, got {mtu!r}")
+        cfg.mtu = mtu
+    if not _auto(data.get("buffer")):
+        cfg.buffer_bytes = parse_size(data["buffer"], "switch.yaml: buffer")
+    if "alpha" in data:
+        alpha = data["alpha"]
+        if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0 < alpha <= 64:
+            raise UserError(f"switch.yaml: alpha must be a number in (0, 64], got {alpha!r}")
+        cfg.alpha = float(alpha)
+    if data.get("queue_limit", "dynamic") != "dynamic":
+        cfg.queue_limit_bytes = parse_size(data["queue_limit"], "switch.yaml: queue_limit")
+    if "scheduler" in data:
+        if data["scheduler"] not in ("strict", "dwrr"):
+            raise UserError(f"switch.yaml: scheduler must be 'strict' or 'dwrr', got {data['scheduler']!r}")
+        cfg.scheduler = data["scheduler"]
+    if "weights" in data:
+        weights = data["weights"]
+        if (not isinstance(weights, list) or len(weights) != NUM_PRIORITIES
+                or not all(isinstance(w, int) and not isinstance(w, bool) and w >= 0 for w in weights)):
+            raise UserError(f"switch.yaml: weights must be a list of 8 non-negative integers, got {weights!r}")
+        if not any(weights):
+            raise UserError("switch.yaml: weights: at least one priority needs a weight above 0")
+        cfg.weights = tuple(weights)
+    if "lossless" in data:
+        cfg.lossless = _priority_list(data["lossless"], "lossless")
+    pfc = _check_keys(data.get("pfc"), _PFC_KEYS, "pfc")
+    if pfc.get("xoff") == "dynamic":
+        cfg.xoff_dynamic = True
+    elif not _auto(pfc.get("xoff")):
+        cfg.xoff_bytes = parse_size(pfc["xoff"], "switch.yaml: pfc.xoff")
+    if not _auto(pfc.get("xon")):
+        if cfg.xoff_dynamic:
+            raise UserError("switch.yaml: pfc.xon cannot be set with 'xoff: dynamic' (it follows the threshold)")
+        cfg.xon_bytes = parse_size(pfc["xon"], "switch.yaml: pfc.xon")
+    if not _auto(pfc.get("headroom")):
+        cfg.headroom_bytes = parse_size(pfc["headroom"], "switch.yaml: pfc.headroom")
+    if "quanta" in pfc:
+        quanta = pfc["quanta"]
+        if not isinstance(quanta, int) or isinstance(quanta, bool) or not 1 <= quanta <= 0xFFFF:
+            raise UserError(f"switch.yaml: pfc.quanta must be an integer in 1..65535, got {quanta!r}")
+        cfg.pause_quanta = quanta
+    if "response_time" in pfc:
+        cfg.response_time_s = parse_duration(pfc["response_time"], "switch.yaml: pfc.response_time")
+    ports = data.get("ports") or {}
+    if not isinstance(ports, dict):
+        raise UserError("switch.yaml: ports must map port numbers to {rate, delay}")
+    for number, settings in ports.items():
+        if not isinstance(number, int) or isinstance(number, bool) or number < 0:
+            raise UserError(f"switch.yaml: ports: {number!r} is not a port number")
+        settings = _check_keys(settings, _PORT_KEYS, f"ports.{number}")
+        cfg.ports[number] = PortOverride(
+            parse_rate(settings["rate"], f"switch.yaml: ports.{number}.rate") if "rate" in settings else None,
+            parse_duration(settings["delay"], f"switch.yaml: ports.{number}.delay") if "delay" in settings else None)
+    return cfg
+
+
+def load_config(path: str | Path | None) -> SwitchConfig:
+    """Read and validate ``switch.yaml``; ``None`` gives the defaults."""
+    if path is None:
+        return SwitchConfig()
+    import yaml
+
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise UserError(f"cannot read switch config {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UserError(f"switch config {path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    return config_from_dict(data or {})

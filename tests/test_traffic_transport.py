@@ -1,0 +1,175 @@
+"""The RoCEv2-like transport between two namespaces over a veth pair (no switch)."""
+from __future__ import annotations
+
+import os
+import select
+import socket
+import subprocess
+import time
+
+import pytest
+from scapy.all import Ether, raw, wrpcap
+
+from fabriclab.traffic import packets as p
+from fabriclab.traffic.dcqcn import PAPER
+from fabriclab.traffic.netns import VethPair, in_netns
+from fabriclab.traffic.scale import TimeScale
+from fabriclab.traffic.transport import HostTransport, TransportConfig, unwrap_psn
+
+pytestmark = pytest.mark.root
+
+
+class Pair:
+    """Two transports in one process, one per namespace, driven by one loop."""
+
+    def __init__(self, veth: VethPair, config_a: TransportConfig, config_b: TransportConfig):
+        self.hosts = veth.hosts
+        a, b = veth.hosts
+        with in_netns(a.netns_path):
+            self.a = HostTransport(a.ifname, config_a)
+        with in_netns(b.netns_path):
+            self.b = HostTransport(b.ifname, config_b)
+        self.received: list[bytes | None] = []
+        self.b.on_message = lambda qp, n, data, t: self.received.append(data if data is not None else n)
+        self.qp = self.a.connect(b.ip, 7, b.mac)
+
+    def run(self, done, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not done():
+            assert time.monotonic() < deadline, "transfer did not finish"
+            self.a.poll(0)
+            self.b.poll(0)
+            select.select([self.a.sock, self.b.sock], [], [], 0.0005)
+
+    def close(self) -> None:
+        self.a.close()
+        self.b.close()
+
+
+@pytest.fixture
+def veth():
+    with VethPair(f"t{os.getpid() % 100000}") as pair:
+        yield pair
+
+
+def _pair(veth, **b_overrides) -> Pair:
+    fast = dict(line_rate=1e9, rto=0.02, seed=7)
+    return Pair(veth, TransportConfig(**fast), TransportConfig(**{**fast, **b_overrides}))
+
+
+def test_unwrap_psn():
+    assert unwrap_psn(5, (1 << 24) - 3) == (1 << 24) + 5
+    assert unwrap_psn((1 << 24) - 1, (1 << 24) + 2) == (1 << 24) - 1
+    assert unwrap_psn(100, 90) == 100
+
+
+def test_exact_delivery_of_random_data(veth):
+    pair = _pair(veth)
+    try:
+        data = [os.urandom(2_000_000), os.urandom(1), os.urandom(3000)]
+        msgs = [pair.a.post_send(pair.qp, d) for d in data]
+        pair.run(lambda: all(m.completed for m in msgs))
+        assert pair.received == data
+        assert pair.qp.retransmissions == 0 and pair.qp.snd_una == pair.qp.next_psn
+        assert pair.qp.next_psn == -(-2_000_000 // 1024) + 1 + 3
+    finally:
+        pair.close()
+
+
+def test_recovery_from_injected_loss(veth):
+    pair = _pair(veth, drop_probability=0.02)
+    try:
+        data = os.urandom(1_000_000)
+        msg = pair.a.post_send(pair.qp, data)
+        pair.run(lambda: msg.completed is not None)
+        responder = pair.b.qps[(veth.hosts[0].ip, 7)]
+        assert pair.received == [data]
+        assert responder.dropped_by_test > 0
+        assert pair.qp.naks_received > 0 and pair.qp.retransmissions >= responder.dropped_by_test
+    finally:
+        pair.close()
+
+
+def test_tail_loss_recovers_by_timeout_across_psn_wrap(veth):
+    pair = _pair(veth, drop_probability=1.0)
+    try:
+        start = (1 << 24) - 2                      # the 24-bit PSN wraps inside the message
+        responder = pair.b.connect(veth.hosts[0].ip, 7, veth.hosts[0].mac)
+        for qp in (pair.qp, responder):
+            qp.next_psn = qp.snd_nxt = qp.snd_una = qp.highest_sent = qp.epsn = start
+        data = os.urandom(5 * 1024)
+        msg = pair.a.post_send(pair.qp, data)
+        pair.run(lambda: pair.qp.snd_nxt == pair.qp.next_psn)   # everything sent, everything dropped
+        pair.b.config.drop_probability = 0.0
+        pair.run(lambda: msg.completed is not None)
+        assert pair.received == [data]
+        assert pair.qp.timeouts >= 1 and pair.qp.retransmissions >= 5
+        assert responder.epsn == start + 5
+    finally:
+        pair.close()
+
+
+def test_ce_marks_make_cnps_that_cut_the_rate(veth):
+    scale = TimeScale(1000)
+    dcqcn = PAPER.scaled(scale)
+    config = dict(line_rate=100e6, dcqcn=dcqcn, seed=3)
+    pair = Pair(veth, TransportConfig(**config), TransportConfig(**config, ce_probability=1.0))
+    try:
+        msg = pair.a.post_send(pair.qp, 400_000)
+        t0 = time.monotonic()
+        pair.run(lambda: msg.completed is not None)
+        elapsed = time.monotonic() - t0
+        responder = pair.b.qps[(veth.hosts[0].ip, 7)]
+        assert responder.ce_received == responder.packets_received + responder.duplicates
+        # the notification point sends at most one CNP per interval (50 µs × 1000 = 50 ms)
+        assert 1 <= responder.cnps_sent <= elapsed / dcqcn.cnp_interval + 1
+        assert pair.qp.cnps_received == responder.cnps_sent
+        rp = pair.qp.rate
+        assert rp.cuts == pair.qp.cnps_received
+        assert rp.rate < 100e6 and min(r for _, r in pair.qp.rate_samples) < 60e6
+        # with continuous marking, the transfer is slower than at line rate
+        assert elapsed > 400_000 * 8 / 100e6
+    finally:
+        pair.close()
+
+
+def test_frames_on_the_wire_match_scapy_and_decode_in_tshark(veth, tmp_path):
+    pair = _pair(veth)
+    a, b = veth.hosts
+    with in_netns(b.netns_path):
+        tap = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+        tap.bind((b.ifname, 0))
+    tap.setblocking(False)
+    try:
+        data = os.urandom(1500)
+        msg = pair.a.post_send(pair.qp, data)
+        pair.run(lambda: msg.completed is not None)
+        frames = []
+        while True:
+            try:
+                frames.append(tap.recv(9216))
+            except BlockingIOError:
+                break
+        roce = [f for f in frames if f[12:14] == b"\x08\x00" and f[36:38] == b"\x12\xb7"]
+        data_frames = [f for f in roce if f[42] != p.OP_ACK]
+        ack_frames = [f for f in roce if f[42] == p.OP_ACK]
+        assert len(data_frames) == 2 and len(ack_frames) >= 1
+        sport = Ether(data_frames[0])["UDP"].sport
+        common = dict(src_mac=a.mac, dst_mac=b.mac, src_ip=a.ip, dst_ip=b.ip, dqpn=7, sport=sport)
+        # byte for byte what scapy builds, ICRC included
+        assert data_frames[0] == raw(p.rocev2_frame(**common, psn=0, opcode=p.OP_SEND_FIRST, payload=data[:1024]))
+        assert data_frames[1] == raw(p.rocev2_frame(**common, psn=1, opcode=p.OP_SEND_LAST, payload=data[1024:],
+                                                    ackreq=True))
+        ack = Ether(ack_frames[-1])
+        assert ack[p.BTH].psn == 1 and ack[p.AETH].syndrome == p.AETH_ACK and ack[p.AETH].msn == 1
+        assert raw(ack) == raw(p.ack_frame(src_mac=b.mac, dst_mac=a.mac, src_ip=b.ip, dst_ip=a.ip, dqpn=7, psn=1,
+                                           msn=1, sport=ack["UDP"].sport))
+        pcap = tmp_path / "wire.pcap"
+        wrpcap(str(pcap), [Ether(f) for f in data_frames + ack_frames] + [p.pfc_frame(b.mac, {3: 10})])
+        out = subprocess.run(["tshark", "-r", str(pcap)], capture_output=True, text=True, check=True).stdout
+        lines = out.strip().splitlines()
+        assert "RC Send First" in lines[0] and "RC Send Last" in lines[1] and "RC Acknowledge" in lines[2]
+        assert "Class Based Flow Control" in lines[-1]
+    finally:
+        tap.close()
+        pair.close()

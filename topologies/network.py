@@ -1,0 +1,244 @@
+"""``FabricNetwork``: bring a described fabric up in Mininet with P4 switches and the controller,
+and take it down again leaving nothing behind.
+
+Bring-up, in order: write ``fabric.json``, ``controller.json`` and one ``switches/<name>.yaml``
+per switch into the run directory; create nodes and veths (Mininet); tune every interface;
+start every switch process and wait for its P4Runtime server; start the controller process
+(``fabriclab controller``) and wait until it reports the routes installed; configure hosts.
+
+Teardown runs with SIGINT/SIGTERM blocked so a second Ctrl-C cannot leave half a fabric: the
+controller, the switch processes, Mininet's nodes, then any veth of this fabric still present.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from fabriclab.controller.settings import ControllerSettings
+from fabriclab.errors import UserError
+from fabriclab.topologies.description import FabricDescription
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PROGRAM = REPO_ROOT / "p4" / "fabric.p4"
+SWITCH_START_TIMEOUT_S = 60.0     # a python switch compiles fabric.p4 at start; 2 cores shared
+CONTROLLER_TIMEOUT_S = 120.0
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class BringUpReport:
+    switches: int = 0
+    hosts: int = 0
+    links: int = 0
+    routes: int = 0
+    entries: int = 0
+    seconds: float = 0.0
+    steps: list[tuple[str, float]] = field(default_factory=list)
+
+
+class FabricNetwork:
+    def __init__(self, description: FabricDescription, run_dir: str | Path, *, target: str = "python",
+                 program: str | Path = DEFAULT_PROGRAM, settings: ControllerSettings | None = None,
+                 switch_config: dict | None = None, pcap: bool = False, progress: Progress | None = None):
+        description.validate()
+        self.description = description
+        self.run_dir = Path(run_dir).resolve()
+        self.target = target
+        self.program = Path(program).resolve()
+        self.settings = settings or ControllerSettings()
+        self.settings.validate()
+        self.switch_config = switch_config or {}
+        self.pcap = pcap
+        self.progress = progress or (lambda message: None)
+        self.net = None
+        self.controller: subprocess.Popen | None = None
+        self.report = BringUpReport()
+
+    # -- paths ---------------------------------------------------------------------------
+    @property
+    def fabric_json(self) -> Path:
+        return self.run_dir / "fabric.json"
+
+    @property
+    def settings_json(self) -> Path:
+        return self.run_dir / "controller.json"
+
+    @property
+    def status_json(self) -> Path:
+        return self.run_dir / "controller-status.json"
+
+    def switch_config_path(self, name: str) -> Path:
+        return self.run_dir / "switches" / f"{name}.yaml"
+
+    # -- bring-up ------------------------------------------------------------------------
+    def start(self) -> BringUpReport:
+        started = time.monotonic()
+        if not self.program.exists():
+            raise UserError(f"P4 program {self.program} not found")
+        try:
+            self._step("writing run directory", self._write_run_dir)
+            self._step("creating nodes and links", self._build)
+            self._step("starting switches", self._start_switches)
+            self._step("installing routes", self._start_controller)
+            self._step("configuring hosts", self._configure_hosts)
+        except BaseException:
+            self.stop()
+            raise
+        d = self.description
+        self.report.switches, self.report.hosts, self.report.links = len(d.switches), len(d.hosts), len(d.links)
+        self.report.seconds = time.monotonic() - started
+        return self.report
+
+    def _step(self, what: str, action: Callable[[], None]) -> None:
+        self.progress(what)
+        t0 = time.monotonic()
+        action()
+        self.report.steps.append((what, time.monotonic() - t0))
+
+    def _write_run_dir(self) -> None:
+        (self.run_dir / "switches").mkdir(parents=True, exist_ok=True)
+        self.description.save(self.fabric_json)
+        self.settings.save(self.settings_json)
+        self.status_json.unlink(missing_ok=True)
+        for sw in self.description.switches:
+            config = dict(self.switch_config)
+            config["mtu"] = self.description.mtu
+            # Every port runs at its link's rate with its link's delay (the TM paces it).
+            ports = {}
+            for port in self.description.switch_ports(sw.name):
+                link = next(l for l in self.description.links
+                            if (l.node1, l.port1) == (sw.name, port) or (l.node2, l.port2) == (sw.name, port))
+                ports[port] = {"rate": link.rate_bps, "delay": link.delay_s}
+            config["ports"] = {**ports, **(self.switch_config.get("ports") or {})}
+            self.switch_config_path(sw.name).write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def _build(self) -> None:
+        from mininet.link import Link
+        from mininet.net import Mininet
+
+        from fabriclab.topologies.fabric_topo import FabricTopo
+        from fabriclab.topologies.hostsetup import tune_switch_interface
+        from fabriclab.topologies.p4switch import P4Switch
+
+        def make_switch(name: str, **params) -> P4Switch:
+            return P4Switch(name, run_dir=str(self.run_dir), program=str(self.program), target=self.target,
+                            config_file=str(self.switch_config_path(name)), pcap=self.pcap, **params)
+
+        self.net = Mininet(topo=FabricTopo(self.description), switch=make_switch, link=Link, controller=None,
+                           build=False, autoSetMacs=False, autoStaticArp=False)
+        self.net.build()
+        for sw in self.net.switches:
+            for intf in sw.intfList():
+                if intf.name != "lo":
+                    tune_switch_interface(intf.name, self.description.mtu)
+
+    def _start_switches(self) -> None:
+        for switch in self.net.switches:
+            switch.start([])
+        deadline = time.monotonic() + SWITCH_START_TIMEOUT_S
+        for switch in self.net.switches:
+            switch.wait_ready(deadline)
+
+    def _start_controller(self) -> None:
+        cmd = [sys.executable, "-m", "fabriclab", "controller", "--fabric", str(self.fabric_json),
+               "--settings", str(self.settings_json), "--status", str(self.status_json),
+               "--p4", str(self.program)]
+        log = open(self.run_dir / "controller.log", "ab")
+        with log:
+            from fabriclab.topologies.p4switch import die_with_parent
+
+            self.controller = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                               start_new_session=True, preexec_fn=die_with_parent)
+        deadline = time.monotonic() + CONTROLLER_TIMEOUT_S
+        while True:
+            status = self.controller_status()
+            if status.get("state") == "ready":
+                self.report.routes = status.get("routes", 0)
+                self.report.entries = status.get("entries", 0)
+                return
+            if status.get("state") == "failed":
+                raise UserError(f"controller failed: {status.get('error', 'see controller.log')}")
+            if self.controller.poll() is not None:
+                raise UserError(f"controller exited with status {self.controller.returncode}: see "
+                                f"{self.run_dir / 'controller.log'}")
+            if time.monotonic() > deadline:
+                raise UserError(f"controller did not install routes within {CONTROLLER_TIMEOUT_S:.0f} s")
+            time.sleep(0.1)
+
+    def controller_status(self) -> dict:
+        try:
+            return json.loads(self.status_json.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _configure_hosts(self) -> None:
+        from fabriclab.topologies.hostsetup import host_commands
+
+        for spec in self.description.hosts:
+            host = self.net.get(spec.name)
+            rate = self.description.link_rate(spec.name, 0)
+            out = host.cmd(" && ".join(host_commands(spec, self.description, rate)) + " || echo FAILED")
+            if "FAILED" in out:
+                raise UserError(f"configuring host {spec.name} failed: {out.strip().splitlines()[0]}")
+
+    # -- teardown ------------------------------------------------------------------------
+    def stop(self) -> None:
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            self._stop_controller()
+            if self.net is not None:
+                for switch in self.net.switches:
+                    switch.stop_process()
+                self.net.stop()
+                self.net = None
+            remove_interfaces(self.description)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+    def _stop_controller(self) -> None:
+        if self.controller is None:
+            return
+        if self.controller.poll() is None:
+            self.controller.terminate()
+            try:
+                self.controller.wait(5)
+            except subprocess.TimeoutExpired:
+                self.controller.kill()
+                self.controller.wait()
+        self.controller = None
+
+    def __enter__(self) -> "FabricNetwork":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def interface_names(description: FabricDescription) -> list[str]:
+    """Every root-namespace interface the fabric creates (switch ports)."""
+    names = []
+    for link in description.links:
+        for node, intf in zip((link.node1, link.node2), link.intf_names()):
+            if description.is_switch(node):
+                names.append(intf)
+    return names
+
+
+def remove_interfaces(description: FabricDescription) -> list[str]:
+    """Delete this fabric's veths that still exist (deleting one end removes its peer)."""
+    removed = []
+    for name in interface_names(description):
+        if Path("/sys/class/net", name).exists():
+            subprocess.run(["ip", "link", "del", name], capture_output=True, check=False)
+            removed.append(name)
+    return removed

@@ -1,0 +1,162 @@
+"""``P4Switch``: a Mininet switch node running a P4 software switch process.
+
+Two targets:
+
+- ``python``: fabriclab's own switch (``fabriclab switch``): the compiled P4 program, the traffic
+  manager with priority queues and PFC, and a P4Runtime server.
+- ``bmv2``: the P4 reference switch ``simple_switch_grpc`` running ``p4c-bm2-ss`` output (no
+  PFC, no traffic manager rates: a correctness reference for the same controller).
+
+Switches stay in the root network namespace (as Mininet's own switches do) so the controller
+reaches every P4Runtime server on 127.0.0.1; port p of switch s is the veth ``s-eth<p>``.
+Each switch process gets its own log file (and pcaps, if asked) under the run directory, runs
+in its own session (a Ctrl-C at the terminal reaches ``fabriclab up`` only, which stops the
+switches in order) and is killed by the kernel if the process that started it dies.
+"""
+from __future__ import annotations
+
+import ctypes
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from mininet.node import Switch
+
+from fabriclab.errors import UserError
+
+TARGETS = ("python", "bmv2")
+BMV2_BINARIES = ("simple_switch_grpc", "p4c-bm2-ss")
+BMV2_THRIFT_BASE = 9090    # bmv2's runtime CLI port; offset from it as the gRPC port is from 9559
+_PR_SET_PDEATHSIG = 1
+
+
+def bmv2_available() -> bool:
+    return all(shutil.which(binary) for binary in BMV2_BINARIES)
+
+
+def choose_target(requested: str | None) -> str:
+    """``python`` unless asked otherwise; ``auto`` picks bmv2 where both of its binaries are on
+    PATH. Only the python target has the traffic manager and PFC, hence the default."""
+    if requested in (None, "python"):
+        return "python"
+    if requested == "auto":
+        return "bmv2" if bmv2_available() else "python"
+    if requested == "bmv2":
+        missing = [binary for binary in BMV2_BINARIES if not shutil.which(binary)]
+        if missing:
+            raise UserError(f"--target bmv2 needs {' and '.join(missing)} on PATH (install p4lang's bmv2 and p4c)")
+        return "bmv2"
+    raise UserError(f"unknown target {requested!r} (choose from python, bmv2, auto)")
+
+
+def die_with_parent() -> None:
+    """In the child before exec: SIGTERM us when the process that started us dies."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+class P4Switch(Switch):
+    def __init__(self, name: str, device_id: int, grpc_port: int, run_dir: str, program: str,
+                 target: str = "python", config_file: str | None = None, pcap: bool = False,
+                 bmv2_json: str | None = None, **params):
+        params.pop("inNamespace", None)
+        super().__init__(name, inNamespace=False, **params)
+        if target not in TARGETS:
+            raise UserError(f"unknown target {target!r} (choose from {', '.join(TARGETS)})")
+        self.device_id = device_id
+        self.grpc_port = grpc_port
+        self.run_dir = Path(run_dir)
+        self.program = program
+        self.target = target
+        self.config_file = config_file
+        self.pcap = pcap
+        self.bmv2_json = bmv2_json
+        self.log_path = self.run_dir / "switches" / f"{name}.log"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def grpc_addr(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def data_ports(self) -> dict[int, str]:
+        """P4 port number -> interface name (Mininet's control interface 'lo' is not one)."""
+        return {port: intf.name for intf, port in sorted(self.ports.items(), key=lambda item: item[1])
+                if intf.name != "lo"}
+
+    def command(self) -> list[str]:
+        interfaces = [arg for port, name in self.data_ports().items() for arg in ("-i", f"{port}@{name}")]
+        pcap_dir = self.run_dir / "pcap" / self.name
+        if self.target == "python":
+            cmd = [sys.executable, "-m", "fabriclab", "switch", "--p4", self.program, *interfaces,
+                   "--device-id", str(self.device_id), "--grpc-addr", self.grpc_addr]
+            if self.config_file:
+                cmd += ["--config", self.config_file]
+            if self.pcap:
+                cmd += ["--pcap", str(pcap_dir)]
+            return cmd
+        if not self.bmv2_json:
+            raise UserError(f"{self.name}: the bmv2 target needs the program compiled by p4c-bm2-ss")
+        thrift_port = BMV2_THRIFT_BASE + self.grpc_port - 9559
+        cmd = ["simple_switch_grpc", "--device-id", str(self.device_id), *interfaces,
+               "--thrift-port", str(thrift_port), "--log-file", str(self.log_path.with_suffix("")), "--log-flush"]
+        if self.pcap:
+            cmd += ["--pcap", str(pcap_dir)]
+        return cmd + [self.bmv2_json, "--", "--grpc-server-addr", self.grpc_addr]
+
+    def start(self, controllers: list) -> None:
+        """Start the switch process; ``wait_ready`` then waits for its P4Runtime server."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.pcap:
+            (self.run_dir / "pcap" / self.name).mkdir(parents=True, exist_ok=True)
+        cmd = self.command()
+        with open(self.log_path, "ab") as log:
+            log.write((" ".join(cmd) + "\n").encode())
+            log.flush()
+            self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True, preexec_fn=die_with_parent)
+
+    def wait_ready(self, deadline: float) -> None:
+        """Block until the P4Runtime port accepts connections; a dead process or the deadline
+        (time.monotonic) raises UserError quoting the end of the switch's log."""
+        while True:
+            if self.process is None or self.process.poll() is not None:
+                raise UserError(f"switch {self.name} exited at start: {self.log_tail()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.grpc_port), timeout=0.5):
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise UserError(f"switch {self.name}: no P4Runtime server on {self.grpc_addr} in time: {self.log_tail()}")
+            time.sleep(0.1)
+
+    def log_tail(self, lines: int = 3) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "(no log)"
+        return " | ".join(text[-lines:]) or "(empty log)"
+
+    def stop(self, deleteIntfs: bool = True) -> None:  # noqa: N803 - Mininet's signature
+        self.stop_process()
+        super().stop(deleteIntfs)
+
+    def stop_process(self, timeout: float = 5.0) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def connected(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+

@@ -1,0 +1,133 @@
+"""``fabriclab traffic PATTERN --hosts h1,h2,... --size 8MB``: replay a collective on a running fabric.
+
+The fabric is found through its run directory's ``fabric.json`` (written by ``fabriclab up``);
+each host's network namespace is that of its Mininet shell (the process whose command line ends
+in ``mininet:<host>``). From the Mininet CLI: ``sh fabriclab traffic allreduce --hosts h1,h2``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from fabriclab.errors import UserError
+
+DEFAULT_RUN_DIR = os.environ.get("FABRICLAB_RUN_DIR", "run")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    from fabriclab.traffic.agent import add_transport_arguments
+    from fabriclab.traffic.collectives import PATTERNS
+
+    parser.add_argument("pattern", help=f"one of {', '.join(PATTERNS)}, or a JSON trace file")
+    parser.add_argument("--hosts", required=True, help="comma-separated host names; rank i = i-th host")
+    parser.add_argument("--size", default="8MB", help="message size S per collective (default 8MB)")
+    parser.add_argument("--iterations", type=int, default=1, help="times to run the collective (default 1)")
+    parser.add_argument("--gap", default="0s", help="pause between iterations (default 0s)")
+    parser.add_argument("--json", metavar="FILE", help="append per-flow and per-iteration records (JSON lines)")
+    parser.add_argument("--run-dir", default=DEFAULT_RUN_DIR,
+                        help=f"the running fabric's run directory (default $FABRICLAB_RUN_DIR or {DEFAULT_RUN_DIR!r})")
+    parser.add_argument("--timeout", default="600s", help="give up after this long (default 600s)")
+    add_transport_arguments(parser)
+    parser.set_defaults(rate=None)  # default: the host link's rate from fabric.json
+
+
+def find_mininet_host_pid(name: str) -> int:
+    """The PID of Mininet host ``name``'s shell (Mininet starts it as ``bash ... mininet:<name>``)."""
+    tag = f"mininet:{name}".encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                words = f.read().split(b"\0")
+        except OSError:
+            continue
+        if tag in words:
+            return int(entry)
+    raise UserError(f"host {name} is not running (no Mininet shell 'mininet:{name}'): is the fabric up?")
+
+
+def resolve_hosts(run_dir: str, names: list[str]):
+    from fabriclab.topologies.description import FabricDescription
+    from fabriclab.traffic.runner import HostHandle
+
+    path = Path(run_dir) / "fabric.json"
+    if not path.exists():
+        raise UserError(f"{path} not found: start a fabric with 'fabriclab up' or pass --run-dir")
+    fabric = FabricDescription.load(path)
+    handles, rates = [], []
+    for name in names:
+        try:
+            spec = fabric.host(name)
+        except KeyError:
+            raise UserError(f"no host {name!r} in {path}; hosts: {', '.join(h.name for h in fabric.hosts)}") from None
+        pid = find_mininet_host_pid(name)
+        handles.append(HostHandle(name=name, ip=spec.ip, ifname=spec.intf, netns_path=f"/proc/{pid}/ns/net"))
+        rates.append(fabric.link_rate(spec.switch, spec.switch_port))
+    return handles, min(rates)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from fabriclab.traffic import collectives
+    from fabriclab.traffic.agent import transport_argv
+    from fabriclab.traffic.metrics import write_jsonl
+    from fabriclab.traffic.runner import ScheduleRunner
+    from fabriclab.units import parse_duration, parse_rate, parse_size
+
+    names = [n.strip() for n in args.hosts.split(",") if n.strip()]
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise UserError("--hosts needs at least two distinct host names")
+    if args.iterations < 1:
+        raise UserError("--iterations must be at least 1")
+    size = parse_size(args.size, "--size")
+    if args.pattern.endswith(".json"):
+        schedule = collectives.load_trace(args.pattern)
+    else:
+        schedule = collectives.build(args.pattern, len(names), size)
+    hosts, link_rate = resolve_hosts(args.run_dir, names)
+    if args.rate is None:
+        args.rate = str(link_rate)
+    line_rate = parse_rate(args.rate, "--rate")
+    console = Console()
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task(f"{schedule.pattern} ×{args.iterations}", total=len(schedule.flows) * args.iterations)
+        done_before = [0]
+
+        def progress(delivered: int, total: int) -> None:
+            bar.update(task, completed=done_before[0] + delivered)
+            if delivered == total:
+                done_before[0] += total
+
+        with ScheduleRunner(schedule, hosts, transport_argv(args), line_rate=line_rate, mtu=args.mtu,
+                            dcqcn_preset=args.dcqcn, progress=progress) as runner:
+            try:
+                result = runner.run(args.iterations, parse_duration(args.gap, "--gap"),
+                                    parse_duration(args.timeout, "--timeout"))
+            except TimeoutError:
+                raise UserError(f"{schedule.pattern} did not finish within {args.timeout}") from None
+    if args.json:
+        write_jsonl(result.flows + result.collectives, args.json)
+    print_summary(console, result, schedule)
+    return 0
+
+
+def print_summary(console, result, schedule) -> None:
+    from rich.table import Table
+
+    from fabriclab.traffic.metrics import percentile
+
+    table = Table(title=f"{schedule.pattern}: {schedule.ranks} ranks, {schedule.size} B, {len(schedule.flows)} flows")
+    for col in ("iter", "time (ms)", "algbw (Mbit/s)", "busbw (Mbit/s)", "FCT p50/p99 (ms)", "retx", "CNPs"):
+        table.add_column(col, justify="right")
+    for c in result.collectives:
+        flows = [f for f in result.flows if f.iteration == c.iteration]
+        fcts = [f.fct * 1e3 for f in flows]
+        table.add_row(str(c.iteration), f"{c.time * 1e3:.1f}", f"{c.algbw * 8 / 1e6:.1f}", f"{c.busbw * 8 / 1e6:.1f}",
+                      f"{percentile(fcts, 50):.1f}/{percentile(fcts, 99):.1f}",
+                      str(sum(f.retransmissions for f in flows)), str(sum(f.cnps_received for f in flows)))
+    console.print(table)

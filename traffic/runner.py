@@ -1,0 +1,210 @@
+"""Replay a flow schedule on real hosts: one agent per host, a coordinator that starts each flow
+when its dependencies have been delivered, and the metrics of every flow and iteration.
+
+The coordinator talks to the agents over their stdin/stdout (``agent.py``); a flow from rank s
+to rank d rides QP ``1 + s·1024 + d`` (one QP per ordered pair, messages delivered in order),
+so the k-th message delivered on that QP is the k-th flow the coordinator started on it.
+"""
+from __future__ import annotations
+
+import json
+import selectors
+import subprocess
+import sys
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+from fabriclab.errors import UserError
+from fabriclab.traffic.collectives import Schedule
+from fabriclab.traffic.metrics import CollectiveRecord, FlowRecord, fct_slowdown
+
+MAX_RANKS = 1024
+
+
+@dataclass
+class HostHandle:
+    """Where a host's agent runs: its name, IP, interface and network namespace file."""
+    name: str
+    ip: str
+    ifname: str
+    netns_path: str            # /proc/<pid>/ns/net (Mininet) or /run/netns/<name>
+    mac: str | None = None
+
+
+@dataclass
+class RunResult:
+    flows: list[FlowRecord] = field(default_factory=list)
+    collectives: list[CollectiveRecord] = field(default_factory=list)
+    qp_stats: dict[str, list[dict]] = field(default_factory=dict)
+
+
+class AgentProcess:
+    def __init__(self, host: HostHandle, transport_argv: list[str]):
+        self.host = host
+        cmd = ["nsenter", f"--net={host.netns_path}", sys.executable, "-m", "fabriclab.traffic.agent",
+               "--ifname", host.ifname, *transport_argv]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._buffer = b""
+
+    def send(self, **cmd) -> None:
+        self.proc.stdin.write((json.dumps(cmd) + "\n").encode())
+        self.proc.stdin.flush()
+
+    def read_events(self) -> list[dict]:
+        chunk = self.proc.stdout.read1(65536)
+        if not chunk:
+            err = self.proc.stderr.read().decode(errors="replace").strip().splitlines()
+            raise RuntimeError(f"agent on {self.host.name} exited: {err[-1] if err else 'no message'}")
+        self._buffer += chunk
+        *lines, self._buffer = self._buffer.split(b"\n")
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.send(op="quit")
+                self.proc.wait(timeout=3)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            stream.close()
+
+
+def qpn_for(src: int, dst: int) -> int:
+    return 1 + src * MAX_RANKS + dst
+
+
+class ScheduleRunner:
+    """Runs ``schedule`` over ``hosts`` (rank i = hosts[i])."""
+
+    def __init__(self, schedule: Schedule, hosts: list[HostHandle], transport_argv: list[str], *,
+                 line_rate: float, mtu: int, dcqcn_preset: str = "",
+                 progress: Callable[[int, int], None] | None = None):
+        if len(hosts) < schedule.ranks:
+            raise UserError(f"pattern needs {schedule.ranks} hosts, got {len(hosts)}")
+        if schedule.ranks > MAX_RANKS:
+            raise UserError(f"at most {MAX_RANKS} ranks")
+        self.schedule, self.hosts = schedule, hosts[:schedule.ranks]
+        self.transport_argv = transport_argv
+        self.line_rate, self.mtu, self.dcqcn_preset = line_rate, mtu, dcqcn_preset
+        self.progress = progress
+        self.agents: list[AgentProcess] = []
+        self._cnps_seen: dict[tuple[int, int], int] = defaultdict(int)  # receiving QP's running total
+        self._selector = selectors.DefaultSelector()
+
+    def __enter__(self) -> "ScheduleRunner":
+        try:
+            for host in self.hosts:
+                agent = AgentProcess(host, self.transport_argv)
+                self.agents.append(agent)
+                self._selector.register(agent.proc.stdout, selectors.EVENT_READ, len(self.agents) - 1)
+            waiting = set(range(len(self.agents)))
+            deadline = time.monotonic() + 30
+            while waiting:
+                for rank, event in self._events(deadline):
+                    if event["ev"] == "ready":
+                        self.hosts[rank].mac = event["mac"]
+                        waiting.discard(rank)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for agent in self.agents:
+            agent.stop()
+        self._selector.close()
+
+    def _events(self, deadline: float):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("timed out waiting for the host agents")
+        for key, _ in self._selector.select(min(remaining, 1.0)):
+            rank = key.data
+            for event in self.agents[rank].read_events():
+                if event.get("ev") == "error":
+                    raise RuntimeError(f"agent on {self.hosts[rank].name}: {event['message']}")
+                yield rank, event
+
+    def run(self, iterations: int = 1, gap: float = 0.0, timeout: float = 600.0) -> RunResult:
+        result = RunResult()
+        deadline = time.monotonic() + timeout
+        for iteration in range(iterations):
+            if iteration and gap:
+                time.sleep(gap)
+            flows, collective = self._run_once(iteration, deadline)
+            result.flows += flows
+            result.collectives.append(collective)
+        for rank, agent in enumerate(self.agents):
+            agent.send(op="stats")
+        pending = set(range(len(self.agents)))
+        while pending:
+            for rank, event in self._events(time.monotonic() + 10):
+                if event["ev"] == "stats":
+                    result.qp_stats[self.hosts[rank].name] = event["qps"]
+                    pending.discard(rank)
+        return result
+
+    def _run_once(self, iteration: int, deadline: float) -> tuple[list[FlowRecord], CollectiveRecord]:
+        sched = self.schedule
+        waiting_on = {f.id: len(f.deps) for f in sched.flows}
+        dependents: dict[int, list[int]] = defaultdict(list)
+        for f in sched.flows:
+            for d in f.deps:
+                dependents[d].append(f.id)
+        in_flight: dict[tuple[int, int], deque[int]] = defaultdict(deque)  # (src, dst) -> flow ids in order
+        records: dict[int, FlowRecord] = {}
+        delivered: set[int] = set()
+        acked: set[int] = set()
+        ip_rank = {h.ip: r for r, h in enumerate(self.hosts)}
+
+        def start(fid: int) -> None:
+            f = sched.flows[fid]
+            src, dst = self.hosts[f.src], self.hosts[f.dst]
+            in_flight[(f.src, f.dst)].append(fid)
+            records[fid] = FlowRecord(flow=fid, src=src.name, dst=dst.name, bytes=f.size, start=0.0, end=0.0,
+                                      iteration=iteration, pattern=sched.pattern)
+            self.agents[f.src].send(op="send", flow=fid, peer=dst.ip, qpn=qpn_for(f.src, f.dst), size=f.size)
+
+        for f in sched.flows:
+            if not f.deps:
+                start(f.id)
+        total = len(sched.flows)
+        while len(delivered) < total or len(acked) < total:
+            for rank, event in self._events(deadline):
+                if event["ev"] == "acked":
+                    rec = records[event["flow"]]
+                    rec.start = event["t_post"]
+                    rec.retransmissions = event["retransmissions"]
+                    rec.timeouts = event["timeouts"]
+                    rec.cnps_received = event["cnps_received"]
+                    rec.rate_samples = [tuple(s) for s in event["rates"]]
+                    acked.add(event["flow"])
+                elif event["ev"] == "delivered":
+                    src = ip_rank.get(event["peer"])
+                    queue = in_flight.get((src, rank))
+                    if not queue:
+                        continue  # a message we did not start (e.g. another tool's traffic)
+                    fid = queue.popleft()
+                    rec = records[fid]
+                    rec.end = event["t"]
+                    rec.cnps_sent = event["cnps_sent"] - self._cnps_seen[(src, rank)]
+                    self._cnps_seen[(src, rank)] = event["cnps_sent"]
+                    delivered.add(fid)
+                    if self.progress:
+                        self.progress(len(delivered), total)
+                    for nxt in dependents[fid]:
+                        waiting_on[nxt] -= 1
+                        if waiting_on[nxt] == 0:
+                            start(nxt)
+        flows = [records[f.id] for f in sched.flows]
+        for rec in flows:
+            rec.slowdown = fct_slowdown(rec.fct, rec.bytes, self.line_rate, self.mtu)
+        first_start = min(r.start for r in flows)
+        last_end = max(r.end for r in flows)
+        collective = CollectiveRecord(sched.pattern, sched.ranks, sched.size, iteration, last_end - first_start,
+                                      dcqcn_preset=self.dcqcn_preset)
+        return flows, collective

@@ -1,0 +1,589 @@
+"""A RoCEv2-like reliable-connection transport over raw Ethernet (AF_PACKET), one per host.
+
+What it does, per queue pair (QP):
+
+* messages are segmented to the MTU (SEND FIRST/MIDDLE/LAST/ONLY), each packet gets the next
+  24-bit PSN; data frames carry DSCP 26 and ECT(0) by default;
+* the responder accepts packets strictly in order, ACKs (BTH + AETH) when the requester sets
+  AckReq (every ``ack_every`` packets and on a message's last packet), re-ACKs duplicates, and
+  NAKs the first out-of-order packet with "PSN sequence error" (IBTA vol.1 9.7.5.2.8);
+* the requester does go-back-N: on a NAK it resends from the NAK's PSN; without progress for
+  ``rto`` seconds it resends from the oldest unacknowledged PSN. A window bounds PSNs in flight;
+* notification point: a CE-marked data packet makes the responder send a CNP (DSCP 48) to that
+  QP, at most one per ``cnp_interval``; reaction point: a CNP cuts the QP's DCQCN rate;
+* each QP is paced to its current rate, and the host to the line rate.
+
+Both ends of a connection use the same QP number, and each QP is a full RC pair (requester and
+responder halves), which stands in for the connection manager RDMA uses to exchange QPNs.
+
+Hot path: scapy builds each QP's frame templates once; per packet the loop patches lengths,
+opcode, AckReq and PSN with ``struct``, computes the IP checksum and the ICRC with ``zlib.crc32``
+and sends header, payload and ICRC as one ``sendmsg``. The UDP checksum is 0 (allowed for IPv4,
+and what RoCEv2 NICs send). For tests, the receive path can drop data packets
+(``drop_probability``) or treat them as CE-marked (``ce_probability``).
+"""
+from __future__ import annotations
+
+import bisect
+import ctypes
+import errno
+import ipaddress
+import json
+import random
+import select
+import socket
+import struct
+import subprocess
+import time
+import zlib
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+from scapy.compat import raw
+
+from fabriclab.traffic import packets
+from fabriclab.traffic.dcqcn import Dcqcn, DcqcnParams
+
+ETH_P_IP = 0x0800
+SOL_PACKET = 263
+PACKET_IGNORE_OUTGOING = 23   # linux/if_packet.h, Linux >= 4.20
+SO_ATTACH_FILTER = 26
+PSN_MASK = 0xFFFFFF
+PSN_HALF = 1 << 23
+
+ETH_LEN, IP_LEN, UDP_LEN = 14, 20, 8
+IP_OFF, UDP_OFF = ETH_LEN, ETH_LEN + IP_LEN
+BTH_OFF = UDP_OFF + UDP_LEN
+HDR_LEN = BTH_OFF + packets.BTH_LEN          # 54: Ethernet + IPv4 + UDP + BTH
+
+# Classic BPF: IPv4, UDP, not a fragment, UDP destination port 4791 (as `tcpdump -dd` builds it).
+_BPF_UDP_4791 = [
+    (0x28, 0, 0, 12), (0x15, 0, 8, ETH_P_IP), (0x30, 0, 0, 23), (0x15, 0, 6, 17),
+    (0x28, 0, 0, 20), (0x45, 4, 0, 0x1FFF), (0xB1, 0, 0, 14), (0x48, 0, 0, 16),
+    (0x15, 0, 1, packets.ROCEV2_UDP_PORT), (0x06, 0, 0, 0x40000), (0x06, 0, 0, 0),
+]
+
+
+def ip_checksum(header: bytes | bytearray) -> int:
+    total = sum(struct.unpack("!10H", header))
+    total = (total & 0xFFFF) + (total >> 16)
+    total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def icrc(frame_headers: bytearray | bytes, payload) -> bytes:
+    """RoCEv2 ICRC: CRC-32 over 8 bytes of 0xFF (the absent LRH), the IP/UDP/BTH headers with the
+    variant fields (ToS, TTL, IP checksum, UDP checksum, BTH FECN/BECN/resv) set to ones, and the
+    payload; sent least significant byte first (IBTA RoCEv2 annex A17.4.1.1)."""
+    masked = bytearray(b"\xff" * 8) + frame_headers[IP_OFF:]
+    base = 8 - IP_OFF
+    masked[base + IP_OFF + 1] = 0xFF                      # ToS
+    masked[base + IP_OFF + 8] = 0xFF                      # TTL
+    masked[base + IP_OFF + 10:base + IP_OFF + 12] = b"\xff\xff"  # header checksum
+    masked[base + UDP_OFF + 6:base + UDP_OFF + 8] = b"\xff\xff"  # UDP checksum
+    masked[base + BTH_OFF + 4] = 0xFF                     # FECN, BECN, resv6
+    return struct.pack("<I", zlib.crc32(payload, zlib.crc32(masked)))
+
+
+def unwrap_psn(psn24: int, near: int) -> int:
+    """The absolute sequence number whose low 24 bits are ``psn24`` and that is closest to ``near``."""
+    delta = ((psn24 - near) + PSN_HALF) & PSN_MASK
+    return near + delta - PSN_HALF
+
+
+@dataclass
+class TransportConfig:
+    mtu: int = 1024                   # payload bytes per packet (an IB MTU)
+    line_rate: float = 100e6          # bit/s: the host link
+    dcqcn: DcqcnParams | None = None  # None: no congestion control (send at line rate)
+    dscp_data: int = 26
+    dscp_cnp: int = 48
+    ecn_capable: bool = True          # mark data ECT(0)
+    cnp_interval: float | None = None  # s; default: dcqcn.cnp_interval, or 50 µs × 1000
+    window: int = 256                 # PSNs in flight per QP
+    ack_every: int = 16               # AckReq on every Nth packet (and each message's last)
+    rto: float = 0.1                  # s without an owed ACK before go-back-N from the oldest unacked
+    burst: int = 4                    # packets a late pacer may send back to back
+    drop_probability: float = 0.0     # test knob: drop arriving data packets
+    ce_probability: float = 0.0       # test knob: treat arriving data packets as CE-marked
+    keep_data: bool = True            # deliver received bytes (False: count them only)
+    rate_sample_interval: float = 0.01  # s between DCQCN rate samples while it changes
+    seed: int | None = None
+
+    def effective_cnp_interval(self) -> float:
+        if self.cnp_interval is not None:
+            return self.cnp_interval
+        return self.dcqcn.cnp_interval if self.dcqcn else 50e-3
+
+
+@dataclass
+class Message:
+    id: int
+    length: int
+    first_psn: int                    # absolute
+    last_psn: int
+    data: memoryview | None           # None: a synthetic message of zero bytes
+    posted: float
+    completed: float | None = None    # when the last PSN was acknowledged
+    on_complete: Callable[["Message"], None] | None = None
+
+
+@dataclass
+class QueuePair:
+    qpn: int
+    peer_ip: str
+    peer_mac: bytes
+    sport: int
+    data_header: bytearray            # template: Ether/IP/UDP/BTH of a full-MTU data packet
+    ack_header: bytearray             # template: Ether/IP/UDP/BTH of an ACK (AETH appended)
+    cnp_frame: bytes                  # constant: the CNP we send to the peer
+    rate: Dcqcn | None
+    # requester half
+    messages: deque = field(default_factory=deque)  # unacked messages, PSN order
+    next_psn: int = 0                 # next new PSN to assign to a posted message
+    snd_nxt: int = 0                  # next PSN to transmit
+    snd_una: int = 0                  # oldest unacknowledged PSN
+    next_send_time: float = 0.0
+    last_progress: float = 0.0        # last time the acknowledged PSN advanced
+    last_ackreq_sent: float = 0.0     # an ACK is owed within the RTO after this
+    highest_sent: int = 0             # one past the highest PSN ever transmitted
+    header_payload: int = 0           # payload length the data header template is patched for
+    packets_sent: int = 0
+    bytes_sent: int = 0
+    retransmissions: int = 0
+    timeouts: int = 0
+    naks_received: int = 0
+    cnps_received: int = 0
+    rate_samples: list = field(default_factory=list)
+    # responder half
+    epsn: int = 0                     # next expected PSN
+    nak_outstanding: bool = False
+    msn: int = 0                      # messages completed (AETH MSN)
+    rx_buffer: bytearray = field(default_factory=bytearray)
+    rx_bytes_in_message: int = 0
+    bytes_received: int = 0
+    packets_received: int = 0
+    duplicates: int = 0
+    out_of_order: int = 0
+    dropped_by_test: int = 0
+    ce_received: int = 0
+    cnps_sent: int = 0
+    last_cnp_sent: float = float("-inf")
+
+    @property
+    def has_work(self) -> bool:
+        return self.snd_nxt < self.next_psn
+
+    def counters(self) -> dict:
+        return {k: getattr(self, k) for k in (
+            "qpn", "peer_ip", "packets_sent", "bytes_sent", "retransmissions", "timeouts", "naks_received",
+            "cnps_received", "bytes_received", "packets_received", "duplicates", "out_of_order",
+            "dropped_by_test", "ce_received", "cnps_sent")}
+
+
+def interface_mac(ifname: str) -> bytes:
+    # `ip` rather than /sys: sysfs shows the namespace it was mounted in, not the caller's
+    out = subprocess.run(["ip", "-j", "link", "show", "dev", ifname], capture_output=True, text=True, check=True).stdout
+    return bytes.fromhex(json.loads(out)[0]["address"].replace(":", ""))
+
+
+def interface_ipv4(ifname: str) -> str:
+    out = subprocess.run(["ip", "-j", "-4", "addr", "show", "dev", ifname],
+                         capture_output=True, text=True, check=True).stdout
+    for link in json.loads(out or "[]"):
+        for addr in link.get("addr_info", []):
+            if addr.get("family") == "inet":
+                return addr["local"]
+    raise OSError(f"interface {ifname} has no IPv4 address")
+
+
+def resolve_mac(ip: str, ifname: str, timeout: float = 2.0) -> bytes:
+    """The next hop's MAC for ``ip`` from the kernel's neighbour table, resolving it if needed."""
+    route = json.loads(subprocess.run(["ip", "-j", "route", "get", ip], capture_output=True,
+                                      text=True, check=True).stdout)[0]
+    hop = route.get("gateway", ip)
+    deadline = time.monotonic() + timeout
+    poke = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        while True:
+            out = subprocess.run(["ip", "-j", "neigh", "show", hop, "dev", ifname],
+                                 capture_output=True, text=True).stdout
+            for entry in json.loads(out or "[]"):
+                if entry.get("lladdr") and "FAILED" not in entry.get("state", []):
+                    return bytes.fromhex(entry["lladdr"].replace(":", ""))
+            if time.monotonic() > deadline:
+                raise OSError(f"cannot resolve the MAC address of {hop} on {ifname}")
+            # an ordinary datagram to the discard port makes the kernel ARP for the next hop
+            poke.sendto(b"", (ip, 9))
+            time.sleep(0.02)
+    finally:
+        poke.close()
+
+
+def _attach_bpf(sock: socket.socket, program: list[tuple[int, int, int, int]]) -> None:
+    buf = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *ins) for ins in program))
+    fprog = struct.pack("HL", len(program), ctypes.addressof(buf))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+
+
+class HostTransport:
+    """The RoCEv2-like NIC of one host. Single-threaded: call ``poll`` from the owner's loop."""
+
+    def __init__(self, ifname: str, config: TransportConfig | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.ifname = ifname
+        self.config = config or TransportConfig()
+        self.clock = clock
+        self.local_mac = interface_mac(ifname)
+        self.local_ip = interface_ipv4(ifname)
+        self._local_ip_bytes = socket.inet_aton(self.local_ip)
+        self.qps: dict[tuple[str, int], QueuePair] = {}
+        self.on_message: Callable[[QueuePair, int, bytes | None, float], None] | None = None
+        self._rng = random.Random(self.config.seed)
+        self._zeros = memoryview(bytes(self.config.mtu))
+        self._next_host_send = 0.0
+        self._message_ids = 0
+        self._rr: deque[QueuePair] = deque()
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_IP))
+        self._sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            self.sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+            _attach_bpf(self.sock, _BPF_UDP_4791)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+            self.sock.bind((ifname, ETH_P_IP))
+            self.sock.setblocking(False)
+            # The kernel sees our UDP 4791 frames too: a bound, never-read socket keeps it from
+            # answering each of them with ICMP port-unreachable (it just drops when full).
+            self._sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
+            self._sink.bind((self.local_ip, packets.ROCEV2_UDP_PORT))
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        self.sock.close()
+        self._sink.close()
+
+    # ---- connection setup -------------------------------------------------------------
+
+    def connect(self, peer_ip: str, qpn: int, peer_mac: bytes | str | None = None) -> QueuePair:
+        """The QP ``qpn`` to ``peer_ip`` (created on first use; the peer uses the same number)."""
+        key = (peer_ip, qpn)
+        qp = self.qps.get(key)
+        if qp is None:
+            if peer_mac is None:
+                peer_mac = resolve_mac(peer_ip, self.ifname)
+            qp = self._new_qp(peer_ip, qpn, peer_mac if isinstance(peer_mac, bytes) else
+                              bytes.fromhex(peer_mac.replace(":", "")))
+        return qp
+
+    def _new_qp(self, peer_ip: str, qpn: int, peer_mac: bytes) -> QueuePair:
+        if not 0 < qpn <= PSN_MASK:
+            raise ValueError(f"QP number must be 1..{PSN_MASK}, got {qpn}")
+        ipaddress.IPv4Address(peer_ip)
+        cfg = self.config
+        macs = dict(src_mac=_mac_str(self.local_mac), dst_mac=_mac_str(peer_mac), src_ip=self.local_ip,
+                    dst_ip=peer_ip)
+        # RoCEv2 puts flow entropy in the UDP source port, so ECMP spreads QPs (0xC000 | hash)
+        sport = 0xC000 | (zlib.crc32(struct.pack("!4sI", socket.inet_aton(peer_ip), qpn)) & 0x3FFF)
+        data = packets.rocev2_frame(**macs, dqpn=qpn, psn=0, sport=sport, dscp=cfg.dscp_data,
+                                    ecn=0b10 if cfg.ecn_capable else 0, payload=bytes(cfg.mtu))
+        ack = packets.ack_frame(**macs, dqpn=qpn, psn=0, sport=sport, dscp=cfg.dscp_data)
+        cnp = packets.cnp_frame(**macs, dqpn=qpn, sport=sport, dscp=cfg.dscp_cnp)
+        now = self.clock()
+        rate = Dcqcn(cfg.line_rate, cfg.dcqcn, now) if cfg.dcqcn else None
+        qp = QueuePair(qpn=qpn, peer_ip=peer_ip, peer_mac=peer_mac, sport=sport,
+                       data_header=bytearray(raw(data)[:HDR_LEN]), ack_header=bytearray(raw(ack)[:HDR_LEN]),
+                       cnp_frame=raw(cnp), rate=rate, last_progress=now, header_payload=cfg.mtu)
+        if rate:
+            qp.rate_samples.append((now, rate.rate))
+        self.qps[(peer_ip, qpn)] = qp
+        self._rr.append(qp)
+        return qp
+
+    # ---- requester --------------------------------------------------------------------
+
+    def post_send(self, qp: QueuePair, data: bytes | bytearray | memoryview | int,
+                  on_complete: Callable[[Message], None] | None = None) -> Message:
+        """Queue a message: real bytes, or an int for that many (unallocated) zero bytes."""
+        if isinstance(data, int):
+            length, view = data, None
+        else:
+            view = memoryview(data).cast("B")
+            length = len(view)
+        npackets = max(1, -(-length // self.config.mtu))
+        now = self.clock()
+        msg = Message(self._message_ids, length, qp.next_psn, qp.next_psn + npackets - 1, view, now,
+                      on_complete=on_complete)
+        self._message_ids += 1
+        if not qp.has_work:
+            qp.last_progress = now
+        qp.next_psn += npackets
+        qp.messages.append(msg)
+        return msg
+
+    def _send_data(self, qp: QueuePair, now: float) -> int:
+        """Transmit PSN ``qp.snd_nxt``; returns the frame length (0 if the socket was full)."""
+        cfg = self.config
+        psn = qp.snd_nxt
+        msgs = qp.messages
+        idx = bisect.bisect_right(msgs, psn, key=lambda m: m.first_psn) - 1
+        msg = msgs[idx]
+        index = psn - msg.first_psn
+        offset = index * cfg.mtu
+        length = min(cfg.mtu, msg.length - offset)
+        first, last = psn == msg.first_psn, psn == msg.last_psn
+        if first and last:
+            op = packets.OP_SEND_ONLY
+        elif first:
+            op = packets.OP_SEND_FIRST
+        elif last:
+            op = packets.OP_SEND_LAST
+        else:
+            op = packets.OP_SEND_MIDDLE
+        ackreq = last or (psn + 1) % cfg.ack_every == 0
+        payload = self._zeros[:length] if msg.data is None else msg.data[offset:offset + length]
+        hdr = qp.data_header
+        if length != qp.header_payload:  # only a message's last packet is short
+            udp_len = UDP_LEN + packets.BTH_LEN + length + packets.ICRC_LEN
+            struct.pack_into("!H", hdr, IP_OFF + 2, IP_LEN + udp_len)
+            struct.pack_into("!H", hdr, IP_OFF + 10, 0)
+            struct.pack_into("!H", hdr, IP_OFF + 10, ip_checksum(hdr[IP_OFF:UDP_OFF]))
+            struct.pack_into("!H", hdr, UDP_OFF + 4, udp_len)
+            qp.header_payload = length
+        hdr[BTH_OFF] = op
+        struct.pack_into("!I", hdr, BTH_OFF + 8, (0x80000000 if ackreq else 0) | (psn & PSN_MASK))
+        try:
+            self.sock.sendmsg([hdr, payload, icrc(hdr, payload)])
+        except BlockingIOError:
+            return 0  # socket buffer full: try again on the next poll
+        if psn < qp.highest_sent:
+            qp.retransmissions += 1
+        qp.highest_sent = max(qp.highest_sent, psn + 1)
+        if ackreq:
+            qp.last_ackreq_sent = now
+        qp.snd_nxt = psn + 1
+        qp.packets_sent += 1
+        frame_len = HDR_LEN + length + 4
+        qp.bytes_sent += length
+        if qp.rate:
+            qp.rate.on_sent(frame_len, now)
+        return frame_len
+
+    def _go_back(self, qp: QueuePair, psn: int) -> None:
+        if psn < qp.snd_nxt:
+            qp.snd_nxt = max(psn, qp.snd_una)
+
+    def _acknowledge(self, qp: QueuePair, upto: int, now: float) -> None:
+        """Every PSN below ``upto`` is acknowledged."""
+        if upto <= qp.snd_una:
+            return
+        qp.snd_una = min(upto, qp.next_psn)
+        qp.last_progress = now
+        if qp.snd_nxt < qp.snd_una:
+            qp.snd_nxt = qp.snd_una
+        while qp.messages and qp.messages[0].last_psn < qp.snd_una:
+            msg = qp.messages.popleft()
+            msg.completed = now
+            if msg.on_complete:
+                msg.on_complete(msg)
+
+    # ---- responder --------------------------------------------------------------------
+
+    def _send_ack(self, qp: QueuePair, psn: int, syndrome: int) -> None:
+        hdr = qp.ack_header
+        struct.pack_into("!I", hdr, BTH_OFF + 8, psn & PSN_MASK)
+        aeth = struct.pack("!I", (syndrome << 24) | (qp.msn & PSN_MASK))
+        try:
+            self.sock.sendmsg([hdr, aeth, icrc(hdr, aeth)])
+        except BlockingIOError:
+            pass  # lost like on a wire: the requester's timeout recovers
+
+    def _receive(self, frame: bytes, now: float) -> None:
+        if len(frame) < HDR_LEN + 4 or frame[IP_OFF] != 0x45:
+            return  # not IPv4 without options
+        dst_ip = frame[IP_OFF + 16:IP_OFF + 20]
+        if dst_ip != self._local_ip_bytes:
+            return
+        total = struct.unpack_from("!H", frame, IP_OFF + 2)[0]
+        end = IP_OFF + total - packets.ICRC_LEN       # strip Ethernet padding and the ICRC
+        opcode = frame[BTH_OFF]
+        qpn = int.from_bytes(frame[BTH_OFF + 5:BTH_OFF + 8], "big")
+        word = struct.unpack_from("!I", frame, BTH_OFF + 8)[0]
+        psn24 = word & PSN_MASK
+        peer_ip = socket.inet_ntoa(frame[IP_OFF + 12:IP_OFF + 16])
+        qp = self.qps.get((peer_ip, qpn))
+        if qp is None:
+            if opcode > packets.OP_SEND_ONLY or not qpn:
+                return  # ACK/CNP for a QP we never opened
+            qp = self._new_qp(peer_ip, qpn, frame[6:12])
+        if opcode == packets.OP_ACK:
+            syndrome = frame[HDR_LEN]
+            psn = unwrap_psn(psn24, qp.snd_una)
+            if syndrome & 0xE0 == 0x60:               # NAK: resend from its PSN
+                qp.naks_received += 1
+                self._acknowledge(qp, psn, now)
+                self._go_back(qp, psn)
+            elif syndrome & 0xE0 == 0:
+                self._acknowledge(qp, psn + 1, now)
+            return
+        if opcode == packets.OP_CNP:
+            qp.cnps_received += 1
+            if qp.rate:
+                qp.rate.on_cnp(now)
+                self._sample_rate(qp, now, force=True)
+            return
+        if opcode > packets.OP_SEND_ONLY:
+            return  # an operation this transport does not implement
+        cfg = self.config
+        if cfg.drop_probability and self._rng.random() < cfg.drop_probability:
+            qp.dropped_by_test += 1
+            return
+        ce = frame[IP_OFF + 1] & 0b11 == 0b11 or (cfg.ce_probability and self._rng.random() < cfg.ce_probability)
+        if ce:
+            qp.ce_received += 1
+            if now - qp.last_cnp_sent >= cfg.effective_cnp_interval():
+                try:
+                    self.sock.send(qp.cnp_frame)
+                    qp.cnps_sent += 1
+                    qp.last_cnp_sent = now
+                except BlockingIOError:
+                    pass
+        psn = unwrap_psn(psn24, qp.epsn)
+        if psn < qp.epsn:                              # duplicate: re-acknowledge what we have
+            qp.duplicates += 1
+            if word & 0x80000000:
+                self._send_ack(qp, qp.epsn - 1, packets.AETH_ACK)
+            return
+        if psn > qp.epsn:                              # gap: one NAK until the gap is filled
+            qp.out_of_order += 1
+            if not qp.nak_outstanding:
+                qp.nak_outstanding = True
+                self._send_ack(qp, qp.epsn, packets.AETH_NAK_PSN_SEQUENCE_ERROR)
+            return
+        qp.epsn += 1
+        qp.nak_outstanding = False
+        qp.packets_received += 1
+        length = end - HDR_LEN
+        qp.bytes_received += length
+        qp.rx_bytes_in_message += length
+        if cfg.keep_data:
+            qp.rx_buffer += frame[HDR_LEN:end]
+        if opcode in (packets.OP_SEND_LAST, packets.OP_SEND_ONLY):
+            qp.msn += 1
+            nbytes, data = qp.rx_bytes_in_message, bytes(qp.rx_buffer) if cfg.keep_data else None
+            qp.rx_buffer.clear()
+            qp.rx_bytes_in_message = 0
+            if word & 0x80000000:
+                self._send_ack(qp, psn, packets.AETH_ACK)
+            if self.on_message:
+                self.on_message(qp, nbytes, data, now)
+        elif word & 0x80000000:
+            self._send_ack(qp, psn, packets.AETH_ACK)
+
+    # ---- event loop -------------------------------------------------------------------
+
+    def _sample_rate(self, qp: QueuePair, now: float, force: bool = False) -> None:
+        last_t, last_rate = qp.rate_samples[-1]
+        rate = qp.rate.rate
+        if rate != last_rate and (force or now - last_t >= self.config.rate_sample_interval):
+            qp.rate_samples.append((now, rate))
+
+    def poll(self, timeout: float = 0.0) -> None:
+        """Receive what has arrived, handle timeouts, send what pacing allows; wait at most
+        ``timeout`` seconds for something to do."""
+        sock = self.sock
+        now = self.clock()
+        for _ in range(256):
+            try:
+                frame = sock.recv(9216)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                if exc.errno in (errno.ENETDOWN, errno.ENXIO):
+                    break
+                raise
+            self._receive(frame, now)
+        now = self.clock()
+        wake = self._transmit(now)
+        if timeout > 0:
+            wait = timeout if wake is None else max(0.0, min(timeout, wake - self.clock()))
+            if wait > 0:
+                select.select([sock], [], [], wait)
+
+    def _transmit(self, now: float) -> float | None:
+        """Send every packet whose time has come; returns when the next one is due."""
+        cfg = self.config
+        line_gap = 8 / cfg.line_rate
+        slack = cfg.burst * (HDR_LEN + cfg.mtu + 4) * line_gap
+        wake: float | None = None
+        sent_any = True
+        while sent_any:
+            sent_any = False
+            for _ in range(len(self._rr)):
+                qp = self._rr[0]
+                self._rr.rotate(-1)
+                if qp.snd_nxt > qp.snd_una and now - max(qp.last_progress, qp.last_ackreq_sent) > cfg.rto:
+                    qp.timeouts += 1
+                    qp.snd_nxt = qp.snd_una
+                    qp.last_progress = now
+                if qp.rate:
+                    qp.rate.advance(now)
+                    self._sample_rate(qp, now)
+                if not qp.has_work:
+                    continue
+                if qp.snd_nxt - qp.snd_una >= cfg.window:
+                    due = max(qp.last_progress, qp.last_ackreq_sent) + cfg.rto
+                    wake = due if wake is None else min(wake, due)
+                    continue
+                due = max(qp.next_send_time, self._next_host_send)
+                if due > now:
+                    wake = due if wake is None else min(wake, due)
+                    continue
+                frame_len = self._send_data(qp, now)
+                if not frame_len:
+                    wake = now + 0.0005
+                    break
+                rate = qp.rate.rate if qp.rate else cfg.line_rate
+                qp.next_send_time = max(qp.next_send_time, now - slack) + frame_len * 8 / rate
+                self._next_host_send = max(self._next_host_send, now - slack) + frame_len * line_gap
+                sent_any = True
+            now = self.clock()
+        return wake
+
+    def busy(self) -> bool:
+        """Whether any QP still has unacknowledged data."""
+        return any(qp.messages for qp in self.qps.values())
+
+    def run_until(self, done: Callable[[], bool], timeout: float) -> bool:
+        deadline = self.clock() + timeout
+        while not done():
+            remaining = deadline - self.clock()
+            if remaining <= 0:
+                return False
+            self.poll(min(remaining, 0.005))
+        return True
+
+    def blast(self, qp: QueuePair, seconds: float) -> int:
+        """Send full-MTU data frames back to back for ``seconds``, ignoring ACKs, window and pacing:
+        the host process's packet rate ceiling. Returns the number of frames sent."""
+        msg_packets = 1 << 20
+        self.post_send(qp, msg_packets * self.config.mtu)
+        sent = 0
+        end = self.clock() + seconds
+        while (now := self.clock()) < end:
+            for _ in range(64):
+                if qp.snd_nxt >= qp.next_psn:
+                    self.post_send(qp, msg_packets * self.config.mtu)
+                if self._send_data(qp, now):
+                    sent += 1
+                else:
+                    select.select([], [self.sock], [], 0.001)
+        return sent
+
+
+def _mac_str(mac: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in mac)
+
