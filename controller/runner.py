@@ -15,7 +15,9 @@ from pathlib import Path
 from fabriclab.errors import UserError
 
 
-def run_controller(fabric: Path, settings: Path, status: Path, program: Path, log_level: str = "INFO") -> int:
+def run_controller(fabric: Path, settings: Path, status: Path, program: Path, log_level: str = "INFO",
+                   bmv2: tuple[Path, Path] | None = None) -> int:
+    """``bmv2``: (p4c-bm2-ss JSON, P4Info text) to push instead of fabriclab's own compilation."""
     if os.environ.get("OSKEN_HUB_TYPE", "native") != "native":
         raise UserError("the fabriclab controller needs os-ken's native hub (unset OSKEN_HUB_TYPE): "
                         "grpc does not run under eventlet")
@@ -23,7 +25,7 @@ def run_controller(fabric: Path, settings: Path, status: Path, program: Path, lo
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from fabriclab.controller.app import ControllerConfig, FabricController, app_manager
 
-    config = ControllerConfig.load(fabric, settings, status, program)
+    config = ControllerConfig.load(fabric, settings, status, program, bmv2)
     manager = app_manager.AppManager.get_instance()
     app = manager.instantiate(FabricController, config=config)
     app.start()

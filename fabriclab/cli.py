@@ -19,6 +19,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "switch": ("fabriclab.target.switch", "run the software switch (PFC traffic manager, P4Runtime) on interfaces"),
     "switch-cli": ("fabriclab.target.switch_cli", "simple_switch_CLI-style commands over P4Runtime, plus queue/PFC views"),
     "bench": ("fabriclab.bench.cli", "measure speed and memory (pipeline, dataplane, fabric, traffic)"),
+    "up": ("fabriclab.up", "bring a fabric up in Mininet (P4 switches, controller, routes); --check to test it"),
+    "clean": ("fabriclab.clean", "remove switch/controller processes, veths and namespaces left by fabrics"),
+    "controller": ("fabriclab.controller.cli", "the os-ken fabric controller (started by fabriclab up)"),
     "traffic": ("fabriclab.traffic.cli", "replay an AI collective (RoCEv2-like transport, DCQCN) on a running fabric"),
 }
 

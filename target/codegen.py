@@ -369,6 +369,24 @@ class Generator:
         o = self.out
         width = t.width
         o.line("")
+        o.line("def _add(self, ctx):")
+        o.indent()
+        o.line("if not self._valid:")
+        o.indent()
+        for p, ft in fields:
+            o.line(f"self.{p} = {_default_value(ft)}")
+        o.line("self._valid = True")
+        o.line(f"ctx.length += {width // 8}")
+        o.dedent()
+        o.dedent()
+        o.line("")
+        o.line("def _remove(self, ctx):")
+        o.indent()
+        o.line("if self._valid:")
+        o.line("    self._valid = False")
+        o.line(f"    ctx.length -= {width // 8}")
+        o.dedent()
+        o.line("")
         o.line("def _unpack(self, x):")
         o.indent()
         shift = width
@@ -948,7 +966,9 @@ class Generator:
                 else:
                     o.line(f"{self.ex(base)}._valid = False")
                 return
-            o.line(f"{self.ex(base)}._valid = {kind == 'setValid'}")
+            # simple_switch's add_header/remove_header: setValid zeroes an invalid header, and
+            # both adjust the packet-length register (standard_metadata.packet_length in egress)
+            o.line(f"{self.ex(base)}.{'_add' if kind == 'setValid' else '_remove'}({self.ctx_expr})")
             return
         if kind in ("push_front", "pop_front"):
             o.line(f"{self.ex(call.callee.expr)}.{kind}({call.count})")

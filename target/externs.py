@@ -177,8 +177,9 @@ def execute_direct_meter(entry, unit: str, nbytes: int, now_us: int) -> int:
     if entry.meter is None:
         return GREEN
     cell = entry.meter_cell
-    if cell is None or cell.config != entry.meter:
+    config = tuple(entry.meter)
+    if cell is None or cell.config != config:   # first use, or reconfigured by the controller
         cell = MeterCell()
-        cell.set_config(*entry.meter)
+        cell.set_config(*config)
         entry.meter_cell = cell
     return cell.execute(1 if unit == "packets" else nbytes, now_us)

@@ -132,9 +132,13 @@ class HashUnit:
     """All v1model algorithms with per-instance custom CRC parameters and random state."""
 
     def __init__(self, seed: int | None = None):
+        self._random = _random.Random(seed)
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the default custom-CRC parameters (those of crc16 and crc32)."""
         self.crc16_custom = CRC16_DEFAULT
         self.crc32_custom = CRC32_DEFAULT
-        self._random = _random.Random(seed)
 
     def set_crc16_parameters(self, polynomial: int, initial_remainder: int, final_xor_value: int,
                              data_reflected: bool, remainder_reflected: bool) -> None:

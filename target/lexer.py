@@ -80,6 +80,7 @@ _TOKEN_RE = re.compile(r"""
   | (?P<other>.)
 """, re.VERBOSE | re.DOTALL)
 
+_DIRECTIVE_STRING_RE = re.compile(r'"(?:[^"\\\n]|\\.)*"?')
 _SIZED_RE = re.compile(r"([0-9]+)([ws])(-?)(.+)")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "0": "\0"}
 
@@ -141,6 +142,10 @@ def _directive_body(text: str, start: int) -> tuple[str, int, int]:
             newlines += 1
             i += 2
             continue
+        if c == "\\" and text.startswith("\r\n", i + 1):
+            newlines += 1
+            i += 3
+            continue
         if text.startswith("//", i):
             while i < n and text[i] != "\n":
                 i += 1
@@ -153,7 +158,7 @@ def _directive_body(text: str, start: int) -> tuple[str, int, int]:
             i = end
             continue
         if c == '"':
-            match = re.compile(r'"(?:[^"\\\n]|\\.)*"?').match(text, i)
+            match = _DIRECTIVE_STRING_RE.match(text, i)
             out.append(match.group())
             i = match.end()
             continue

@@ -820,6 +820,8 @@ class EntityWriter:
         if table_action.WhichOneof("type") != "action":
             raise _fail(INVALID, "a default entry takes a direct action")
         action = table_action.action
+        if action.action_id not in self.index.actions:
+            raise _fail(grpc.StatusCode.NOT_FOUND, f"unknown action id {action.action_id}")
         scope = meta.action_scopes.get(action.action_id)
         if scope is None:
             raise _fail(INVALID, f"action id {action.action_id} is not an action of table {meta.name}")

@@ -113,6 +113,21 @@ class Parser:
             self.pos = saved_pos
             return None
 
+    def first_success(self, *alternatives: Callable[[], T]) -> T:
+        """The result of the first alternative that parses; if none does, the error of the one
+        that got furthest (it is the one closest to the programmer's intent)."""
+        start = self.pos
+        furthest: tuple[int, CompileError] | None = None
+        for alternative in alternatives:
+            try:
+                return alternative()
+            except CompileError as exc:
+                if furthest is None or self.pos > furthest[0]:
+                    furthest = (self.pos, exc)
+                self.pos = start
+        assert furthest is not None
+        raise furthest[1]
+
     def is_type_name(self, name: str) -> bool:
         return name in self.type_names or any(name in scope for scope in self.type_param_scopes)
 
@@ -123,7 +138,8 @@ class Parser:
     # ------------------------------------------------------------------ program
 
     def parse_program(self) -> ast.Program:
-        loc = self.peek().loc
+        # The program is where the main file starts (the first token is usually in core.p4).
+        loc = SourceLocation(self.tokens[-1].loc.file, 1, 1)
         declarations: list[ast.Declaration] = []
         while not self.at(EOF):
             if self.accept(";"):
@@ -185,17 +201,21 @@ class Parser:
             body = self.balanced_tokens("(", ")")
             annotation.has_body = True
             annotation.tokens = [t.text for t in body]
-            # Unstructured bodies may hold any tokens (e.g. '@pragma ...'); keep them raw.
+            # Unstructured bodies may hold any tokens (target-specific syntax); keep them raw.
             try:
                 annotation.args = self._annotation_expressions(body)
             except CompileError:
                 annotation.args = []
         elif self.at("["):
-            open_token = self.peek()
             body = self.balanced_tokens("[", "]")
             annotation.has_body = True
             annotation.tokens = [t.text for t in body]
-            self.structured_annotation_body(annotation, body, open_token)
+            self.structured_annotation_body(annotation, body)
+        elif name_token.text == "pragma":
+            # '@pragma name args' (P4_14 style, still accepted by p4c) runs to the end of the line.
+            while self.peek().kind != EOF and self.peek().loc.line == at.loc.line \
+                    and self.peek().loc.file == at.loc.file:
+                annotation.tokens.append(self.advance().text)
         return annotation
 
     def balanced_tokens(self, open_kind: str, close_kind: str) -> list[Token]:
@@ -229,7 +249,7 @@ class Parser:
         sub.expect(EOF, "end of annotation")
         return values
 
-    def structured_annotation_body(self, annotation: ast.Annotation, body: list[Token], opening: Token) -> None:
+    def structured_annotation_body(self, annotation: ast.Annotation, body: list[Token]) -> None:
         sub = self.sub_parser(body)
         if sub.at(IDENT) and sub.at("=", 1):
             while not sub.at(EOF):
@@ -701,9 +721,7 @@ class Parser:
                     raise self.error_here("':'")
                 return elements
 
-            elements = self.speculate(tuple_keyset)
-            if elements is not None:
-                return elements
+            return self.first_success(tuple_keyset, lambda: [self.simple_keyset()])
         return [self.simple_keyset()]
 
     def simple_keyset(self) -> ast.Expression:
@@ -1034,9 +1052,10 @@ class Parser:
             self.advance()
             return ast.Unary(loc=token.loc, op=token.kind, operand=self.unary())
         if token.kind == "(":
-            cast = self.speculate(self.cast_prefix)
-            if cast is not None:
-                return ast.Cast(loc=token.loc, target_type=cast, expr=self.unary())
+            def cast() -> ast.Expression:
+                target_type = self.cast_prefix()
+                return ast.Cast(loc=token.loc, target_type=target_type, expr=self.unary())
+            return self.first_success(cast, lambda: self.postfix(self.primary()))
         return self.postfix(self.primary())
 
     def cast_prefix(self) -> ast.TypeRef:
@@ -1138,9 +1157,12 @@ class Parser:
             elif kind == "(":
                 expr = ast.MethodCall(loc=expr.loc, callee=expr, args=self.arguments())
             elif kind == "<" and isinstance(expr, (ast.Name, ast.Member)) and self.at_type_start(1):
-                type_args = self.speculate(self.call_type_arguments)
-                if type_args is None:
-                    return expr
+                if self.peek(1).kind in _BASE_TYPE_KEYWORDS or self.peek(1).kind in ("tuple", "void"):
+                    type_args = self.call_type_arguments()   # 'a < bit' cannot be a comparison
+                else:
+                    type_args = self.speculate(self.call_type_arguments)
+                    if type_args is None:
+                        return expr
                 expr = ast.MethodCall(loc=expr.loc, callee=expr, type_args=type_args, args=self.arguments())
             else:
                 return expr

@@ -36,7 +36,7 @@ class PacketContext:
 
     __slots__ = ("hdr", "meta", "sm", "payload", "clone_session", "clone_field_list",
                  "resubmit_field_list", "recirculate_field_list", "truncate_to", "reentries",
-                 "now_us", "meter_color")
+                 "now_us", "meter_color", "length")
 
     def __init__(self, hdr, meta, sm):
         self.hdr = hdr
@@ -51,6 +51,7 @@ class PacketContext:
         self.reentries = 0
         self.now_us = 0                      # meters run on this clock
         self.meter_color = 0                 # the direct meter's color for the running action
+        self.length = 0                      # simple_switch's packet-length register (bytes)
 
 
 @dataclass
@@ -113,7 +114,7 @@ class Pipeline:
             ctx.reentries = preserved_from.reentries + 1
         sm = ctx.sm
         sm.ingress_port = ingress_port
-        sm.packet_length = len(frame)
+        sm.packet_length = ctx.length = len(frame)
         sm.instance_type = instance_type
         sm.ingress_global_timestamp = now_us
         ctx.now_us = now_us
@@ -139,10 +140,10 @@ class Pipeline:
         mgid = sm.mcast_grp
         if mgid:
             sm.instance_type = REPLICATION
-            self._replicate(ctx, mgid, len(frame), jobs)
+            self._replicate(ctx, mgid, ctx.length, jobs)
         elif sm.egress_spec != DROP_PORT:
             sm.instance_type = NORMAL
-            jobs.append(EgressJob(sm.egress_spec, sm.priority, len(frame), NORMAL, 0,
+            jobs.append(EgressJob(sm.egress_spec, sm.priority, ctx.length, NORMAL, 0,
                                   sm.ingress_port, ctx))
         return jobs
 
@@ -184,7 +185,7 @@ class Pipeline:
         sm = ctx.sm
         sm.egress_port = job.egress_port
         sm.egress_spec = 0     # simple_switch: anything but the drop port (512 wraps to 0)
-        sm.packet_length = job.length
+        sm.packet_length = ctx.length = job.length
         sm.enq_timestamp = meta.enq_timestamp
         sm.enq_qdepth = meta.enq_qdepth
         sm.deq_timedelta = meta.deq_timedelta
@@ -195,7 +196,7 @@ class Pipeline:
         self._egress(ctx)
         jobs: list[EgressJob] = []
         if ctx.clone_session is not None:
-            self._clone_at_egress(ctx, job.length, jobs)
+            self._clone_at_egress(ctx, ctx.length, jobs)
         if sm.egress_spec == DROP_PORT:
             return EgressResult([], jobs)
         self._compute_checksum(ctx)
@@ -216,8 +217,9 @@ class Pipeline:
         if session is None:
             return
         # headers as egress left them, metadata reset except the preserved list
-        clone = PacketContext(ctx.hdr.copy(), self._new_metadata(), self._new_standard_metadata())
+        clone = PacketContext(ctx.hdr._copy(), self._new_metadata(), self._new_standard_metadata())
         clone.payload = ctx.payload
+        clone.length = length
         self._preserve(ctx.clone_field_list, ctx.meta, clone.meta)
         clone.sm.instance_type = EGRESS_CLONE
         clone.reentries = ctx.reentries
@@ -240,8 +242,9 @@ class Pipeline:
 
 
 def _copy_context(ctx: PacketContext) -> PacketContext:
-    copy = PacketContext(ctx.hdr.copy(), ctx.meta.copy(), ctx.sm.copy())
+    copy = PacketContext(ctx.hdr._copy(), ctx.meta._copy(), ctx.sm._copy())
     copy.payload = ctx.payload
     copy.truncate_to = ctx.truncate_to
     copy.reentries = ctx.reentries
+    copy.length = ctx.length
     return copy

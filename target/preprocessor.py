@@ -67,7 +67,7 @@ class Preprocessor:
         if depth > MAX_INCLUDE_DEPTH:
             raise CompileError(f"#include nested too deeply (recursive include of '{path}'?)", include_loc)
         try:
-            with open(path, encoding="utf-8") as f:
+            with open(path, encoding="utf-8-sig") as f:   # -sig: tolerate a byte-order mark
                 text = f.read()
         except UnicodeDecodeError:
             raise CompileError(f"'{path}' is not UTF-8 text", include_loc) from None

@@ -117,6 +117,7 @@ class ControllerHeaderInfo:
     name: str                 # @controller_header("packet_in") -> "packet_in"
     fields: list[tuple[str, int]]
     id: int = 0
+    type_name: str = ""       # the header type's name: p4c hashes it for the P4Info id
 
 
 @dataclass

@@ -44,4 +44,5 @@ class RuntimeState:
         for extern in (*self.registers.values(), *self.counters.values(), *self.meters.values()):
             extern.reset()
         self.pre.reset()
+        self.hash_unit.reset()
         self.digests.clear()

@@ -19,6 +19,8 @@ Statements (one per line, ``#`` starts a comment), following p4c's ``backends/bm
   ``mc_mgrp_create``, ``mc_mgrp_destroy``, ``mc_node_create``, ``mc_node_destroy``,
   ``mc_node_associate``, ``mc_node_dissociate``, ``register_read/write/reset``,
   ``counter_read/write/reset``, ``meter_set_rates``.
+* ``check_counter <counter>(<index>) packets|bytes <op> <number>`` (op: == != < <= > >=)
+  checks an indirect counter at that point of the test; a false check fails the test.
 
 Packets are processed one at a time with ``Pipeline.process`` on a virtual clock that
 advances ``PACKET_SPACING_US`` per packet.
@@ -26,6 +28,7 @@ advances ``PACKET_SPACING_US`` per packet.
 from __future__ import annotations
 
 import argparse
+import operator
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,11 +36,13 @@ from pathlib import Path
 from fabriclab.errors import UserError
 
 PACKET_SPACING_US = 1000
+_COMPARISONS = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
+                ">=": operator.ge}
 _PROGRAM_LINE = re.compile(r"^#\s*program:\s*(\S+)")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("program", help="the P4_16 v1model program (.p4)")
+    parser.add_argument("program", help="the P4_16 v1model program (.p4, or a directory written by 'compile')")
     parser.add_argument("stf", help="the STF test file")
     parser.add_argument("-I", dest="include_dirs", action="append", default=[], metavar="DIR",
                         help="add a directory to the #include search path")
@@ -83,16 +88,16 @@ class StfResult:
         return "\n".join(lines)
 
 
-def match_packet(pattern: str, exact_length: bool, data: bytes) -> str | None:
-    """None if ``data`` matches the expectation, else a description of the first difference."""
+def match_packet(pattern: str, exact_length: bool, data: bytes) -> tuple[str, int | None] | None:
+    """None if ``data`` matches the expectation, else (what differs, hex digit where it starts)."""
     got = data.hex().upper()
     if len(got) < len(pattern):
-        return f"packet too short: {len(data)} bytes, expected {len(pattern) // 2}"
+        return f"packet too short: {len(data)} bytes, expected {len(pattern) // 2}", len(got)
     for i, (want, have) in enumerate(zip(pattern, got)):
         if want != "*" and want != have:
-            return f"first difference at byte {i // 2} (hex digit {i})"
+            return f"first difference at byte {i // 2}", i
     if exact_length and len(got) != len(pattern):
-        return f"packet too long: {len(data)} bytes, expected exactly {len(pattern) // 2}"
+        return f"packet too long: {len(data)} bytes, expected exactly {len(pattern) // 2}", len(pattern)
     return None
 
 
@@ -111,15 +116,14 @@ def compare(expected: dict[int, list[Expectation]], received: dict[int, list[byt
             exp = wanted[i] if i < len(wanted) else None
             data = got[i] if i < len(got) else None
             if exp is not None and data is not None:
-                why = match_packet(exp.pattern, exp.exact_length, data)
-                if why is None:
+                mismatch = match_packet(exp.pattern, exp.exact_length, data)
+                if mismatch is None:
                     continue
-                column = int(why.split("hex digit ")[1].rstrip(")")) if "hex digit" in why else None
+                why, column = mismatch
                 problems.append(f"  packet {i} (expect on line {exp.line}): {why}")
                 problems.append(f"    expected: {exp.pattern}{'$' if exp.exact_length else ''}")
                 problems.append(f"    got:      {data.hex().upper()}")
-                if column is not None:
-                    problems.append("              " + " " * column + "^")
+                problems.append("              " + " " * column + "^")
             elif exp is not None:
                 problems.append(f"  packet {i} (expect on line {exp.line}): missing")
                 problems.append(f"    expected: {exp.pattern}")
@@ -248,6 +252,7 @@ class StfRunner:
         self.log: list[str] = []
         self.now_us = 0
         self.line_number = 0
+        self.check_failures: list[str] = []
         self._mc_nodes: dict[int, tuple[int, list[int]]] = {}   # node handle -> (rid, ports)
         self._mc_members: dict[int, list[int]] = {}            # group -> node handles
         self._next_node = 0
@@ -268,7 +273,7 @@ class StfRunner:
         return self.result()
 
     def result(self) -> StfResult:
-        failures = compare(self.expected, self.received)
+        failures = self.check_failures + compare(self.expected, self.received)
         return StfResult(not failures, failures, self.received, self.log, self.name)
 
     def execute(self, number: int, line: str) -> None:
@@ -469,6 +474,18 @@ class StfRunner:
     def _do_counter_reset(self, rest: str) -> None:
         self._extern("counter", self.state.counters, rest.strip()).reset()
 
+    def _do_check_counter(self, rest: str) -> None:
+        m = re.fullmatch(r"([\w.$]+)\s*\(\s*(\w+)\s*\)\s+(packets|bytes)\s*(==|!=|<=|>=|<|>)\s*(\w+)", rest)
+        if not m:
+            raise UserError("expected: check_counter <counter>(<index>) packets|bytes <op> <number>")
+        name, index, unit, op, number = m.groups()
+        counter = self._extern("counter", self.state.counters, name)
+        packets, nbytes = counter.read(parse_int(index))
+        value = packets if unit == "packets" else nbytes
+        if not _COMPARISONS[op](value, parse_int(number)):
+            self.check_failures.append(f"check_counter on line {self.line_number}: {counter.info.name}[{index}] "
+                                       f"{unit} is {value}, expected {op} {number}")
+
     def _do_meter_set_rates(self, rest: str) -> None:
         words = rest.split()
         if len(words) != 4:
@@ -502,18 +519,24 @@ def run_stf_on(pipeline, stf_path: str | Path, verbose: bool = False) -> StfResu
 
 def run_stf(program_path: str | Path | None, stf_path: str | Path, include_dirs=(), defines=None,
             verbose: bool = False) -> StfResult:
-    """Compile the program (or the one the STF file names, if None) and run the STF test."""
+    """Compile the program (or the one the STF file names, if None) and run the STF test.
+
+    ``program_path`` may also be a directory written by ``fabriclab compile``.
+    """
     if program_path is None:
         program_path = program_of(stf_path)
         if program_path is None:
             raise UserError(f"{stf_path}: no '# program: PATH' line names the program to test")
-    if not Path(program_path).is_file():
+    if not Path(program_path).exists():
         raise UserError(f"no such program: {program_path}")
     from fabriclab.target import compiler   # the whole front-end: import only when compiling
     from fabriclab.target.diagnostics import CompileError
 
     try:
-        compiled = compiler.compile_file(str(program_path), list(include_dirs), dict(defines or {}))
+        if Path(program_path).is_dir():     # a directory written by `fabriclab compile`
+            compiled = compiler.load(str(program_path))
+        else:
+            compiled = compiler.compile_file(str(program_path), list(include_dirs), dict(defines or {}))
     except CompileError as exc:
         raise UserError(f"{program_path} does not compile: {exc}") from None
     return run_stf_on(compiled.instantiate(), stf_path, verbose)

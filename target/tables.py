@@ -234,11 +234,13 @@ class Table:
             container.clear()
         self._seq = 0
         self.default = ActionCall(self.info.default_action, tuple(self.info.default_args))
-        for const in self.info.const_entries:
-            entry = TableEntry(match=const.match, priority=const.priority,
+        count = len(self.info.const_entries)
+        for index, const in enumerate(self.info.const_entries):
+            # p4c numbers const entries count, count-1, ..., 1 (first listed wins) when the
+            # table needs priorities, and gives none otherwise
+            priority = (const.priority if const.priority > 0 else count - index) if self.needs_priority else 0
+            entry = TableEntry(match=self._normalize_match(const.match), priority=priority,
                                action=ActionCall(const.action, tuple(const.args)))
-            entry.match = self._normalize_match(entry.match)
-            self._check_priority(entry.priority)
             self._add(entry)
 
     def insert(self, entry: TableEntry) -> None:

@@ -1478,7 +1478,8 @@ class _CallChecker:
             if isinstance(entity, InstanceEntity) and isinstance(entity.type, ExternT):
                 return self.extern_method(entity, name, callee)
             if entity is None:
-                raise _err(f"unknown name '{base.name}'", base)
+                what = "table or control" if name == "apply" else "name"
+                raise _err(f"unknown {what} '{base.name}'", base)
         bt = self.c.expr(base, self.scope)
         if isinstance(bt, StructLikeT) and bt.kind in ("header", "header_union"):
             if name not in ("isValid", "setValid", "setInvalid"):

@@ -116,9 +116,11 @@ def test_runtime_state_is_built_from_program_info_and_reset_clears_it():
     state.meters["c.m"].set_config(0, 1, 1, 1, 1)
     state.pre.insert_multicast_group(1, [(1, 0)])
     state.digests.append(("d", (1, 2)))
+    state.hash_unit.set_crc16_parameters(0x1021, 0xFFFF, 0, False, False)
     state.reset()
     assert state.tables["c.t"].entries() == [] and state.tables["c.t"].default == ActionCall("NoAction")
     assert state.registers["c.r"].read(2) == 0
     assert state.counters["c.ports"].read(1) == (0, 0)
     assert state.meters["c.m"].get_config(0) is None
     assert state.pre.replicate(1) == [] and not state.digests
+    assert state.hash_unit.compute("crc16_custom", b"123456789") == 0xBB3D

@@ -225,3 +225,32 @@ def test_action_profile_errors():
     for member in range(8):
         sel.insert_member(member, fwd(member))
     assert code_of(lambda: sel.insert_member(99, fwd(0))) == "RESOURCE_EXHAUSTED"
+
+
+@pytest.mark.parametrize("key, match, priority", [
+    (MatchField("k", "exact", 8), (5,), 0),
+    (MatchField("k", "lpm", 8), ((5, 8),), 0),
+    (MatchField("k", "ternary", 8), ((5, 0xFF),), 1),
+])
+def test_a_lookup_bound_before_reset_sees_later_entries(key, match, priority):
+    # generated code binds table.lookup once at load time
+    t = make_table([key])
+    lookup = t.lookup
+    t.insert(TableEntry(match, priority, action=fwd(1)))
+    t.reset()
+    assert lookup((5,)) is None
+    t.insert(TableEntry(match, priority, action=fwd(2)))
+    assert lookup((5,)).action == fwd(2)
+
+
+def test_const_entries_without_priorities_match_in_program_order():
+    info = ProgramInfo("p", actions=actions())
+    info.tables["t"] = TableInfo(
+        "t", [MatchField("k", "ternary", 8)], [ActionRef("fwd")], is_const_table=True,
+        const_entries=[ConstEntry(((0x11, 0xFF),), 0, "fwd", (1,)), ConstEntry(((0x10, 0xF0),), 0, "fwd", (2,))])
+    info.tables["e"] = TableInfo("e", [MatchField("k", "exact", 8)], [ActionRef("fwd")],
+                                 const_entries=[ConstEntry((3,), 7, "fwd", (3,))])
+    state = RuntimeState(info)
+    assert state.tables["t"].lookup((0x11,)).action == fwd(1)
+    assert state.tables["t"].lookup((0x12,)).action == fwd(2)
+    assert state.tables["e"].lookup((3,)).priority == 0

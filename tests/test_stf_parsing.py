@@ -3,8 +3,8 @@ hand-written pipeline (so they are tested independently of the compiler)."""
 import pytest
 
 from fabriclab.errors import UserError
-from fabriclab.target.program import (ActionInfo, ActionParam, ActionRef, MatchField, ProgramInfo, RegisterInfo,
-                                      TableInfo)
+from fabriclab.target.program import (ActionInfo, ActionParam, ActionRef, CounterInfo, MatchField, ProgramInfo,
+                                      RegisterInfo, TableInfo)
 from fabriclab.target.state import RuntimeState
 from fabriclab.target.stf import (StfRunner, match_packet, parse_lpm, parse_ternary, resolve_name, run_stf,
                                   run_stf_on)
@@ -27,12 +27,14 @@ class RouterPipeline:
             [ActionRef("MyIngress.ipv4_forward"), ActionRef("MyIngress.flood"), ActionRef("MyIngress.drop"),
              ActionRef("NoAction")], default_action="MyIngress.drop")
         info.registers["MyIngress.seen"] = RegisterInfo("MyIngress.seen", 32, 4)
+        info.counters["MyIngress.rx"] = CounterInfo("MyIngress.rx", "packets_and_bytes", size=4)
         self.info = info
         self.state = RuntimeState(info)
 
     def process(self, frame: bytes, port: int, now_us: int = 0):
         seen = self.state.registers["MyIngress.seen"]
         seen.dp_write(0, seen.dp_read(0) + 1)
+        self.state.counters["MyIngress.rx"].count(port, len(frame))
         acl, lpm = self.state.tables["MyIngress.acl"], self.state.tables["MyIngress.ipv4_lpm"]
         if acl.resolve(acl.lookup((frame[23],))).name == "MyIngress.drop":
             return []
@@ -110,8 +112,9 @@ expect 2
 
 def test_exact_length_marker():
     assert match_packet("AABB", False, bytes.fromhex("aabbcc")) is None
-    assert "too long" in match_packet("AABB", True, bytes.fromhex("aabbcc"))
-    assert "too short" in match_packet("AABBCC", False, bytes.fromhex("aabb"))
+    assert "too long" in match_packet("AABB", True, bytes.fromhex("aabbcc"))[0]
+    assert "too short" in match_packet("AABBCC", False, bytes.fromhex("aabb"))[0]
+    assert match_packet("AAB*CD", False, bytes.fromhex("aab0ce")) == ("first difference at byte 2", 5)
     assert match_packet("A*B*", True, bytes.fromhex("a1b2")) is None
 
 
@@ -189,3 +192,13 @@ def test_run_stf_wants_an_existing_program(tmp_path):
     stf.write_text("packet 0 00\n")
     with pytest.raises(UserError, match="program: PATH"):
         run_stf(None, stf)
+
+
+def test_check_counter(tmp_path):
+    text = f"packet 1 {ipv4('10.0.0.1')}\npacket 1 {ipv4('10.0.0.2')}\n"
+    result, _ = run(text + "check_counter rx(1) packets == 2\ncheck_counter rx(1) bytes > 60\n"
+                           "check_counter MyIngress.rx(0) packets == 0\n", tmp_path)
+    assert result.passed, result.report()
+    result, _ = run(text + "check_counter rx(1) packets == 3\n", tmp_path)
+    assert not result.passed
+    assert "check_counter on line 3: MyIngress.rx[1] packets is 2, expected == 3" in result.report()

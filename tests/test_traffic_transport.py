@@ -173,3 +173,48 @@ def test_frames_on_the_wire_match_scapy_and_decode_in_tshark(veth, tmp_path):
     finally:
         tap.close()
         pair.close()
+
+
+def test_slow_pacing_causes_no_spurious_timeouts(veth):
+    # a frame every ~22 ms, an RTO of 10 ms: only an ACK actually asked for may time out
+    config = dict(line_rate=400e3, rto=0.01, ack_every=8)
+    pair = Pair(veth, TransportConfig(**config), TransportConfig(**config))
+    try:
+        data = os.urandom(20 * 1024)
+        msg = pair.a.post_send(pair.qp, data)
+        pair.run(lambda: msg.completed is not None)
+        assert pair.received == [data]
+        assert pair.qp.timeouts == 0 and pair.qp.retransmissions == 0
+        burst = pair.a.config.burst                                  # a pacer may start with a short burst
+        assert msg.completed - msg.posted >= (19 - burst) * 1082 * 8 / 400e3
+    finally:
+        pair.close()
+
+
+def test_host_honours_pfc_for_its_priority(veth):
+    pair = _pair(veth)
+    a, b = veth.hosts
+    with in_netns(b.netns_path):
+        switch_side = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        switch_side.bind((b.ifname, 0))
+    try:
+        pause = 30e-3
+        quanta = p.seconds_to_pause_quanta(pause, pair.a.config.line_rate)
+        msg = pair.a.post_send(pair.qp, 3_000_000)
+        pair.run(lambda: pair.qp.packets_sent > 50)
+        switch_side.send(raw(p.pfc_frame(b.mac, {5: 0xFFFF})))           # another priority: ignored
+        switch_side.send(raw(p.pfc_frame(b.mac, {3: quanta})))
+        pair.run(lambda: pair.a.pause_frames == 1)         # only our priority's counts
+        sent_at_pause = pair.qp.packets_sent
+        paused_at = time.monotonic()
+        assert pair.a.paused_until == pytest.approx(paused_at + quanta * 512 / 1e9, abs=5e-3)
+        pair.run(lambda: time.monotonic() > paused_at + pause * 0.8)
+        assert pair.qp.packets_sent <= sent_at_pause + 1                  # at most one already on its way
+        switch_side.send(raw(p.pfc_frame(b.mac, {3: 0})))                 # XON: resume at once
+        pair.run(lambda: pair.a.pause_frames == 2)
+        assert pair.a.paused_until == 0.0
+        pair.run(lambda: msg.completed is not None)
+        assert pair.qp.retransmissions == 0
+    finally:
+        switch_side.close()
+        pair.close()

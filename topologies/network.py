@@ -60,6 +60,7 @@ class FabricNetwork:
         self.pcap = pcap
         self.progress = progress or (lambda message: None)
         self.net = None
+        self.bmv2_json: str | None = None      # p4c-bm2-ss output, for the bmv2 target
         self.controller: subprocess.Popen | None = None
         self.report = BringUpReport()
 
@@ -101,14 +102,35 @@ class FabricNetwork:
     def _step(self, what: str, action: Callable[[], None]) -> None:
         self.progress(what)
         t0 = time.monotonic()
-        action()
+        try:
+            action()
+        finally:
+            self._record_processes()
         self.report.steps.append((what, time.monotonic() - t0))
+
+    def _record_processes(self) -> None:
+        """pid and command-line marker of every process this fabric runs, for ``fabriclab
+        clean --run-dir`` after a kill -9 (the marker guards against reused pids)."""
+        processes = {}
+        if self.net is not None:
+            for node in self.net.hosts + self.net.switches:
+                if node.shell is not None:
+                    processes[f"{node.name}:shell"] = {"pid": node.pid, "marker": f"mininet:{node.name}"}
+            for switch in self.net.switches:
+                if getattr(switch, "process", None) is not None:
+                    processes[switch.name] = {"pid": switch.process.pid, "marker": str(self.run_dir)}
+        if self.controller is not None:
+            processes["controller"] = {"pid": self.controller.pid, "marker": str(self.run_dir)}
+        if self.run_dir.exists():
+            (self.run_dir / "processes.json").write_text(json.dumps(processes, indent=1) + "\n")
 
     def _write_run_dir(self) -> None:
         (self.run_dir / "switches").mkdir(parents=True, exist_ok=True)
         self.description.save(self.fabric_json)
         self.settings.save(self.settings_json)
         self.status_json.unlink(missing_ok=True)
+        if self.target == "bmv2":
+            self._compile_for_bmv2()
         for sw in self.description.switches:
             config = dict(self.switch_config)
             config["mtu"] = self.description.mtu
@@ -121,6 +143,22 @@ class FabricNetwork:
             config["ports"] = {**ports, **(self.switch_config.get("ports") or {})}
             self.switch_config_path(sw.name).write_text(yaml.safe_dump(config, sort_keys=False))
 
+    def _compile_for_bmv2(self) -> None:
+        build = self.run_dir / "build"
+        build.mkdir(exist_ok=True)
+        out = build / f"{self.program.stem}.json"
+        result = subprocess.run(["p4c-bm2-ss", "--arch", "v1model", "-o", str(out),
+                                 "--p4runtime-files", str(self.p4info_path), str(self.program)],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            first = (result.stderr or result.stdout).strip().splitlines()
+            raise UserError(f"p4c-bm2-ss could not compile {self.program}: {first[0] if first else 'no output'}")
+        self.bmv2_json = str(out)
+
+    @property
+    def p4info_path(self) -> Path:
+        return self.run_dir / "build" / f"{self.program.stem}.p4info.txtpb"
+
     def _build(self) -> None:
         from mininet.link import Link
         from mininet.net import Mininet
@@ -130,7 +168,8 @@ class FabricNetwork:
         from fabriclab.topologies.p4switch import P4Switch
 
         def make_switch(name: str, **params) -> P4Switch:
-            return P4Switch(name, run_dir=str(self.run_dir), program=str(self.program), target=self.target,
+            # The controller pushes the program to python switches; bmv2 starts from p4c's JSON.
+            return P4Switch(name, run_dir=str(self.run_dir), target=self.target, bmv2_json=self.bmv2_json,
                             config_file=str(self.switch_config_path(name)), pcap=self.pcap, **params)
 
         self.net = Mininet(topo=FabricTopo(self.description), switch=make_switch, link=Link, controller=None,
@@ -152,6 +191,8 @@ class FabricNetwork:
         cmd = [sys.executable, "-m", "fabriclab", "controller", "--fabric", str(self.fabric_json),
                "--settings", str(self.settings_json), "--status", str(self.status_json),
                "--p4", str(self.program)]
+        if self.bmv2_json:
+            cmd += ["--bmv2-json", self.bmv2_json, "--p4info", str(self.p4info_path)]
         log = open(self.run_dir / "controller.log", "ab")
         with log:
             from fabriclab.topologies.p4switch import die_with_parent

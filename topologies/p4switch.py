@@ -31,6 +31,7 @@ from fabriclab.errors import UserError
 TARGETS = ("python", "bmv2")
 BMV2_BINARIES = ("simple_switch_grpc", "p4c-bm2-ss")
 BMV2_THRIFT_BASE = 9090    # bmv2's runtime CLI port; offset from it as the gRPC port is from 9559
+CPU_PORT = 255             # p4/include/defines.p4 CPU_PORT_NUMBER: frames to it become packet-ins
 _PR_SET_PDEATHSIG = 1
 
 
@@ -60,7 +61,10 @@ def die_with_parent() -> None:
 
 
 class P4Switch(Switch):
-    def __init__(self, name: str, device_id: int, grpc_port: int, run_dir: str, program: str,
+    """``program``: the python target loads it at start; without it the switch waits for a
+    pipeline over P4Runtime (how ``FabricNetwork`` runs it: the controller pushes fabric.p4)."""
+
+    def __init__(self, name: str, device_id: int, grpc_port: int, run_dir: str, program: str | None = None,
                  target: str = "python", config_file: str | None = None, pcap: bool = False,
                  bmv2_json: str | None = None, **params):
         params.pop("inNamespace", None)
@@ -91,8 +95,10 @@ class P4Switch(Switch):
         interfaces = [arg for port, name in self.data_ports().items() for arg in ("-i", f"{port}@{name}")]
         pcap_dir = self.run_dir / "pcap" / self.name
         if self.target == "python":
-            cmd = [sys.executable, "-m", "fabriclab", "switch", "--p4", self.program, *interfaces,
-                   "--device-id", str(self.device_id), "--grpc-addr", self.grpc_addr]
+            cmd = [sys.executable, "-m", "fabriclab", "switch", *interfaces, "--device-id", str(self.device_id),
+                   "--grpc-addr", self.grpc_addr, "--cpu-port", str(CPU_PORT)]
+            if self.program:   # else the switch waits for the controller's SetForwardingPipelineConfig
+                cmd += ["--p4", self.program]
             if self.config_file:
                 cmd += ["--config", self.config_file]
             if self.pcap:
@@ -105,7 +111,7 @@ class P4Switch(Switch):
                "--thrift-port", str(thrift_port), "--log-file", str(self.log_path.with_suffix("")), "--log-flush"]
         if self.pcap:
             cmd += ["--pcap", str(pcap_dir)]
-        return cmd + [self.bmv2_json, "--", "--grpc-server-addr", self.grpc_addr]
+        return cmd + [self.bmv2_json, "--", "--grpc-server-addr", self.grpc_addr, "--cpu-port", str(CPU_PORT)]
 
     def start(self, controllers: list) -> None:
         """Start the switch process; ``wait_ready`` then waits for its P4Runtime server."""

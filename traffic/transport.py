@@ -7,11 +7,15 @@ What it does, per queue pair (QP):
 * the responder accepts packets strictly in order, ACKs (BTH + AETH) when the requester sets
   AckReq (every ``ack_every`` packets and on a message's last packet), re-ACKs duplicates, and
   NAKs the first out-of-order packet with "PSN sequence error" (IBTA vol.1 9.7.5.2.8);
-* the requester does go-back-N: on a NAK it resends from the NAK's PSN; without progress for
-  ``rto`` seconds it resends from the oldest unacknowledged PSN. A window bounds PSNs in flight;
+* the requester does go-back-N: on a NAK it resends from the NAK's PSN; when an ACK it asked
+  for has not come ``rto`` seconds after the request (and nothing was acknowledged meanwhile) it
+  resends from the oldest unacknowledged PSN. A window bounds PSNs in flight;
 * notification point: a CE-marked data packet makes the responder send a CNP (DSCP 48) to that
   QP, at most one per ``cnp_interval``; reaction point: a CNP cuts the QP's DCQCN rate;
-* each QP is paced to its current rate, and the host to the line rate.
+* each QP is paced to its current rate, and the host to the line rate;
+* like a NIC port, the host honours 802.1Qbb PFC for its data priority (and 802.3x PAUSE): no
+  data leaves while paused, for quanta × 512 bit times at the line rate (0 = resume). ACKs and
+  CNPs are small and are not held back.
 
 Both ends of a connection use the same QP number, and each QP is a full RC pair (requester and
 responder halves), which stands in for the connection manager RDMA uses to exchange QPNs.
@@ -46,6 +50,7 @@ from fabriclab.traffic import packets
 from fabriclab.traffic.dcqcn import Dcqcn, DcqcnParams
 
 ETH_P_IP = 0x0800
+ETH_P_MAC_CONTROL = packets.MAC_CONTROL_ETHERTYPE
 SOL_PACKET = 263
 PACKET_IGNORE_OUTGOING = 23   # linux/if_packet.h, Linux >= 4.20
 SO_ATTACH_FILTER = 26
@@ -99,6 +104,7 @@ class TransportConfig:
     dcqcn: DcqcnParams | None = None  # None: no congestion control (send at line rate)
     dscp_data: int = 26
     dscp_cnp: int = 48
+    data_priority: int = 3            # the PFC priority the fabric maps dscp_data to
     ecn_capable: bool = True          # mark data ECT(0)
     cnp_interval: float | None = None  # s; default: dcqcn.cnp_interval, or 50 µs × 1000
     window: int = 256                 # PSNs in flight per QP
@@ -146,7 +152,8 @@ class QueuePair:
     snd_una: int = 0                  # oldest unacknowledged PSN
     next_send_time: float = 0.0
     last_progress: float = 0.0        # last time the acknowledged PSN advanced
-    last_ackreq_sent: float = 0.0     # an ACK is owed within the RTO after this
+    last_ackreq_sent: float = 0.0     # an ACK is owed within the RTO after this ...
+    owed_psn: int = -1                # ... covering this PSN (the last one sent with AckReq)
     highest_sent: int = 0             # one past the highest PSN ever transmitted
     header_payload: int = 0           # payload length the data header template is patched for
     packets_sent: int = 0
@@ -245,9 +252,14 @@ class HostTransport:
         self._next_host_send = 0.0
         self._message_ids = 0
         self._rr: deque[QueuePair] = deque()
+        self.paused_until = 0.0             # PFC/PAUSE: no data before this time
+        self.pause_frames = 0               # PFC/PAUSE frames that applied to our data
         self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_IP))
         self._sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._mac_control = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_MAC_CONTROL))
         try:
+            self._mac_control.bind((ifname, ETH_P_MAC_CONTROL))
+            self._mac_control.setblocking(False)
             self.sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
             _attach_bpf(self.sock, _BPF_UDP_4791)
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
@@ -265,6 +277,7 @@ class HostTransport:
     def close(self) -> None:
         self.sock.close()
         self._sink.close()
+        self._mac_control.close()
 
     # ---- connection setup -------------------------------------------------------------
 
@@ -343,7 +356,8 @@ class HostTransport:
             op = packets.OP_SEND_LAST
         else:
             op = packets.OP_SEND_MIDDLE
-        ackreq = last or (psn + 1) % cfg.ack_every == 0
+        # ask for an ACK every ack_every PSNs, at a message's end, and when the window fills
+        ackreq = last or (psn + 1) % cfg.ack_every == 0 or psn + 1 - qp.snd_una >= cfg.window
         payload = self._zeros[:length] if msg.data is None else msg.data[offset:offset + length]
         hdr = qp.data_header
         if length != qp.header_payload:  # only a message's last packet is short
@@ -364,6 +378,7 @@ class HostTransport:
         qp.highest_sent = max(qp.highest_sent, psn + 1)
         if ackreq:
             qp.last_ackreq_sent = now
+            qp.owed_psn = psn
         qp.snd_nxt = psn + 1
         qp.packets_sent += 1
         frame_len = HDR_LEN + length + 4
@@ -506,18 +521,41 @@ class HostTransport:
                     break
                 raise
             self._receive(frame, now)
+        while True:
+            try:
+                self._pause(self._mac_control.recv(128), now)
+            except BlockingIOError:
+                break
         now = self.clock()
         wake = self._transmit(now)
         if timeout > 0:
             wait = timeout if wake is None else max(0.0, min(timeout, wake - self.clock()))
             if wait > 0:
-                select.select([sock], [], [], wait)
+                select.select([sock, self._mac_control], [], [], wait)
+
+    def _pause(self, frame: bytes, now: float) -> None:
+        """A MAC control frame: PFC pauses our data priority, PAUSE the whole link."""
+        if len(frame) < 18:
+            return
+        opcode = int.from_bytes(frame[14:16], "big")
+        if opcode == packets.PFC_OPCODE and len(frame) >= 34:
+            if not frame[17] >> self.config.data_priority & 1:
+                return  # another priority's pause
+            quanta = int.from_bytes(frame[18 + 2 * self.config.data_priority:20 + 2 * self.config.data_priority], "big")
+        elif opcode == packets.PAUSE_OPCODE:
+            quanta = int.from_bytes(frame[16:18], "big")
+        else:
+            return
+        self.pause_frames += 1
+        self.paused_until = now + packets.pause_quanta_to_seconds(quanta, self.config.line_rate) if quanta else 0.0
 
     def _transmit(self, now: float) -> float | None:
         """Send every packet whose time has come; returns when the next one is due."""
         cfg = self.config
         line_gap = 8 / cfg.line_rate
         slack = cfg.burst * (HDR_LEN + cfg.mtu + 4) * line_gap
+        if now < self.paused_until:
+            return self.paused_until
         wake: float | None = None
         sent_any = True
         while sent_any:
@@ -525,7 +563,7 @@ class HostTransport:
             for _ in range(len(self._rr)):
                 qp = self._rr[0]
                 self._rr.rotate(-1)
-                if qp.snd_nxt > qp.snd_una and now - max(qp.last_progress, qp.last_ackreq_sent) > cfg.rto:
+                if qp.snd_una <= qp.owed_psn and now - max(qp.last_progress, qp.last_ackreq_sent) > cfg.rto:
                     qp.timeouts += 1
                     qp.snd_nxt = qp.snd_una
                     qp.last_progress = now

@@ -247,7 +247,9 @@ control FabricIngress(inout headers_t hdr,
             if (meta.lb_mode == LB_MODE_ECMP) {
                 // 5-tuple hash; for RoCEv2 the UDP source port carries per-QP entropy.
                 // The per-switch seed keeps the tiers from hashing alike (polarisation).
-                hash(meta.lb_offset, HashAlgorithm.crc16, (bit<16>)0,
+                // CRC-32, not CRC-16: CRC-16/ARC's polynomial has the factor x+1, so its low
+                // bits, and hence "mod size", hardly vary with consecutive source ports.
+                hash(meta.lb_offset, HashAlgorithm.crc32, (bit<16>)0,
                      { meta.hash_seed, hdr.ipv4.src_addr, hdr.ipv4.dst_addr,
                        hdr.ipv4.protocol, meta.l4_src_port, meta.l4_dst_port },
                      meta.lb_size);

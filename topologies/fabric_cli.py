@@ -1,0 +1,74 @@
+"""Mininet's CLI with fabric commands: ``stats``, ``queues`` and ``pfc`` read every switch's
+runtime API (or one switch's: ``stats l1``)."""
+from __future__ import annotations
+
+from mininet.cli import CLI
+from mininet.log import output
+
+from fabriclab.topologies.telemetry import switch_stats
+
+
+class FabricCLI(CLI):
+    prompt = "fabriclab> "
+
+    def __init__(self, mininet, network, **kwargs):
+        self.network = network      # set before CLI.__init__, which runs the command loop
+        super().__init__(mininet, **kwargs)
+
+    def _switches(self, line: str):
+        names = line.split()
+        specs = self.network.description.switches
+        unknown = [n for n in names if n not in {s.name for s in specs}]
+        if unknown:
+            output(f"no switch named {unknown[0]}\n")
+            return []
+        return [s for s in specs if not names or s.name in names]
+
+    def _each(self, line: str, show) -> None:
+        for sw in self._switches(line):
+            try:
+                stats = switch_stats(sw)
+            except Exception as exc:  # a dead switch must not end the CLI session
+                output(f"{sw.name}: {exc}\n")
+                continue
+            show(sw, stats)
+
+    def do_stats(self, line: str) -> None:
+        """stats [switch ...]: frames and bytes per port, and drops."""
+        def show(sw, stats):
+            output(f"{sw.name} (device {sw.device_id})\n")
+            peers = self.network.description.switch_ports(sw.name)
+            for port, p in sorted(stats["ports"].items(), key=lambda item: int(item[0])):
+                peer = peers.get(int(port), ("?", 0))[0]
+                output(f"  port {port:>3} {p['ifname']:<15} -> {peer:<10} rx {p['rx_frames']:>9} fr "
+                       f"{p['rx_bytes']:>12} B   tx {p['tx_frames']:>9} fr {p['tx_bytes']:>12} B\n")
+            drops = {**stats.get("drops", {}), **stats["tm"].get("drops", {})}
+            if drops:
+                output(f"  drops: {', '.join(f'{k}={v}' for k, v in sorted(drops.items()))}\n")
+        self._each(line, show)
+
+    def do_queues(self, line: str) -> None:
+        """queues [switch ...]: non-empty or ever-used egress queues per port and priority."""
+        def show(sw, stats):
+            buffer = stats["tm"]["buffer"]
+            output(f"{sw.name}: shared buffer {buffer['shared_used']}/{buffer['shared_bytes']} B "
+                   f"(peak {buffer['max_shared_used']} B)\n")
+            for port, p in sorted(stats["tm"]["ports"].items(), key=lambda item: int(item[0])):
+                for prio, q in sorted(p["priorities"].items(), key=lambda item: int(item[0])):
+                    if q["enqueued"] or q["qdepth"]:
+                        dropped = sum(q["drops"].values())
+                        output(f"  port {port:>3} prio {prio}: depth {q['qdepth']:>4} pkts {q['qbytes']:>8} B "
+                               f"(peak {q['max_qbytes']} B)  enq {q['enqueued']} deq {q['dequeued']} drop {dropped}\n")
+        self._each(line, show)
+
+    def do_pfc(self, line: str) -> None:
+        """pfc [switch ...]: PFC pauses sent/received and paused time per port and priority."""
+        def show(sw, stats):
+            output(f"{sw.name}\n")
+            for port, p in sorted(stats["tm"]["ports"].items(), key=lambda item: int(item[0])):
+                for prio, q in sorted(p["priorities"].items(), key=lambda item: int(item[0])):
+                    if q.get("pfc_tx") or q.get("pfc_rx") or q.get("paused"):
+                        output(f"  port {port:>3} prio {prio}: sent {q['pfc_tx']} received {q['pfc_rx']} "
+                               f"xoff events {q['xoff_events']} paused {q['paused_ns'] / 1e6:.1f} ms"
+                               f"{'  PAUSED' if q['paused'] else ''}\n")
+        self._each(line, show)
