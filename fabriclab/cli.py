@@ -23,6 +23,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "clean": ("fabriclab.clean", "remove switch/controller processes, veths and namespaces left by fabrics"),
     "controller": ("fabriclab.controller.cli", "the os-ken fabric controller (started by fabriclab up)"),
     "traffic": ("fabriclab.traffic.cli", "replay an AI collective (RoCEv2-like transport, DCQCN) on a running fabric"),
+    "run": ("fabriclab.scenarios.cli", "run a congestion scenario's variants and write results, plots and a report"),
+    "scenarios": ("fabriclab.scenarios.list_cmd", "list the built-in scenarios"),
+    "demo": ("fabriclab.demo", "the main job of 'make demo': the incast scenario, PFC on vs off"),
 }
 
 

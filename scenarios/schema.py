@@ -22,8 +22,9 @@ BUILTIN_DIR = Path(__file__).resolve().parent
 
 TOPOLOGY_KINDS = ("leafspine", "fattree", "dumbbell", "ring")
 LB_MODES = ("ecmp", "spray", "spray-rr", "flowlet", "adaptive")
-PATTERNS = ("ring_allreduce", "halving_doubling_allreduce", "all_gather", "reduce_scatter",
-            "all_to_all", "incast", "flow", "iperf3")
+# collectives (traffic.collectives), one RoCE flow, or background TCP through iperf3
+PATTERNS = ("allreduce", "allreduce-hd", "allgather", "reducescatter", "alltoall", "incast", "background",
+            "flow", "iperf3")
 DCQCN_PRESETS = ("paper", "mellanox")
 
 
@@ -114,20 +115,19 @@ TRANSPORT = {"dcqcn": _bool, "preset": _choice(*DCQCN_PRESETS), "mtu": _int(256,
              "data_dscp": _int(0, 63), "cnp_dscp": _int(0, 63)}
 FLOW = {
     "name": _str, "pattern": _choice(*PATTERNS), "hosts": _list_of(_str, 1), "src": _str, "dst": _str,
-    "size": _unit(parse_size), "iterations": _int(1, 1000), "start": _unit(parse_duration),
-    "gap": _unit(parse_duration), "dscp": _int(0, 63), "rate": _unit(parse_rate),
-    "duration": _unit(parse_duration),
+    "size": _unit(parse_size), "duration": _unit(parse_duration),
 }
 BODY = {
     "topology": TOPOLOGY, "topology_file": _str, "rate": _unit(parse_rate), "scale": _float(1.0, 1e6),
     "duration": _unit(parse_duration), "switch": SWITCH, "transport": TRANSPORT,
-    "traffic": [FLOW], "capture": _list_of(_str), "sample_interval": _unit(parse_duration),
+    "traffic": [FLOW], "iterations": _int(1, 1000), "capture": _list_of(_str),
+    "sample_interval": _unit(parse_duration),
 }
 TOP = {"name": _str, "description": _str, "variants": None, "expectations": _list_of(_str, 1), **BODY}
 
 DEFAULTS: dict[str, Any] = {
     "topology": {"kind": "leafspine", "spines": 2, "leaves": 2, "hosts_per_leaf": 2},
-    "rate": 100_000_000, "scale": 1000.0, "duration": 10.0, "sample_interval": 0.1,
+    "rate": 100_000_000, "scale": None, "duration": 60.0, "sample_interval": 0.1, "iterations": 1,
     "switch": {"pfc": True, "lossless_priorities": [3], "buffer": "auto", "xoff": "auto", "xon": "auto",
                "headroom": "auto", "alpha": 0.125, "lb": "ecmp", "flowlet_gap": 0.005, "scheduler": "strict",
                "ecn": {"enabled": False, "kmin": 5_000, "kmax": 200_000, "pmax": 0.01}},

@@ -23,8 +23,8 @@ node; ``dump()`` gives a structural text form for tests. Node families:
   ``SelectCase``s hold keysets).
 * Statements (``Statement``): ``AssignmentStatement``, ``MethodCallStatement``,
   ``IfStatement``, ``SwitchStatement`` (``SwitchCase``; body None = fall through),
-  ``BlockStatement``, ``ReturnStatement``, ``ExitStatement``, ``EmptyStatement``; a block may
-  also hold ``VariableDecl``, ``ConstDecl`` and ``Instantiation``.
+  ``BlockStatement``, ``ReturnStatement``, ``ExitStatement``, ``EmptyStatement``; a block (and a
+  parser state) may also hold ``VariableDecl`` and ``ConstDecl``.
 * Expressions (``Expression``): ``IntLiteral``, ``BoolLiteral``, ``StringLiteral``, ``Name``,
   ``Member``, ``ArrayIndex``, ``Slice``, ``Unary``, ``Binary``, ``Ternary``, ``Cast``,
   ``MethodCall`` (with ``Argument``s), ``ListExpression``, ``StructInitializer``
@@ -319,7 +319,7 @@ class MethodCallStatement(Statement):
 
 @dataclass(kw_only=True, eq=False)
 class BlockStatement(Statement):
-    # Statements, VariableDecl, ConstDecl and Instantiation, in order.
+    # Statements, VariableDecl and ConstDecl, in order.
     statements: list[Node] = field(default_factory=list)
     annotations: list[Annotation] = field(default_factory=list)
 

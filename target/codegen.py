@@ -605,7 +605,9 @@ class Generator:
         o.indent()
         self.outs = []
         self.returns_value = False
-        self.emit_aliases()
+        # the control's own variables are created here, on every apply
+        own = frozenset(local.entity for local in decl.locals if isinstance(local, ast.VariableDecl))
+        self.emit_aliases(skip=own)
         for local in decl.locals:
             if isinstance(local, ast.VariableDecl):
                 self.emit_local_decl(local)
@@ -619,10 +621,10 @@ class Generator:
         inst.action_fns = dict(self.action_fns)
         inst.table_fns = dict(self.table_fns)
 
-    def emit_aliases(self) -> None:
+    def emit_aliases(self, skip: frozenset = frozenset()) -> None:
         """Aggregate frame variables are read through local aliases (they are never rebound)."""
         for v in self.frame_vars:
-            if is_aggregate(v.type):
+            if is_aggregate(v.type) and v not in skip:
                 self.out.line(f"{v.pyname} = F.{v.pyname}")
 
     def emit_entry(self, role: str, decl: ast.ControlDecl) -> str:
@@ -1237,6 +1239,9 @@ class Generator:
         if method is None:
             raise unsupported(f"expression {type(e).__name__}", e.loc)
         return method(e)
+
+    def x_StringLiteral(self, e: ast.StringLiteral) -> str:
+        return repr(e.value)
 
     def x_Name(self, e: ast.Name) -> str:
         ref = e.ref

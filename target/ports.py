@@ -5,10 +5,11 @@ Frames the kernel loops back to us because *we* sent them (sll_pkttype PACKET_OU
 ignored; where the kernel supports PACKET_IGNORE_OUTGOING (Linux 4.20+) it does not even queue
 them. Frames carry no FCS (the kernel strips it), so a minimum frame here is 60 bytes.
 
-VLAN tags: with RX VLAN offload the kernel strips the 802.1Q tag into packet metadata and
-AF_PACKET hands us the frame without it — the P4 program would then never see the PCP that
-classifies lossless traffic. Opening a port therefore turns rx/tx VLAN offload off on the
-interface (``ethtool -K``), as bmv2 users are told to.
+VLAN tags: the kernel's receive path always moves an 802.1Q tag out of the frame into packet
+metadata (``skb_vlan_untag`` in ``__netif_receive_skb_core``, whatever the offload settings), and
+AF_PACKET hands the frame over without it, the tag in PACKET_AUXDATA. The P4 program must see the
+PCP that classifies lossless traffic, so receiving asks for the aux data and puts the tag back
+where it was, as libpcap does.
 
 The pcap writer is classic libpcap format (https://wiki.wireshark.org/Development/LibpcapFileFormat):
 a 24-byte global header (magic 0xa1b2c3d4, version 2.4, snaplen, linktype 1 = Ethernet), then per
@@ -21,7 +22,6 @@ import logging
 import os
 import socket
 import struct
-import subprocess
 import time
 from pathlib import Path
 
@@ -31,13 +31,18 @@ log = logging.getLogger(__name__)
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
+PACKET_AUXDATA = 8
 PACKET_IGNORE_OUTGOING = 23
+TP_STATUS_VLAN_VALID = 1 << 4
+TP_STATUS_VLAN_TPID_VALID = 1 << 6
 SO_SNDBUFFORCE = 32
 SO_RCVBUFFORCE = 33
 SOCKET_BUFFER_BYTES = 8 << 20
 MAX_FRAME = 65535
 PCAP_LINKTYPE_ETHERNET = 1
 
+_AUXDATA = struct.Struct("=IIIHHHH")   # struct tpacket_auxdata (linux/if_packet.h)
+_AUX_SPACE = socket.CMSG_SPACE(_AUXDATA.size)
 _PCAP_GLOBAL = struct.Struct("<IHHiIII")
 _PCAP_RECORD = struct.Struct("<IIII")
 
@@ -82,15 +87,6 @@ def read_pcap(path: str | Path) -> list[tuple[int, bytes]]:
     return records
 
 
-def disable_vlan_offload(ifname: str) -> None:
-    """Keep 802.1Q tags in the frames we read and write (see the module doc)."""
-    try:
-        subprocess.run(["ethtool", "-K", ifname, "rxvlan", "off", "txvlan", "off"],
-                       capture_output=True, timeout=5, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        log.warning("%s: cannot turn VLAN offload off (%s); tagged frames may lose their tag", ifname, exc)
-
-
 class Port:
     """One switch port: a raw socket on ``ifname`` plus counters and an optional pcap."""
 
@@ -99,7 +95,6 @@ class Port:
         self.ifname = ifname
         self.rx_frames = self.rx_bytes = self.tx_frames = self.tx_bytes = 0
         self.drops: dict[str, int] = {}
-        disable_vlan_offload(ifname)
         try:
             sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         except PermissionError:
@@ -109,6 +104,7 @@ class Port:
         except OSError as exc:
             sock.close()
             raise UserError(f"port {number}: cannot open interface {ifname!r}: {exc.strerror}") from None
+        sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
         try:
             sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
         except OSError:
@@ -129,12 +125,12 @@ class Port:
     def receive(self, limit: int) -> list[bytes]:
         """Up to ``limit`` frames received since the last call (never blocks)."""
         frames = []
-        recvfrom = self.sock.recvfrom
+        recvmsg = self.sock.recvmsg
         outgoing = socket.PACKET_OUTGOING
         pcap = self.pcap
         for _ in range(limit):
             try:
-                frame, address = recvfrom(MAX_FRAME)
+                frame, ancillary, _, address = recvmsg(MAX_FRAME, _AUX_SPACE)
             except BlockingIOError:
                 break
             except OSError as exc:
@@ -144,6 +140,8 @@ class Port:
                 raise
             if address[2] == outgoing:
                 continue
+            if ancillary:
+                frame = _restore_vlan_tag(frame, ancillary)
             frames.append(frame)
             self.rx_bytes += len(frame)
             if pcap is not None:
@@ -179,6 +177,16 @@ class Port:
         self.sock.close()
         if self.pcap is not None:
             self.pcap.close()
+
+
+def _restore_vlan_tag(frame: bytes, ancillary: list) -> bytes:
+    for level, kind, data in ancillary:
+        if level == SOL_PACKET and kind == PACKET_AUXDATA and len(data) >= _AUXDATA.size:
+            status, _, _, _, _, tci, tpid = _AUXDATA.unpack_from(data)
+            if status & TP_STATUS_VLAN_VALID:
+                tpid = tpid if status & TP_STATUS_VLAN_TPID_VALID else 0x8100
+                return frame[:12] + struct.pack("!HH", tpid, tci) + frame[12:]
+    return frame
 
 
 def _interface_mac(ifname: str) -> bytes:

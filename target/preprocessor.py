@@ -4,7 +4,8 @@ Supported: ``#include <file>`` (``target/p4include/`` first, then ``-I`` dirs) a
 ``#include "file"`` (the including file's folder, then ``-I`` dirs, then ``p4include/``);
 object-like ``#define NAME tokens`` and ``#undef``; ``#ifdef``/``#ifndef``/``#if``/``#elif``/
 ``#else``/``#endif`` with ``defined(X)``, integers, macros and C operators in conditions;
-``#error``; ``#pragma once``; ``#line`` is ignored. Function-like macros are unsupported.
+``#error``; ``#pragma once`` (other ``#pragma`` lines and ``#line`` are ignored, as p4c's
+front-end ignores them). Function-like macros are unsupported.
 
 Every output token keeps the file:line:col where it was written; a token produced by a macro
 expansion takes the location of the macro's use, which is where an error about it belongs.

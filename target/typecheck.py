@@ -1130,7 +1130,11 @@ class _Checker:
         if not isinstance(t, (BitT, IntegerT)):
             raise _err(f"'{e.op}' needs an integer, not {t}", e)
         if e.op == "~" and isinstance(t, IntegerT):
-            raise _err("'~' needs a value of fixed width (cast the constant first)", e)
+            if not isinstance(expected, BitT):
+                raise _err("'~' needs a value of fixed width (cast the constant first)", e)
+            self.coerce(e.operand, expected, "'~'")
+            t = expected
+            c = e.operand.const_value
         if c is not None:
             value = {"-": -c, "+": c, "~": ~c}[e.op]
             e.const_value = wrap(value, t)

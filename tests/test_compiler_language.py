@@ -62,8 +62,8 @@ def pipe(ingress: str, **kw):
     return compile_source(program(ingress, **kw), "t").instantiate()
 
 
-def udp(**ip) -> bytes:
-    return raw(Ether(dst="02:00:00:00:00:02", src="02:00:00:00:00:01") / IP(src="10.0.0.1", dst="10.0.1.2", **ip)
+def udp(dst: str = "10.0.1.2", **ip) -> bytes:
+    return raw(Ether(dst="02:00:00:00:00:02", src="02:00:00:00:00:01") / IP(src="10.0.0.1", dst=dst, **ip)
                / UDP(sport=1000, dport=2000) / b"payload")
 
 
@@ -138,7 +138,6 @@ def test_int_literal_inference_and_signed_arithmetic():
 
 def test_struct_initialiser_header_assignment_and_functions():
     p = pipe("""
-    bit<32> twice(in bit<32> v) { return v + v; }
     action swap(inout bit<32> x, inout bit<32> y) { bit<32> t = x; x = y; y = t; }
     apply {
         hdr.res = { twice(32w5), 32w7 };
@@ -147,7 +146,7 @@ def test_struct_initialiser_header_assignment_and_functions():
         copy.dst = 48w1;
         hdr.eth = copy;
         sm.egress_spec = 1;
-    }""")
+    }""", decls="bit<32> twice(in bit<32> v) { return v + v; }")
     (_, data), = p.process(udp(), 0)
     assert out_fields(data, UDP_OUT) == (7, 10)
     assert data[:6] == bytes(5) + b"\x01"
@@ -173,14 +172,13 @@ def test_enums_errors_and_switch_on_value():
 
 def test_sub_control_with_scalar_inout_parameter():
     p = pipe("""
-    control Inc(inout bit<32> v, in bit<32> by) { apply { v = v + by; } }
     Inc() inc;
     apply {
         hdr.res.setValid();
         hdr.res.a = 40;
         inc.apply(hdr.res.a, 2);
         sm.egress_spec = 1;
-    }""")
+    }""", decls="control Inc(inout bit<32> v, in bit<32> by) { apply { v = v + by; } }")
     (_, data), = p.process(udp(), 0)
     assert out_fields(data, UDP_OUT)[0] == 42
 
@@ -290,7 +288,8 @@ def test_header_union():
     assert p.process(raw(Ether(type=1)) + b"\x09", 0) == [(1, raw(Ether(type=1)) + b"\x09")]
     # b was valid: setting a valid invalidates b, so only a is emitted
     assert p.process(raw(Ether(type=2)) + b"\x01\x02", 0) == [(2, raw(Ether(type=2)) + b"\x05")]
-    assert p.process(raw(Ether(type=3)), 0) == []
+    # neither member valid: egress_spec keeps its initial 0
+    assert p.process(raw(Ether(type=3)), 0) == [(0, raw(Ether(type=3)))]
 
 
 # ---------------------------------------------------------------------------- tables
@@ -464,26 +463,28 @@ def test_resubmit_and_recirculate_preserve_field_lists():
             meta.m = meta.m + 1;
             sm.egress_spec = 2;
         } else {
+            hdr.res.setValid();
+            hdr.res.b = sm.instance_type;
             sm.egress_spec = 3;
         }
     }""", meta="@field_list(1) bit<32> m;",
              egress="""apply {
-        if (sm.instance_type != 4) {
-            meta.m = meta.m + 100;
+        // simple_switch shows unicast packets to egress as NORMAL, recirculated or not
+        if (meta.m < 1000) {
+            meta.m = meta.m + 1000;
             recirculate_preserving_field_list(1);
         } else {
-            hdr.res.setValid();
             hdr.res.a = meta.m;
         }
     }""")
     out = p.process(udp(), 0)
-    assert [(port, out_fields(data, UDP_OUT)[0]) for port, data in out] == [(3, 142)]
+    assert [(port, out_fields(data, UDP_OUT)) for port, data in out] == [(3, (1042, 4))]
 
 
 def test_egress_sees_queue_metadata_and_packet_length():
     from fabriclab.target.pipeline import QueueMeta
     p = pipe("apply { sm.egress_spec = 4; sm.priority = 5; hdr.res.setValid(); }",
-             egress="apply { hdr.res.a = sm.enq_qdepth; hdr.res.b = sm.packet_length; }")
+             egress="apply { hdr.res.a = (bit<32>)sm.enq_qdepth; hdr.res.b = sm.packet_length; }")
     frame = udp()
     job, = p.ingress(frame, 1, now_us=10)
     assert (job.egress_port, job.priority, job.length) == (4, 5, len(frame) + 8)   # setValid adds 8 bytes

@@ -16,7 +16,7 @@ from fabriclab.topologies.checks import far_pair, iperf, ping_all
 from fabriclab.topologies.fattree import fattree
 from fabriclab.topologies.leafspine import leafspine
 from fabriclab.topologies.network import FabricNetwork
-from fabriclab.topologies.telemetry import port_tx_frames, switch_stats
+from fabriclab.topologies.telemetry import p4_port_counter
 from fabriclab.topologies.yamlfile import from_mapping
 
 pytestmark = [
@@ -50,7 +50,7 @@ def test_leafspine_2x4x2_pingall_and_iperf_across_spines(tmp_path):
         result = iperf(network.net, src, dst, seconds=1.5)
         assert result.error is None
         assert 1e6 < result.bits_per_second <= 100e6 * 1.05     # flows, and no faster than the 100M links
-        spines_tx = sum(sum(port_tx_frames(switch_stats(d.switch(s))).values()) for s in ("tbs1", "tbs2"))
+        spines_tx = sum(packets for s in ("tbs1", "tbs2") for packets, _ in p4_port_counter(d.switch(s)).values())
         assert spines_tx > 1000                                   # the flow crossed a spine
 
 
@@ -80,11 +80,11 @@ def _single_flow_spine_split(tmp_path, lb: str, prefix: str, port_base: int) -> 
     with FabricNetwork(d, tmp_path / "run", settings=ControllerSettings(lb=lb)) as network:
         leaf = d.switch(f"{prefix}l1")
         uplinks = [port for port, (peer, _) in d.switch_ports(leaf.name).items() if d.is_switch(peer)]
-        before = port_tx_frames(switch_stats(leaf))
+        before = p4_port_counter(leaf)
         out = network.net.get(f"{prefix}h1_1").cmd(f"ping -q -c 200 -i 0.005 {d.host(f'{prefix}h2_1').ip}")
         assert " 0% packet loss" in out, out
-        after = port_tx_frames(switch_stats(leaf))
-        return [after[p] - before[p] for p in uplinks]
+        after = p4_port_counter(leaf)
+        return [after.get(p, (0, 0))[0] - before.get(p, (0, 0))[0] for p in uplinks]
 
 
 def test_spray_spreads_one_flow_over_both_spines(tmp_path):

@@ -27,7 +27,7 @@ class FabricCLI(CLI):
     def _each(self, line: str, show) -> None:
         for sw in self._switches(line):
             try:
-                stats = switch_stats(sw)
+                stats = switch_stats(sw, self.network.run_dir / "switches" / f"{sw.name}.stats.json")
             except Exception as exc:  # a dead switch must not end the CLI session
                 output(f"{sw.name}: {exc}\n")
                 continue

@@ -4,7 +4,8 @@
  * the last packet dequeued from that queue (deq_qdepth). Egress writes it; the
  * least-loaded load-balancing mode in ingress reads it to compare candidate ports, as
  * DRILL (Ghorbani et al., SIGCOMM 2017) compares local queue occupancies. Using the depth
- * at dequeue means a queue that drains is seen as empty by its last packet. */
+ * at dequeue means a queue that drains is seen as empty by its last packet.
+ * (p4c emits top-level registers for BMv2 since p4c issues #696/#1097 were fixed.) */
 #ifndef FABRIC_SHARED_REGISTERS_P4
 #define FABRIC_SHARED_REGISTERS_P4
 

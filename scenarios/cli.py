@@ -1,0 +1,55 @@
+"""``fabriclab run NAME|FILE``: run a scenario's variants back to back, sample the switches,
+evaluate the expectations, and write results.json, the plots and report.html."""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("scenario", help="a built-in scenario name (see 'fabriclab scenarios') or a YAML file")
+    parser.add_argument("--out", help="run directory (default runs/<scenario>-<time>)")
+    parser.add_argument("--json", metavar="FILE", help="also write the results JSON here")
+    parser.add_argument("--variant", action="append", help="run only this variant (repeatable)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from fabriclab.scenarios.report import SUMMARY_METRICS, metric, write_report
+    from fabriclab.scenarios.runner import run_scenario
+    from fabriclab.scenarios.schema import load_scenario
+
+    console = Console()
+    scenario = load_scenario(args.scenario)
+    out = Path(args.out or f"runs/{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    with console.status(f"scenario {scenario.name}") as status:
+        results = run_scenario(scenario, out, args.variant, progress=status.update)
+        status.update("writing the report")
+        report = write_report(results, out)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+
+    table = Table(title=f"{scenario.name}: {scenario.description}")
+    table.add_column("metric")
+    for vname in results["variants"]:
+        table.add_column(vname, justify="right")
+    for path, label in SUMMARY_METRICS:
+        values = [metric(r, path) for r in results["variants"].values()]
+        if any(v is not None for v in values):
+            table.add_row(label, *("–" if v is None else f"{v:.3g}" if isinstance(v, float) else str(v)
+                                   for v in values))
+    console.print(table)
+    for vname, result in results["variants"].items():
+        if result.get("error"):
+            console.print(f"[red]variant {vname}: {result['error']}[/red]")
+    held = True
+    for exp in results["expectations"]:
+        mark = "[green]✔[/green]" if exp["held"] else "[red]✘[/red]"
+        console.print(f"{mark} {exp['text']}   ({exp['detail']})")
+        held &= exp["held"]
+    console.print(f"report: {report}")
+    return 0 if held else 1

@@ -1,0 +1,346 @@
+"""Run a scenario: for each variant bring the fabric up, replay its traffic while sampling every
+switch's counters, tear the fabric down; then evaluate the expectations and write the results
+(``results.json``), the plots and ``report.html``.
+
+All traffic entries of a variant run as one merged flow schedule (one transport agent per host,
+so two entries on one host share its link as they would on a real NIC); each entry keeps its
+own name for the metrics (``flows.<name>.*``, ``victim_mbps`` for an entry named ``victim``).
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from fabriclab.errors import UserError
+from fabriclab.scenarios.schema import Scenario
+from fabriclab.topologies.description import FabricDescription
+
+Progress = Callable[[str], None]
+COLLECTIVE_PATTERNS = ("allreduce", "allreduce-hd", "allgather", "reducescatter", "alltoall", "incast",
+                       "background")
+
+
+# --- what a variant runs on -----------------------------------------------------------------
+
+def fabric_description(config: dict) -> FabricDescription:
+    from fabriclab.topologies.catalog import describe
+
+    if "topology_file" in config:
+        return describe(None, {}, topo_file=config["topology_file"])
+    topo = dict(config["topology"])
+    kind = topo.pop("kind")
+    topo.setdefault("host_rate", config["rate"])
+    topo.setdefault("fabric_rate", config["rate"])
+    return describe(kind, topo)
+
+
+def controller_settings(config: dict):
+    from fabriclab.controller.settings import ControllerSettings, EcnSettings
+
+    sw, transport = config["switch"], config["transport"]
+    lb = {"spray-rr": "spray"}.get(sw["lb"], sw["lb"])
+    ecn = sw["ecn"]
+    return ControllerSettings(
+        lb=lb, flowlet_gap_s=sw["flowlet_gap"],
+        dscp_priority={transport["data_dscp"]: 3, transport["cnp_dscp"]: 6},
+        ecn=EcnSettings(enabled=ecn["enabled"], kmin_bytes=ecn["kmin"], kmax_bytes=ecn["kmax"], pmax=ecn["pmax"]))
+
+
+def switch_config(config: dict) -> dict:
+    """The switch.yaml every switch of the variant gets (ports are filled in by bring-up)."""
+    sw = config["switch"]
+    out: dict[str, Any] = {"alpha": sw["alpha"], "scheduler": sw["scheduler"],
+                           "lossless": list(sw["lossless_priorities"]) if sw["pfc"] else []}
+    if sw["buffer"] != "auto":
+        out["buffer"] = sw["buffer"]
+    pfc = {key: sw[key] for key in ("xoff", "xon", "headroom") if sw[key] != "auto"}
+    if pfc:
+        out["pfc"] = pfc
+    return out
+
+
+def transport_argv(config: dict) -> list[str]:
+    transport = config["transport"]
+    argv = ["--rate", str(config["rate"]), "--mtu", str(min(transport["mtu"], 1024)),
+            "--dcqcn", transport["preset"] if transport["dcqcn"] else "off",
+            "--dscp-data", str(transport["data_dscp"]), "--dscp-cnp", str(transport["cnp_dscp"])]
+    if config.get("scale"):
+        argv += ["--scale", str(config["scale"])]
+    return argv
+
+
+@dataclass
+class TrafficPlan:
+    """The variant's RoCE traffic as one schedule over ``hosts``, and which entry owns each flow."""
+    hosts: list[str]
+    schedule: Any
+    entry_of_flow: list[str]
+    entries: dict[str, dict] = field(default_factory=dict)   # name -> {"pattern", "size", "ranks", "flows"}
+    iperf: list[dict] = field(default_factory=list)
+
+
+def traffic_plan(config: dict, description: FabricDescription) -> TrafficPlan:
+    from fabriclab.traffic import collectives
+    from fabriclab.traffic.collectives import Flow, Schedule
+
+    known = {h.name for h in description.hosts}
+    hosts: list[str] = []
+
+    def rank(name: str, where: str) -> int:
+        if name not in known:
+            raise UserError(f"{where}: no host {name!r} in this topology (hosts: {', '.join(sorted(known))})")
+        if name not in hosts:
+            hosts.append(name)
+        return hosts.index(name)
+
+    merged = Schedule("scenario", 0, 0)
+    owners: list[str] = []
+    entries: dict[str, dict] = {}
+    iperf: list[dict] = []
+    for i, entry in enumerate(config["traffic"]):
+        where = f"traffic[{i}]"
+        name = entry.get("name", f"{entry['pattern']}{i}")
+        if entry["pattern"] == "iperf3":
+            rank(entry["src"], where), rank(entry["dst"], where)
+            iperf.append({**entry, "name": name})
+            continue
+        size = entry.get("size", 1_000_000)
+        if entry["pattern"] == "flow":
+            members = [entry["src"], entry["dst"]]
+            part = Schedule("flow", 2, size, [Flow(0, 0, 1, size, 0)])
+        else:
+            # incast's rank 0 is the receiver
+            members = ([entry["dst"]] if entry["pattern"] == "incast" else []) + entry["hosts"]
+            part = collectives.build(entry["pattern"], len(members), size)
+        ranks = [rank(h, where) for h in members]
+        base = len(merged.flows)
+        for flow in part.flows:
+            merged.flows.append(Flow(base + flow.id, ranks[flow.src], ranks[flow.dst], flow.size, flow.step,
+                                     tuple(base + d for d in flow.deps)))
+            owners.append(name)
+        entries[name] = {"pattern": part.pattern, "size": size, "ranks": len(members),
+                         "flows": list(range(base, len(merged.flows)))}
+    merged.ranks = len(hosts)
+    merged.size = sum(e["size"] for e in entries.values())
+    return TrafficPlan(hosts, merged, owners, entries, iperf)
+
+
+# --- sampling the switches ------------------------------------------------------------------
+
+class CounterSampler(threading.Thread):
+    """Polls every switch's runtime API for TM and port statistics at a fixed interval."""
+
+    def __init__(self, description: FabricDescription, interval: float):
+        super().__init__(daemon=True, name="counter-sampler")
+        from fabriclab.target.runtime_api import RuntimeApiClient, default_api_addr
+
+        self.interval = interval
+        self.clients = {sw.name: RuntimeApiClient(default_api_addr(sw.grpc_addr)) for sw in description.switches}
+        self.samples: list[tuple[float, dict[str, dict]]] = []
+        self.errors: list[str] = []
+        self._stop_event = threading.Event()
+        self.t0 = time.monotonic()
+
+    def sample(self) -> dict[str, dict]:
+        return {name: client.call("stats") for name, client in self.clients.items()}
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            started = time.monotonic()
+            try:
+                self.samples.append((started - self.t0, self.sample()))
+            except Exception as exc:  # a switch that stops answering ends the sampling, not the run
+                self.errors.append(str(exc))
+                return
+            self._stop_event.wait(max(0.0, self.interval - (time.monotonic() - started)))
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=10)
+
+    def counters(self, name: str) -> dict[str, dict[str, list]]:
+        """P4 counter arrays of every switch, e.g. ``FabricEgress.ecn_marks``."""
+        return {sw: client.call("counters", name=name) for sw, client in self.clients.items()}
+
+    def close(self) -> None:
+        for client in self.clients.values():
+            client.close()
+
+
+# --- turning samples and flow records into metrics ------------------------------------------
+
+def switch_metrics(samples: list[tuple[float, dict[str, dict]]], lossless: set[int]) -> dict:
+    """Totals from the last sample and time series from all of them."""
+    if not samples:
+        return {"drops": {"lossless": None, "lossy": None}, "pfc_pause_tx": None, "pfc_pause_rx": None,
+                "max_queue_pkts": None, "headroom_overflow": None, "timeseries": {"t": []}}
+    times = [t for t, _ in samples]
+    last = samples[-1][1]
+    drops = {"lossless": 0, "lossy": 0}
+    pause_tx = pause_rx = max_queue = overflow = 0
+    for stats in last.values():
+        for port in stats["tm"]["ports"].values():
+            for prio, q in port["priorities"].items():
+                kind = "lossless" if int(prio) in lossless else "lossy"
+                drops[kind] += sum(q["drops"].values())
+                pause_tx += q.get("pfc_tx", 0)
+                pause_rx += q.get("pfc_rx", 0)
+                overflow += q.get("headroom_overflow", 0)
+                max_queue = max(max_queue, q["max_qdepth"])
+    queue: dict[str, list[int]] = {}
+    throughput: dict[str, list[float]] = {}
+    paused_since: dict[str, float] = {}
+    intervals: list[list] = []
+    previous: dict[str, tuple[float, int]] = {}
+    for i, (t, per_switch) in enumerate(samples):
+        for sw, stats in per_switch.items():
+            for port_no, port in stats["tm"]["ports"].items():
+                key = f"{sw}:{port_no}"
+                prev_t, prev_bytes = previous.get(key, (t, port["tx_bytes"]))
+                if key in previous:
+                    throughput.setdefault(key, []).append(
+                        (port["tx_bytes"] - prev_bytes) * 8 / 1e6 / max(t - prev_t, 1e-6))
+                previous[key] = (t, port["tx_bytes"])
+                for prio, q in port["priorities"].items():
+                    qkey = f"{key}/q{prio}"
+                    if q["max_qdepth"] or qkey in queue:
+                        queue.setdefault(qkey, [0] * i).append(q["qdepth"])
+                    lane = f"{key}|{prio}"
+                    if q.get("paused") and lane not in paused_since:
+                        paused_since[lane] = t
+                    elif not q.get("paused") and lane in paused_since:
+                        intervals.append([paused_since.pop(lane), t, key, int(prio)])
+    for lane, start in paused_since.items():
+        key, prio = lane.split("|")
+        intervals.append([start, times[-1], key, int(prio)])
+    return {"drops": drops, "pfc_pause_tx": pause_tx, "pfc_pause_rx": pause_rx, "max_queue_pkts": max_queue,
+            "headroom_overflow": overflow,
+            "timeseries": {"t": times, "queue_pkts": queue, "throughput_mbps": throughput,
+                           "pause_intervals": sorted(intervals)}}
+
+
+def traffic_metrics(plan: TrafficPlan, flows: list, t0: float) -> dict:
+    """Per entry: completion time, algbw/busbw (collectives) or rate (single flows)."""
+    from fabriclab.traffic.metrics import busbw_factor
+
+    per_entry: dict[str, dict] = {}
+    by_id = {}
+    for record in flows:
+        by_id.setdefault(record.flow, []).append(record)
+    ccts, fcts = [], []
+    for name, entry in plan.entries.items():
+        records = [r for fid in entry["flows"] for r in by_id.get(fid, [])]
+        if not records:
+            continue
+        cct = max(r.end for r in records) - min(r.start for r in records)
+        algbw = entry["size"] / cct if cct > 0 else 0.0
+        per_entry[name] = {
+            "pattern": entry["pattern"], "cct_s": cct, "bytes": sum(r.bytes for r in records),
+            "rate_mbps": sum(r.bytes for r in records) * 8 / 1e6 / cct if cct > 0 else 0.0,
+            "algbw_mbps": algbw * 8 / 1e6,
+            "busbw_mbps": (algbw * busbw_factor(entry["pattern"], entry["ranks"]) * 8 / 1e6
+                           if entry["pattern"] != "flow" else algbw * 8 / 1e6),
+            "retransmissions": sum(r.retransmissions for r in records),
+            "cnp": sum(r.cnps_sent for r in records),
+        }
+        ccts.append(cct)
+        fcts += [r.fct for r in records]
+    collectives = [e for e in per_entry.values() if e["pattern"] in COLLECTIVE_PATTERNS]
+    main = collectives[0] if collectives else next(iter(per_entry.values()), {})
+    rates = {}
+    for record in flows:
+        points = [(t - t0, bps / 1e6) for t, bps in record.rate_samples]
+        if points:
+            rates[f"{plan.entry_of_flow[record.flow]}#{record.flow}"] = points
+    return {
+        "flows": per_entry,
+        "cct_s": main.get("cct_s"), "busbw_mbps": main.get("busbw_mbps"), "algbw_mbps": main.get("algbw_mbps"),
+        "retransmissions": sum(r.retransmissions for r in flows),
+        "cnp": sum(r.cnps_sent for r in flows),
+        "victim_mbps": per_entry.get("victim", {}).get("rate_mbps"),
+        "timeseries": {"flow_rate_mbps": rates, "cct_s": ccts, "fct_s": fcts},
+    }
+
+
+# --- one variant, then the whole scenario ---------------------------------------------------
+
+def run_variant(name: str, config: dict, run_dir: Path, progress: Progress) -> dict:
+    from fabriclab.topologies.network import FabricNetwork
+    from fabriclab.traffic.cli import find_mininet_host_pid
+    from fabriclab.traffic.runner import HostHandle, ScheduleRunner
+
+    description = fabric_description(config)
+    plan = traffic_plan(config, description)
+    lossless = set(config["switch"]["lossless_priorities"]) if config["switch"]["pfc"] else set()
+    network = FabricNetwork(description, run_dir, settings=controller_settings(config),
+                            switch_config=switch_config(config), pcap=bool(config["capture"]),
+                            progress=lambda step: progress(f"{name}: {step}"))
+    started = time.monotonic()
+    with network:
+        bring_up = network.report
+        handles = []
+        for host in plan.hosts:
+            spec = description.host(host)
+            pid = find_mininet_host_pid(host)
+            handles.append(HostHandle(name=host, ip=spec.ip, ifname=spec.intf, netns_path=f"/proc/{pid}/ns/net"))
+        sampler = CounterSampler(description, config["sample_interval"])
+        sampler.start()
+        error = None
+        try:
+            progress(f"{name}: traffic")
+            with ScheduleRunner(plan.schedule, handles, transport_argv(config), line_rate=config["rate"],
+                                mtu=config["transport"]["mtu"],
+                                dcqcn_preset=config["transport"]["preset"] if config["transport"]["dcqcn"] else "",
+                                progress=lambda done, total: progress(f"{name}: traffic {done}/{total} flows")) as runner:
+                result = runner.run(iterations=config["iterations"], timeout=config["duration"])
+            time.sleep(2 * config["sample_interval"])  # let the last queues drain into the samples
+        except (TimeoutError, RuntimeError) as exc:
+            error, result = str(exc), None
+        finally:
+            sampler.stop()
+        ecn = _ecn_marks(sampler)
+        sampler.close()
+    metrics = switch_metrics(sampler.samples, lossless)
+    if result is not None:
+        traffic = traffic_metrics(plan, result.flows, sampler.t0)
+        metrics["timeseries"].update(traffic.pop("timeseries"))
+        metrics.update(traffic)
+    metrics.update(ecn_marked=ecn, error=error, bring_up_s=bring_up.seconds,
+                   wall_s=time.monotonic() - started, routes=bring_up.routes)
+    return metrics
+
+
+def _ecn_marks(sampler: CounterSampler) -> int | None:
+    try:
+        arrays = sampler.counters("ecn_marks")
+    except Exception:
+        return None
+    return sum(cell[0] for per_switch in arrays.values() for cells in per_switch.values() for cell in cells)
+
+
+def run_scenario(scenario: Scenario, out_dir: Path, variants: list[str] | None = None,
+                 progress: Progress = lambda message: None) -> dict:
+    chosen = variants or list(scenario.variants)
+    unknown = [v for v in chosen if v not in scenario.variants]
+    if unknown:
+        raise UserError(f"scenario {scenario.name} has no variant {unknown[0]!r} "
+                        f"(variants: {', '.join(scenario.variants)})")
+    for vname in chosen:  # check hosts and topologies of every variant before starting anything
+        config = scenario.variants[vname]
+        traffic_plan(config, fabric_description(config))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"scenario": scenario.name, "description": scenario.description, "variants": {}}
+    for vname in chosen:
+        results["variants"][vname] = run_variant(vname, scenario.variants[vname], out_dir / vname, progress)
+    results["expectations"] = []
+    for exp in scenario.expectations:
+        if not exp.variants() <= set(chosen):
+            continue  # names a variant that was not run (--variant)
+        held, detail = exp.evaluate(results["variants"])
+        results["expectations"].append({"text": exp.text, "held": held, "detail": detail})
+    (out_dir / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    return results
