@@ -108,6 +108,20 @@ def _split_match(kind: str, value: Any) -> Any:
     return value
 
 
+def _field_value(fm: Any) -> Any:
+    """A FieldMatch's value: int (exact, optional) or pair (lpm, ternary, range)."""
+    kind = fm.WhichOneof("field_match_type")
+    part = getattr(fm, kind)
+    number = lambda data: int.from_bytes(data, "big")  # noqa: E731
+    if kind in ("exact", "optional"):
+        return number(part.value)
+    if kind == "lpm":
+        return number(part.value), part.prefix_len
+    if kind == "ternary":
+        return number(part.value), number(part.mask)
+    return number(part.low), number(part.high)
+
+
 # --- P4Info by name --------------------------------------------------------------------
 
 class P4Names:
@@ -159,7 +173,7 @@ def _by_name(items: Iterable[Any], name: str, what: str) -> Any:
     for item in items:
         if item.name == name:
             return item
-    suffix = [i for i in items if i.name.split(".")[-1] == name.split(".")[-1] and i.name.endswith(name)]
+    suffix = [i for i in items if i.name.endswith("." + name)]
     if len(suffix) == 1:
         return suffix[0]
     raise KeyError(f"no {what} {name!r} (known: {', '.join(i.name for i in items) or 'none'})")
@@ -213,6 +227,7 @@ class P4RuntimeClient:
         self.stream_error: P4RuntimeError | None = None
         self._requests: queue.Queue[p4r.StreamMessageRequest | None] = queue.Queue()
         self._arbitrated = threading.Condition()
+        self._answered = False
         self._reader: threading.Thread | None = None
         self._stream = None
 
@@ -440,16 +455,7 @@ class P4RuntimeClient:
         names = self._require_names()
         info = names.by_id[msg.table_id]
         fields = {mf.id: mf for mf in info.match_fields}
-        match: dict[str, Any] = {}
-        for fm in msg.match:
-            mf = fields[fm.field_id]
-            kind = fm.WhichOneof("field_match_type")
-            part = getattr(fm, kind)
-            as_int = lambda b: int.from_bytes(b, "big")  # noqa: E731
-            match[mf.name] = {"exact": lambda: as_int(part.value), "optional": lambda: as_int(part.value),
-                              "lpm": lambda: (as_int(part.value), part.prefix_len),
-                              "ternary": lambda: (as_int(part.value), as_int(part.mask)),
-                              "range": lambda: (as_int(part.low), as_int(part.high))}[kind]()
+        match = {fields[fm.field_id].name: _field_value(fm) for fm in msg.match}
         out = TableEntryView(info.preamble.name, match, priority=msg.priority, is_default=msg.is_default_action)
         which = msg.action.WhichOneof("type")
         if which == "action":

@@ -107,8 +107,11 @@ def run(args: argparse.Namespace) -> int:
                 result = check_fabric(network, iperf_seconds=args.iperf_time)
                 console.print(check_table(result))
                 return 0 if result.all_reachable else 1
+            from mininet.log import setLogLevel
+
             from fabriclab.topologies.fabric_cli import FabricCLI
 
+            setLogLevel("output")    # the CLI's answers; Mininet's own progress chatter stays hidden
             FabricCLI(network.net, network=network)
             return 0
         finally:

@@ -266,8 +266,10 @@ class ListExpression(Expression):
 
 @dataclass(kw_only=True, eq=False)
 class StructInitializer(Expression):
-    """``{ f = e, ... }``; its struct/header type comes from context (or a ``Cast``)."""
+    """``{ f = e, ... }``; its struct/header type comes from context, or from ``type_name`` when
+    written ``(T){ f = e, ... }`` (the parser folds that cast into the initialiser)."""
     fields: list[NamedExpression]
+    type_name: TypeRef | None = None
 
 
 @dataclass(kw_only=True, eq=False)

@@ -24,9 +24,8 @@ from fabriclab.target.diagnostics import CompileError, unsupported
 from fabriclab.target.externs import GREEN, execute_direct_meter
 from fabriclab.target.hashing import pack_fields, v1model_hash
 from fabriclab.target.typecheck import (
-    ActionEntity, ActionRunT, ApplyResultT, BitT, BoolT, Const, EnumT, ErrorT, ExternFunctionEntity,
-    FunctionEntity, InstanceEntity, IntegerT, StackT, StructLikeT, TableEntity, TupleT, TypedProgram,
-    TypeEntity, ValueSetEntity, Var, flat_width, is_aggregate,
+    ActionEntity, ActionRunT, ApplyResultT, BitT, BoolT, Const, EnumT, ErrorT, InstanceEntity, IntegerT,
+    StackT, StructLikeT, TupleT, TypedProgram, ValueSetEntity, Var, flat_width, is_aggregate,
 )
 
 log = logging.getLogger("fabriclab.p4")

@@ -234,7 +234,7 @@ class _InfoBuilder:
         fields = []
         if isinstance(t, StructLikeT):
             for i, f in enumerate(t.fields):
-                kind = codegen.ast.find_annotation(f.annotations, "match")
+                kind = ast.find_annotation(f.annotations, "match")
                 fields.append(program.MatchField(f.name, kind.tokens[0] if kind and kind.tokens else "exact",
                                                  _bitwidth(f.type), i + 1))
         else:
@@ -378,7 +378,7 @@ class _InfoBuilder:
                 if ann is not None and ann.args and isinstance(ann.args[0], ast.StringLiteral):
                     name = ann.args[0].value
                     self.info.controller_headers[name] = program.ControllerHeaderInfo(
-                        name, [(f.name, _bitwidth(f.type)) for f in t.fields])
+                        name, [(f.name, _bitwidth(f.type)) for f in t.fields], type_name=t.name)
                     self.explicit_id(name, decl.annotations)
 
 

@@ -84,22 +84,21 @@ _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.MULTILINE)
 
 
 def pack_device_config(p4_path: str, defines: dict[str, str] | None = None) -> bytes:
-    """The ``p4_device_config`` for a P4 file: its text plus every local ``#include "..."``."""
-    root = os.path.dirname(os.path.abspath(p4_path))
-    files: dict[str, str] = {}
-    pending = [os.path.basename(p4_path)]
+    """The ``p4_device_config`` for a P4 file: its text plus every local ``#include "..."``,
+    named relative to the folder that holds them all (so ``../common/x.p4`` works too)."""
+    found: dict[str, str] = {}   # absolute path -> text
+    pending = [os.path.abspath(p4_path)]
     while pending:
-        rel = pending.pop()
-        if rel in files:
-            continue
-        path = os.path.normpath(os.path.join(root, rel))
-        if not os.path.isfile(path):
-            continue  # a system include (e.g. "v1model.p4" quoted): the compiler resolves it
+        path = os.path.normpath(pending.pop())
+        if path in found or not os.path.isfile(path):
+            continue  # a missing one is a system include (e.g. "v1model.p4"): the compiler has it
         with open(path, encoding="utf-8") as f:
-            files[rel] = f.read()
-        base = os.path.dirname(rel)
-        pending.extend(os.path.normpath(os.path.join(base, inc)) for inc in _INCLUDE.findall(files[rel]))
-    doc = {"format": DEVICE_CONFIG_FORMAT, "main": os.path.basename(p4_path), "files": files,
+            found[path] = f.read()
+        here = os.path.dirname(path)
+        pending.extend(os.path.join(here, inc) for inc in _INCLUDE.findall(found[path]))
+    root = os.path.commonpath([os.path.dirname(path) for path in found])
+    doc = {"format": DEVICE_CONFIG_FORMAT, "main": os.path.relpath(os.path.abspath(p4_path), root),
+           "files": {os.path.relpath(path, root): text for path, text in found.items()},
            "defines": dict(defines or {})}
     return json.dumps(doc, sort_keys=True).encode()
 
@@ -167,7 +166,7 @@ class Layout:
 
     @property
     def length(self) -> int:
-        return sum(width for _, _, width in self.fields) // 8
+        return (sum(width for _, _, width in self.fields) + 7) // 8
 
 
 @dataclass
@@ -403,8 +402,15 @@ class P4RuntimeServicer(p4r_grpc.P4RuntimeServicer):
                 self._index = P4InfoIndex.build(p4info, pipeline.info)
                 self._indexed_pipeline = pipeline
                 self._config = p4r.ForwardingPipelineConfig(p4info=p4info)
-                self._digest_configs.clear()
+                self._forget_program_extras()
             return self._index
+
+    def _forget_program_extras(self) -> None:
+        """What the server keeps beside the runtime state belongs to one program."""
+        self._digest_configs.clear()
+        self._digest_pending.clear()
+        self._digest_lists.clear()
+        self.group_max_size.clear()
 
     @staticmethod
     def _abort(context: grpc.ServicerContext, exc: P4RuntimeRpcError):
@@ -436,6 +442,9 @@ class P4RuntimeServicer(p4r_grpc.P4RuntimeServicer):
                 raise _fail(grpc.StatusCode.UNIMPLEMENTED, f"{action} is not supported")
         except P4RuntimeRpcError as exc:
             self._abort(context, exc)
+        except Exception as exc:  # e.g. a compiler bug: report it, keep serving
+            log.exception("SetForwardingPipelineConfig failed")
+            context.abort(grpc.StatusCode.INTERNAL, f"internal error: {exc!r}")
         return p4r.SetForwardingPipelineConfigResponse()
 
     def _verify(self, config) -> tuple[Any, P4InfoIndex, Any]:
@@ -457,10 +466,7 @@ class P4RuntimeServicer(p4r_grpc.P4RuntimeServicer):
         with self.handle.lock, self._index_lock:
             self.handle.set_pipeline(compiled)
             self._index, self._indexed_pipeline, self._config = index, self.handle.pipeline, config
-            self._digest_configs.clear()
-            self.group_max_size.clear()
-            self._digest_pending.clear()
-            self._digest_lists.clear()
+            self._forget_program_extras()
 
     def GetForwardingPipelineConfig(self, request, context):
         try:
@@ -1281,9 +1287,13 @@ class P4RuntimeServer:
                                    options=[("grpc.max_receive_message_length", 64 << 20),
                                             ("grpc.so_reuseport", 0)])
         p4r_grpc.add_P4RuntimeServicer_to_server(self.servicer, self._server)
-        self.port = self._server.add_insecure_port(self.addr)
+        try:
+            self.port = self._server.add_insecure_port(self.addr)
+        except RuntimeError:   # grpc raises this for an address in use or malformed
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"P4Runtime server cannot listen on {self.addr}")
+            self._server = None
+            raise OSError(f"P4Runtime server cannot listen on {self.addr} (in use or malformed)")
         self._server.start()
         self._stop.clear()
         self._digest_thread = threading.Thread(target=self._poll_digests, name="p4rt-digests", daemon=True)

@@ -1054,7 +1054,12 @@ class Parser:
         if token.kind == "(":
             def cast() -> ast.Expression:
                 target_type = self.cast_prefix()
-                return ast.Cast(loc=token.loc, target_type=target_type, expr=self.unary())
+                operand = self.unary()
+                if isinstance(operand, ast.StructInitializer) and isinstance(target_type, ast.NamedType):
+                    operand.type_name = target_type      # '(T){ f = e }' types the initialiser
+                    operand.loc = token.loc
+                    return operand
+                return ast.Cast(loc=token.loc, target_type=target_type, expr=operand)
             return self.first_success(cast, lambda: self.postfix(self.primary()))
         return self.postfix(self.primary())
 

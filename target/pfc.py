@@ -118,6 +118,7 @@ class PfcState:
         self.headroom_limit = headroom_bytes
         # egress side: when each priority may transmit again
         self.paused_until = [0] * NUM_PRIORITIES
+        self.pause_horizon = 0                  # no priority is paused after this time
         self._pause_start: list[int | None] = [None] * NUM_PRIORITIES
         self._paused_ns_closed = [0] * NUM_PRIORITIES
         self.pfc_rx = [0] * NUM_PRIORITIES
@@ -126,6 +127,7 @@ class PfcState:
         self.shared = [0] * NUM_PRIORITIES
         self.headroom = [0] * NUM_PRIORITIES
         self.xoff = [False] * NUM_PRIORITIES    # we have told the peer to stop
+        self.xoff_count = 0                     # how many priorities are in XOFF (refresh due)
         self.refresh_at = [NEVER] * NUM_PRIORITIES
         self.pfc_tx = [0] * NUM_PRIORITIES
         self.xoff_events = [0] * NUM_PRIORITIES
@@ -154,6 +156,8 @@ class PfcState:
         if quanta:
             self._pause_start[priority] = now_ns
             self.paused_until[priority] = now_ns + quanta_to_ns(quanta, self.rate_bps)
+            if self.paused_until[priority] > self.pause_horizon:
+                self.pause_horizon = self.paused_until[priority]
         else:
             self._pause_start[priority] = None
             self.paused_until[priority] = now_ns
@@ -198,10 +202,6 @@ class PfcState:
         self.shared[priority] -= from_shared
         return from_shared
 
-    def xoff_any(self) -> bool:
-        """Whether any priority currently has the peer paused (and so needs refreshing)."""
-        return True in self.xoff
-
     def needs_xoff(self, priority: int) -> bool:
         """Above XOFF (the shared share is exhausted, headroom in use) and the peer not yet paused."""
         return not self.xoff[priority] and self.headroom[priority] > 0
@@ -216,10 +216,13 @@ class PfcState:
         if pause:
             if not self.xoff[priority]:
                 self.xoff_events[priority] += 1
+                self.xoff_count += 1
             self.xoff[priority] = True
             # refresh at half the pause time, so the peer never resumes while we are congested
             self.refresh_at[priority] = now_ns + max(1, self.pause_ns // 2)
             return {priority: self.pause_quanta}
+        if self.xoff[priority]:
+            self.xoff_count -= 1
         self.xoff[priority] = False
         self.refresh_at[priority] = NEVER
         return {priority: 0}

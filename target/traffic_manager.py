@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 WIRE_OVERHEAD = 24          # preamble+SFD 8, IFG 12, FCS 4
 MIN_WIRE_FRAME = 64         # with FCS
 HIGHEST_FIRST = tuple(range(NUM_PRIORITIES - 1, -1, -1))
+HIGHEST_SET = tuple(m.bit_length() - 1 for m in range(1 << NUM_PRIORITIES))   # mask -> top queue
 
 
 class _Port:
@@ -246,21 +247,23 @@ class TrafficManager:
     def _due(self, port: _Port) -> int:
         due = port.delay_line[0][0] if port.delay_line else NEVER
         pfc = port.pfc
-        if pfc is not None and pfc.xoff_any():
+        if pfc is not None and pfc.xoff_count:
             refresh = min(pfc.refresh_at)
             if refresh < due:
                 due = refresh
         if port.control:
             start = port.busy_until
         elif port.nonempty:
-            ready = NEVER
-            mask = port.nonempty
-            for q in HIGHEST_FIRST:
-                if mask >> q & 1:
-                    until = pfc.paused_until[q] if pfc is not None else 0
-                    if until < ready:
-                        ready = until
-            start = ready if ready > port.busy_until else port.busy_until
+            start = port.busy_until
+            if pfc is not None and pfc.pause_horizon > start:
+                # the earliest a non-empty queue may send: its pause's end
+                ready = NEVER
+                mask = port.nonempty
+                for q in HIGHEST_FIRST:
+                    if mask >> q & 1 and pfc.paused_until[q] < ready:
+                        ready = pfc.paused_until[q]
+                if ready > start:
+                    start = ready
         else:
             return due
         return start if start < due else due
@@ -270,7 +273,7 @@ class TrafficManager:
         while line and line[0][0] <= now:
             self.transmit(port.number, line.popleft()[1])
         pfc = port.pfc
-        if pfc is not None and pfc.xoff_any():
+        if pfc is not None and pfc.xoff_count:
             for q in range(NUM_PRIORITIES):
                 if pfc.xoff[q] and pfc.refresh_at[q] <= now:
                     self._send_pfc(port, q, True, now)
@@ -289,18 +292,16 @@ class TrafficManager:
         """The queue to serve now, or None if every non-empty queue is paused."""
         pfc = port.pfc
         mask = port.nonempty
-        if pfc is not None:
+        if pfc is not None and pfc.pause_horizon > now:
             for q in range(NUM_PRIORITIES):
                 if mask >> q & 1 and pfc.paused_until[q] > now:
                     mask &= ~(1 << q)
         if not mask:
             return None
-        if not self.dwrr or mask & self.strict_mask:
-            if self.dwrr:
-                mask &= self.strict_mask
-            for q in HIGHEST_FIRST:
-                if mask >> q & 1:
-                    return q
+        if not self.dwrr:
+            return HIGHEST_SET[mask]
+        if mask & self.strict_mask:
+            return HIGHEST_SET[mask & self.strict_mask]
         # deficit round robin (Shreedhar & Varghese, SIGCOMM 1995), one packet per call
         while True:
             q = port.rr

@@ -177,14 +177,6 @@ class ActionRunT(Type):
     table: "TableEntity"
 
 
-@dataclass(frozen=True)
-class StateT(Type):
-    pass
-
-
-SCALAR = (BitT, BoolT, EnumT, ErrorT)
-
-
 def flat_width(t: Type) -> int:
     """Bits when serialised (headers, field lists, hash inputs)."""
     if isinstance(t, BitT):

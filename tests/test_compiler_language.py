@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from scapy.all import IP, TCP, UDP, Ether, raw
+from scapy.all import IP, UDP, Ether, raw
 
 from fabriclab.target.compiler import compile_source
 from fabriclab.target.diagnostics import CompileError

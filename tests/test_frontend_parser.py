@@ -545,6 +545,14 @@ def test_cast_versus_parenthesised_expression():
     assert isinstance(expr_of("x = (byte_t) - 1;", prelude).value, ast.Cast)
 
 
+def test_cast_of_struct_initializer_names_its_type():
+    prelude = "struct pair_t { bit<8> a; bit<8> b; }"
+    typed = expr_of("x = (pair_t){ a = 1, b = 2 };", prelude).value
+    assert isinstance(typed, ast.StructInitializer) and typed.type_name.name == "pair_t"
+    assert [f.name for f in typed.fields] == ["a", "b"]
+    assert expr_of("x = { a = 1, b = 2 };", prelude).value.type_name is None
+
+
 def test_statement_kinds_are_told_apart():
     prelude = "typedef bit<8> byte_t;\nheader h_t { bit<8> f; }"
     assert isinstance(expr_of("byte_t v = 1;", prelude), ast.VariableDecl)

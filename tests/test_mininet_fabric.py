@@ -31,12 +31,25 @@ def _all_reachable(network: FabricNetwork) -> None:
     assert failed == []
 
 
-def test_leafspine_2x2x2_pingall(tmp_path):
+def test_leafspine_2x2x2_pingall_and_cli_commands(tmp_path, caplog):
+    from mininet.log import setLogLevel
+
+    from fabriclab.topologies.fabric_cli import FabricCLI
+
     d = leafspine(spines=2, leaves=2, hosts_per_leaf=2, prefix="ta", grpc_port_base=21100)
     with FabricNetwork(d, tmp_path / "run") as network:
         assert network.report.routes == 10      # 2 leaves x (2 /32 + 1 remote /24) + 2 spines x 2 /24
         _all_reachable(network)
         assert network.controller_status()["state"] == "ready"
+        script = tmp_path / "cli.txt"
+        script.write_text("stats tal1\nqueues\npfc tas1\nstats nosuch\n")
+        setLogLevel("output")
+        with open(script) as commands:
+            FabricCLI(network.net, network=network, stdin=commands)
+        out = caplog.text    # Mininet's output() goes through logging
+    assert "tal1 (device 1)" in out and "tal1-eth3" in out and "-> tas1" in out
+    assert "tas1: shared buffer" in out and "tas2: shared buffer" in out
+    assert "no switch named nosuch" in out
     assert (tmp_path / "run" / "fabric.json").exists()
 
 
@@ -97,3 +110,14 @@ def test_ecmp_keeps_one_flow_on_one_spine(tmp_path):
     split = _single_flow_spine_split(tmp_path, "ecmp", "tf", 21600)
     assert sum(split) >= 200
     assert min(split) == 0, split                       # one 5-tuple, one path
+
+
+@pytest.mark.parametrize("lb,ecn,prefix,port_base", [("flowlet", False, "ti", 21900), ("adaptive", True, "tk", 22000)])
+def test_other_lb_modes_and_ecn_reach_everything(tmp_path, lb, ecn, prefix, port_base):
+    from fabriclab.controller.settings import EcnSettings
+
+    d = leafspine(spines=2, leaves=2, hosts_per_leaf=1, prefix=prefix, grpc_port_base=port_base)
+    settings = ControllerSettings(lb=lb, ecn=EcnSettings(enabled=ecn))
+    with FabricNetwork(d, tmp_path / "run", settings=settings) as network:
+        _all_reachable(network)
+        assert network.report.entries > 0

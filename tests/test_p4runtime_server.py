@@ -289,6 +289,26 @@ def test_bad_pipeline_configs_are_invalid_argument(server, program_path):
     assert switch_of(server).pipeline is None
 
 
+def test_ids_come_from_the_controllers_p4info(server, program_path):
+    """A P4Info whose ids differ from ours (another compiler's) is honoured, matched by name."""
+    info = p4info.build_p4info(compiler.compile_file(str(program_path)).info)
+    table = next(t for t in info.tables if t.preamble.name == "MyIngress.ipv4_lpm")
+    action = next(a for a in info.actions if a.preamble.name == "MyIngress.forward")
+    old_action_id = action.preamble.id
+    table.preamble.id, action.preamble.id = 0x02000077, 0x01000077
+    for t in info.tables:
+        for ref in t.action_refs:
+            if ref.id == old_action_id:
+                ref.id = 0x01000077
+    with P4RuntimeClient(server[1], device_id=0, election_id=1).connect() as c:
+        c.set_pipeline_config(info, program_path.read_bytes())
+        c.insert_table_entry("ipv4_lpm", {"hdr.ipv4.dstAddr": "10.0.0.0/8"}, "forward", {"port": 9})
+        assert c.table_entry("ipv4_lpm").table_id == 0x02000077
+        assert c.read_table_entries("ipv4_lpm")[0].params == {"port": 9}
+    (entry,) = switch_of(server).pipeline.state.tables["MyIngress.ipv4_lpm"].entries()
+    assert entry.action.name == "MyIngress.forward" and entry.action.args == (9,)
+
+
 def test_device_config_carries_local_includes(server, tmp_path):
     (tmp_path / "parts").mkdir()
     main, rest = P4_PROGRAM.split("const bit<9> CPU_PORT = 255;")
@@ -598,7 +618,7 @@ def test_clone_sessions(server, client):
 
 # --- stream: arbitration, packet I/O, digests ------------------------------------------------------
 
-def _wait(predicate, timeout: float = 3.0) -> bool:
+def wait_for(predicate, timeout: float = 3.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -623,19 +643,19 @@ def test_arbitration_between_two_controllers(server, client):
         assert rpc_code(err) == "INVALID_ARGUMENT" and "election id" in err.value.message.lower()
 
         assert backup.arbitrate(20)                                       # a higher id takes over
-        assert _wait(lambda: not client.is_primary)
+        assert wait_for(lambda: not client.is_primary)
         backup.write_register("last_seen", 0, 3)
         with pytest.raises(P4RuntimeError) as err:
             client.write_register("last_seen", 0, 4)
         assert rpc_code(err) == "PERMISSION_DENIED"
-    assert _wait(lambda: client.is_primary)                              # the primary left
+    assert wait_for(lambda: client.is_primary)                              # the primary left
     client.write_register("last_seen", 0, 4)
 
 
 def test_packet_out_and_packet_in_round_trip(server, client):
     payload = ethernet("00:00:00:00:00:09", "00:00:00:00:00:08", 0x0801)
     client.send_packet_out(payload, egress_port=7)
-    assert _wait(lambda: switch_of(server).sent)
+    assert wait_for(lambda: switch_of(server).sent)
     assert switch_of(server).sent == [(7, payload)]                      # the header was consumed
 
     client.insert_table_entry("mac_table", {"hdr.ethernet.dstAddr": "00:00:00:00:00:0c"}, "to_cpu")

@@ -207,8 +207,9 @@ def test_pfc_frames_on_the_wire(lab):
     shark = subprocess.run(["tshark", "-r", str(pcap), "-V", "-Y", "macc"], capture_output=True, text=True,
                            timeout=60)
     assert shark.returncode == 0, shark.stderr
-    assert "MAC Control" in shark.stdout and "Class Enable Vector" in shark.stdout
-    assert shark.stdout.count("Opcode: Priority Flow Control") == len(pauses)
+    # Wireshark names 802.1Qbb PFC "Class Based Flow Control [CBFC] Pause", opcode 0x0101
+    assert "MAC Control" in shark.stdout and "C3: True" in shark.stdout
+    assert shark.stdout.count("Opcode: Class Based Flow Control [CBFC] Pause (0x0101)") == len(pauses)
 
 
 def test_received_pause_silences_one_priority_for_its_quanta(lab):

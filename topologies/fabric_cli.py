@@ -2,18 +2,24 @@
 runtime API (or one switch's: ``stats l1``)."""
 from __future__ import annotations
 
+import sys
+
 from mininet.cli import CLI
 from mininet.log import output
 
-from fabriclab.topologies.telemetry import switch_stats
+from fabriclab.errors import UserError
+from fabriclab.topologies.telemetry import saved_stats, switch_stats
 
 
 class FabricCLI(CLI):
     prompt = "fabriclab> "
 
-    def __init__(self, mininet, network, **kwargs):
+    def __init__(self, mininet, network, stdin=sys.stdin, **kwargs):
         self.network = network      # set before CLI.__init__, which runs the command loop
-        super().__init__(mininet, **kwargs)
+        # Commands from a file or pipe other than our terminal: cmd.Cmd reads self.stdin only
+        # without raw input (input() would read sys.stdin).
+        self.use_rawinput = stdin is sys.stdin
+        super().__init__(mininet, stdin=stdin, **kwargs)
 
     def _switches(self, line: str):
         names = line.split()
@@ -27,7 +33,12 @@ class FabricCLI(CLI):
     def _each(self, line: str, show) -> None:
         for sw in self._switches(line):
             try:
-                stats = switch_stats(sw, self.network.run_dir / "switches" / f"{sw.name}.stats.json")
+                try:
+                    stats = switch_stats(sw)
+                except UserError:
+                    path = self.network.run_dir / "switches" / f"{sw.name}.stats.json"
+                    stats = saved_stats(path)
+                    output(f"({sw.name}: runtime API not answering; counters from {path.name}, up to 1 s old)\n")
             except Exception as exc:  # a dead switch must not end the CLI session
                 output(f"{sw.name}: {exc}\n")
                 continue

@@ -1,8 +1,8 @@
 """Reading a running switch's counters and queues, for the CLI, tests and policies.
 
 - ``switch_stats``: the switch's own view (ports, traffic manager queues, PFC) from its runtime
-  API (JSON over TCP on the P4Runtime port + 1000, see target/runtime_api.py); when that does
-  not answer, from the stats file the switch rewrites every second (``--stats-file``).
+  API (JSON over TCP on the P4Runtime port + 1000, see target/runtime_api.py); ``saved_stats``:
+  the same document from the file the switch rewrites every second and at exit (``--stats-file``).
 - ``p4_port_counter``: the data plane's per-port counters of fabric.p4 (``port_rx``,
   ``port_tx``) read over P4Runtime as a non-primary client, so the controller keeps its role.
 """
@@ -16,19 +16,18 @@ from fabriclab.target.runtime_api import RuntimeApiClient, default_api_addr
 from fabriclab.topologies.description import SwitchSpec
 
 
-def switch_stats(sw: SwitchSpec, stats_file: Path | None = None, timeout: float = 5.0) -> dict:
+def switch_stats(sw: SwitchSpec, timeout: float = 5.0) -> dict:
     """``ports`` (rx/tx per port), ``drops`` and ``tm`` (per port and priority: queue depth,
     drops, PFC). JSON keys are strings: stats["ports"]["3"]."""
+    with RuntimeApiClient(default_api_addr(sw.grpc_addr), timeout=timeout) as api:
+        return api.call("stats")
+
+
+def saved_stats(path: Path) -> dict:
     try:
-        with RuntimeApiClient(default_api_addr(sw.grpc_addr), timeout=timeout) as api:
-            return api.call("stats")
-    except UserError:
-        if stats_file is None:
-            raise
-    try:
-        return json.loads(Path(stats_file).read_text())
+        return json.loads(Path(path).read_text())
     except (OSError, ValueError):
-        raise UserError(f"switch {sw.name}: no runtime API and no readable {stats_file}") from None
+        raise UserError(f"no readable switch stats file {path}") from None
 
 
 def p4_port_counter(sw: SwitchSpec, counter: str = "FabricEgress.port_tx") -> dict[int, tuple[int, int]]:

@@ -25,23 +25,26 @@ import select
 import sys
 import time
 
+from fabriclab.errors import UserError
 from fabriclab.traffic.dcqcn import preset
 from fabriclab.traffic.scale import TimeScale
 from fabriclab.traffic.transport import HostTransport, Message, QueuePair, TransportConfig
 from fabriclab.units import parse_duration, parse_rate
 
 
-def add_transport_arguments(parser: argparse.ArgumentParser) -> None:
+def add_transport_arguments(parser: argparse.ArgumentParser, rate_help: str = "host link rate (default 100M)") -> None:
     """Transport options shared by the agent and ``fabriclab traffic`` (which passes them on)."""
-    parser.add_argument("--rate", default="100M", help="host link rate (default 100M)")
+    parser.add_argument("--rate", default="100M", help=rate_help)
     parser.add_argument("--mtu", type=int, default=1024, help="RoCE payload MTU in bytes (default 1024)")
     parser.add_argument("--dcqcn", default="paper", help="DCQCN preset: paper, mellanox or off (default paper)")
     parser.add_argument("--scale", type=float, default=None,
                         help="time scale: real rate / testbed rate (default: 100G / --rate)")
     parser.add_argument("--rto", default="100ms", help="retransmission timeout (default 100ms)")
     parser.add_argument("--window", type=int, default=256, help="PSNs in flight per QP (default 256)")
-    parser.add_argument("--dscp-data", type=int, default=26)
-    parser.add_argument("--dscp-cnp", type=int, default=48)
+    parser.add_argument("--dscp-data", type=int, default=26, help="DSCP of RoCE data and ACKs (default 26)")
+    parser.add_argument("--dscp-cnp", type=int, default=48, help="DSCP of CNPs (default 48)")
+    parser.add_argument("--priority", type=int, default=3,
+                        help="PFC priority the fabric gives --dscp-data: the host pauses it (default 3)")
     parser.add_argument("--no-ecn", action="store_true", help="send data not-ECT (no ECN marking possible)")
     parser.add_argument("--drop-probability", type=float, default=0.0, help="test knob: drop received data")
     parser.add_argument("--ce-probability", type=float, default=0.0, help="test knob: treat data as CE-marked")
@@ -51,6 +54,7 @@ def transport_argv(args: argparse.Namespace) -> list[str]:
     """The options of ``add_transport_arguments`` back as command-line words."""
     argv = ["--rate", str(args.rate), "--mtu", str(args.mtu), "--dcqcn", args.dcqcn, "--rto", str(args.rto),
             "--window", str(args.window), "--dscp-data", str(args.dscp_data), "--dscp-cnp", str(args.dscp_cnp),
+            "--priority", str(args.priority),
             "--drop-probability", str(args.drop_probability), "--ce-probability", str(args.ce_probability)]
     if args.scale is not None:
         argv += ["--scale", str(args.scale)]
@@ -60,11 +64,24 @@ def transport_argv(args: argparse.Namespace) -> list[str]:
 
 
 def transport_config(args: argparse.Namespace) -> TransportConfig:
+    """The transport configuration the options describe; UserError on a bad value."""
     line_rate = parse_rate(args.rate, "--rate")
+    if not 64 <= args.mtu <= 9000:
+        raise UserError(f"--mtu must be 64..9000 bytes, got {args.mtu}")
+    if args.window < 1:
+        raise UserError(f"--window must be at least 1, got {args.window}")
+    for name in ("dscp_data", "dscp_cnp"):
+        if not 0 <= getattr(args, name) < 64:
+            raise UserError(f"--{name.replace('_', '-')} must be 0..63")
+    if not 0 <= args.priority < 8:
+        raise UserError(f"--priority must be 0..7, got {args.priority}")
+    for name in ("drop_probability", "ce_probability"):
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            raise UserError(f"--{name.replace('_', '-')} must be between 0 and 1")
     scale = TimeScale(args.scale) if args.scale else TimeScale.from_rates(100e9, line_rate)
     dcqcn = None if args.dcqcn == "off" else preset(args.dcqcn).scaled(scale)
     return TransportConfig(mtu=args.mtu, line_rate=line_rate, dcqcn=dcqcn, dscp_data=args.dscp_data,
-                           dscp_cnp=args.dscp_cnp, ecn_capable=not args.no_ecn, window=args.window,
+                           dscp_cnp=args.dscp_cnp, data_priority=args.priority, ecn_capable=not args.no_ecn, window=args.window,
                            rto=parse_duration(args.rto, "--rto"), drop_probability=args.drop_probability,
                            ce_probability=args.ce_probability, keep_data=False,
                            rate_sample_interval=scale.time(10e-6),

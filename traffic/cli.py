@@ -28,8 +28,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-dir", default=DEFAULT_RUN_DIR,
                         help=f"the running fabric's run directory (default $FABRICLAB_RUN_DIR or {DEFAULT_RUN_DIR!r})")
     parser.add_argument("--timeout", default="600s", help="give up after this long (default 600s)")
-    add_transport_arguments(parser)
-    parser.set_defaults(rate=None)  # default: the host link's rate from fabric.json
+    add_transport_arguments(parser, rate_help="host link rate (default: the hosts' link rate in fabric.json)")
+    parser.set_defaults(rate=None)
 
 
 def find_mininet_host_pid(name: str) -> int:
@@ -56,7 +56,7 @@ def resolve_hosts(run_dir: str, names: list[str]):
     if not path.exists():
         raise UserError(f"{path} not found: start a fabric with 'fabriclab up' or pass --run-dir")
     fabric = FabricDescription.load(path)
-    handles, rates = [], []
+    handles, rates = [], []  # rates: each host's link
     for name in names:
         try:
             spec = fabric.host(name)
@@ -65,7 +65,7 @@ def resolve_hosts(run_dir: str, names: list[str]):
         pid = find_mininet_host_pid(name)
         handles.append(HostHandle(name=name, ip=spec.ip, ifname=spec.intf, netns_path=f"/proc/{pid}/ns/net"))
         rates.append(fabric.link_rate(spec.switch, spec.switch_port))
-    return handles, min(rates)
+    return handles, min(rates), fabric.mtu
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,10 +73,13 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from fabriclab.traffic import collectives
-    from fabriclab.traffic.agent import transport_argv
+    from fabriclab.traffic.agent import transport_argv, transport_config
     from fabriclab.traffic.metrics import write_jsonl
     from fabriclab.traffic.runner import ScheduleRunner
-    from fabriclab.units import parse_duration, parse_rate, parse_size
+    from fabriclab.traffic.transport import HDR_LEN
+    from fabriclab.units import parse_duration, parse_size
+
+    HEADER_BYTES = HDR_LEN - 14 + 4  # IP + UDP + BTH + ICRC count against the IP MTU
 
     names = [n.strip() for n in args.hosts.split(",") if n.strip()]
     if len(names) < 2 or len(set(names)) != len(names):
@@ -88,10 +91,13 @@ def run(args: argparse.Namespace) -> int:
         schedule = collectives.load_trace(args.pattern)
     else:
         schedule = collectives.build(args.pattern, len(names), size)
-    hosts, link_rate = resolve_hosts(args.run_dir, names)
+    hosts, link_rate, fabric_mtu = resolve_hosts(args.run_dir, names)
     if args.rate is None:
         args.rate = str(link_rate)
-    line_rate = parse_rate(args.rate, "--rate")
+    config = transport_config(args)  # check every transport option before starting agents
+    if config.mtu + HEADER_BYTES > fabric_mtu:
+        raise UserError(f"--mtu {config.mtu} + {HEADER_BYTES} bytes of headers exceeds the fabric MTU {fabric_mtu}")
+    line_rate = config.line_rate
     console = Console()
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as bar:
@@ -103,13 +109,15 @@ def run(args: argparse.Namespace) -> int:
             if delivered == total:
                 done_before[0] += total
 
-        with ScheduleRunner(schedule, hosts, transport_argv(args), line_rate=line_rate, mtu=args.mtu,
-                            dcqcn_preset=args.dcqcn, progress=progress) as runner:
-            try:
+        try:
+            with ScheduleRunner(schedule, hosts, transport_argv(args), line_rate=line_rate, mtu=args.mtu,
+                                dcqcn_preset=args.dcqcn, progress=progress) as runner:
                 result = runner.run(args.iterations, parse_duration(args.gap, "--gap"),
                                     parse_duration(args.timeout, "--timeout"))
-            except TimeoutError:
-                raise UserError(f"{schedule.pattern} did not finish within {args.timeout}") from None
+        except TimeoutError:
+            raise UserError(f"{schedule.pattern} did not finish within {args.timeout}") from None
+        except RuntimeError as exc:  # an agent failed: its own message says why
+            raise UserError(str(exc), exit_code=1) from None
     if args.json:
         write_jsonl(result.flows + result.collectives, args.json)
     print_summary(console, result, schedule)

@@ -4,11 +4,11 @@
 #define FABRIC_INGRESS_P4
 
 // Load-balancing modes; each lb_group action sets one (the control plane picks the action).
-const bit<3> LB_MODE_ECMP             = 0;
-const bit<3> LB_MODE_SPRAY_RANDOM     = 1;
+const bit<3> LB_MODE_ECMP              = 0;
+const bit<3> LB_MODE_SPRAY_RANDOM      = 1;
 const bit<3> LB_MODE_SPRAY_ROUND_ROBIN = 2;
-const bit<3> LB_MODE_FLOWLET          = 3;
-const bit<3> LB_MODE_LEAST_LOADED     = 4;
+const bit<3> LB_MODE_FLOWLET           = 3;
+const bit<3> LB_MODE_LEAST_LOADED      = 4;
 
 control FabricIngress(inout headers_t hdr,
                       inout metadata_t meta,

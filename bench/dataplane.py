@@ -1,0 +1,371 @@
+"""``fabriclab bench dataplane``: what one ``fabriclab switch`` forwards between two hosts,
+against a bare Python AF_PACKET forwarder on the same topology (the machine's ceiling).
+
+    ns fl<tag>h1 [eth0 10.0.0.1] --veth-- fl<tag>-p1 ==(switch)== fl<tag>-p2 --veth-- [eth0 10.0.0.2] ns fl<tag>h2
+
+The switch runs ``p4/fabric.p4`` with host routes written over P4Runtime, ports at 10 Gbit/s
+so its traffic manager never paces below what Python can forward. Per forwarder:
+
+* UDP packets/s: the highest offered rate of 1400-byte frames with < 1 % loss, found by one
+  flat-out run (its delivered rate is the first guess) and a bisection; raw-socket sender and
+  receiver (bench/rawflow.py) so the hosts' IP stacks are not in the figure;
+* TCP Mbit/s: iperf3 h1 -> h2; RTT: ping h1 -> h2 (average, ms).
+
+Hosts resolve each other statically: to the router MAC through fabriclab (fabric.p4 routes
+every IPv4 frame and drops ARP), to the peer's own MAC through the bare forwarder. Offloads are
+off on every veth end, as in a fabric (topologies/hostsetup.py). Everything created —
+namespaces, veths, processes — is removed on exit, Ctrl-C and SIGTERM included.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from fabriclab import P4_DIR
+from fabriclab.errors import UserError
+
+FRAME_SIZE = 1400
+MAX_LOSS = 0.01
+STEP_SECONDS = 1.5
+BISECTIONS = 5
+TCP_SECONDS = 3.0
+PINGS = 20
+PORT_RATE = "10G"
+SWITCH_START_TIMEOUT_S = 90.0     # the switch compiles fabric.p4 at start; 2 cores shared
+ROUTER_MAC = "02:00:00:bd:00:fe"
+SINK_IP = "10.0.0.3"              # routed to h2 but not h2's address: its kernel drops the
+                                  # benchmark frames silently (no ICMP port-unreachable back)
+
+
+@dataclass
+class BenchHost:
+    netns: str
+    ip: str
+    mac: str
+    port_ifname: str              # the root-namespace end, a switch port
+    ifname: str = "eth0"
+
+    @property
+    def netns_path(self) -> str:
+        return f"/run/netns/{self.netns}"
+
+    def run(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+        return _run("ip", "netns", "exec", self.netns, *cmd, check=check)
+
+
+@contextlib.contextmanager
+def signals_blocked() -> Iterator[None]:
+    """Teardown that a second Ctrl-C (or SIGTERM) cannot cut short."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise UserError(f"{' '.join(cmd)}: {(result.stderr or result.stdout).strip() or 'failed'}")
+    return result
+
+
+class TwoHostTopology:
+    """Two host namespaces, each on a veth whose other end stays in the root namespace for a
+    forwarder. A context manager; ``tag`` keeps names apart (``fl<tag>h1``, ``fl<tag>-p1``)."""
+
+    def __init__(self, tag: str = "bd"):
+        if len(tag) > 8:
+            raise ValueError("tag too long for interface names")
+        self.hosts = [BenchHost(f"fl{tag}h{i}", f"10.0.0.{i}", f"02:00:00:bd:00:0{i}", f"fl{tag}-p{i}")
+                      for i in (1, 2)]
+
+    def __enter__(self) -> "TwoHostTopology":
+        from fabriclab.topologies.hostsetup import offload_args
+
+        try:
+            for host in self.hosts:
+                _run("ip", "netns", "add", host.netns)
+                _run("ip", "link", "add", host.port_ifname, "type", "veth", "peer", "name", host.ifname,
+                     "netns", host.netns)
+                _run(*offload_args(host.port_ifname), check=False)
+                _run("sysctl", "-qw", f"net.ipv6.conf.{host.port_ifname}.disable_ipv6=1", check=False)
+                _run("ip", "link", "set", host.port_ifname, "up")
+                host.run("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", check=False)
+                host.run(*offload_args(host.ifname), check=False)
+                host.run("ip", "link", "set", host.ifname, "address", host.mac, "up")
+                host.run("ip", "addr", "add", f"{host.ip}/24", "dev", host.ifname)
+                host.run("ip", "link", "set", "lo", "up")
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def point_at(self, macs: tuple[str, str]) -> None:
+        """Static neighbour entries: h1 reaches h2 at ``macs[0]``, h2 reaches h1 at ``macs[1]``."""
+        (h1, h2), (mac_to_h2, mac_to_h1) = self.hosts, macs
+        h1.run("ip", "neigh", "replace", h2.ip, "lladdr", mac_to_h2, "dev", h1.ifname, "nud", "permanent")
+        h2.run("ip", "neigh", "replace", h1.ip, "lladdr", mac_to_h1, "dev", h2.ifname, "nud", "permanent")
+
+    def __exit__(self, *exc) -> None:
+        with signals_blocked():
+            for host in self.hosts:
+                # deleting the namespace destroys its veth end, and with it the peer
+                _run("ip", "netns", "del", host.netns, check=False)
+                if Path("/sys/class/net", host.port_ifname).exists():
+                    _run("ip", "link", "del", host.port_ifname, check=False)
+
+
+# ---- forwarders ----
+
+class Forwarder:
+    """A forwarder process between the two switch ports; stopped (SIGTERM, then SIGKILL) on exit."""
+
+    def __init__(self, name: str, cmd: list[str], log_path: Path):
+        self.name = name
+        self.log_path = log_path
+        with open(log_path, "wb") as log:
+            # own session: a Ctrl-C at the terminal reaches us, and we stop it in order
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
+                                         start_new_session=True)
+
+    def failure(self) -> str:
+        lines = self.log_path.read_text(errors="replace").strip().splitlines()
+        return f"{self.name} exited ({self.proc.returncode}): {lines[-1] if lines else 'no output'}"
+
+    def stop(self) -> None:
+        with signals_blocked():
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+            self.proc.stdout.close()
+
+
+def start_bare_forwarder(topo: TwoHostTopology, workdir: Path) -> Forwarder:
+    h1, h2 = topo.hosts
+    fwd = Forwarder("bare forwarder", [sys.executable, "-m", "fabriclab.bench.bare_forwarder",
+                                       h1.port_ifname, h2.port_ifname], workdir / "bare.log")
+    if fwd.proc.stdout.readline().strip() != b"ready":
+        fwd.proc.wait()
+        raise UserError(fwd.failure())
+    topo.point_at((h2.mac, h1.mac))
+    return fwd
+
+
+def _free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_fabriclab_switch(topo: TwoHostTopology, workdir: Path, program: Path = P4_DIR / "fabric.p4") -> Forwarder:
+    """``fabriclab switch`` running ``program`` with host routes for h1, h2 and the sink address."""
+    from fabriclab.controller.p4runtime_client import P4RuntimeClient, P4RuntimeError
+
+    h1, h2 = topo.hosts
+    config = workdir / "switch.yaml"
+    config.write_text(f"rate: {PORT_RATE}\n")
+    addr = f"127.0.0.1:{_free_tcp_port()}"
+    fwd = Forwarder("fabriclab switch", [sys.executable, "-m", "fabriclab", "switch", "--p4", str(program),
+                                         "-i", f"1@{h1.port_ifname}", "-i", f"2@{h2.port_ifname}",
+                                         "--grpc-addr", addr, "--device-id", "1", "--config", str(config),
+                                         "--log-level", "warning"], workdir / "switch.log")
+    deadline = time.monotonic() + SWITCH_START_TIMEOUT_S
+    while True:
+        if fwd.proc.poll() is not None:
+            raise UserError(fwd.failure())
+        client = P4RuntimeClient(addr, device_id=1, timeout=2.0)
+        try:
+            client.connect()
+            if client.names is not None:
+                break
+        except P4RuntimeError:
+            pass
+        client.close()
+        if time.monotonic() > deadline:
+            fwd.stop()
+            raise UserError(f"fabriclab switch: no P4Runtime pipeline on {addr} within "
+                            f"{SWITCH_START_TIMEOUT_S:.0f} s (see {fwd.log_path})")
+        time.sleep(0.3)
+    try:
+        client.set_default_action("switch_config", "set_switch_config",
+                                  {"switch_id": 1, "router_mac": ROUTER_MAC, "hash_seed": 0})
+        for ip, port, mac in ((h1.ip, 1, h1.mac), (h2.ip, 2, h2.mac), (SINK_IP, 2, h2.mac)):
+            client.insert_table_entry("ipv4_route", {"hdr.ipv4.dst_addr": f"{ip}/32"}, "route_to_port",
+                                      {"port": port, "dmac": mac})
+    finally:
+        client.close()
+    topo.point_at((ROUTER_MAC, ROUTER_MAC))
+    return fwd
+
+
+# ---- measurements ----
+
+def _rawflow(host: BenchHost, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(["ip", "netns", "exec", host.netns, sys.executable, "-m", "fabriclab.bench.rawflow",
+                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _result(proc: subprocess.Popen, what: str) -> dict:
+    out, err = proc.communicate(timeout=60)
+    try:
+        return json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise UserError(f"{what} failed: {err.strip().splitlines()[-1] if err.strip() else 'no output'}") from None
+
+
+def udp_step(topo: TwoHostTopology, dst_mac: str, rate: float, seconds: float) -> dict:
+    """One run at ``rate`` frames/s (0: flat out): sent, received, loss, delivered pps."""
+    h1, h2 = topo.hosts
+    tag = secrets.token_hex(8)
+    receiver = _rawflow(h2, "receive", h2.ifname, "--tag", tag, "--seconds", f"{seconds + 1.0:.2f}")
+    try:
+        if receiver.stdout.readline().strip() != "ready":
+            raise UserError(f"receiver: {receiver.stderr.read().strip() or 'did not start'}")
+        sender = _rawflow(h1, "send", h1.ifname, "--dst-mac", dst_mac, "--src-ip", h1.ip, "--dst-ip", SINK_IP,
+                          "--tag", tag, "--size", str(FRAME_SIZE), "--rate", f"{rate:.0f}",
+                          "--seconds", f"{seconds:.2f}")
+        sent = _result(sender, "sender")
+        received = _result(receiver, "receiver")["received"]
+    finally:
+        if receiver.poll() is None:
+            receiver.kill()
+            receiver.communicate()
+    loss = 1 - received / sent["sent"] if sent["sent"] else 1.0
+    return {"offered_pps": sent["sent"] / sent["seconds"], "sent": sent["sent"], "received": received,
+            "loss": loss, "delivered_pps": received / sent["seconds"]}
+
+
+def max_udp_pps(topo: TwoHostTopology, dst_mac: str, seconds: float = STEP_SECONDS,
+                bisections: int = BISECTIONS, on_step=None) -> dict:
+    """The highest offered rate with < MAX_LOSS loss: a flat-out run, then bisection between
+    the best passing and the lowest failing rate, starting at the flat-out delivered rate."""
+    flat_out = udp_step(topo, dst_mac, 0, seconds)
+    if on_step:
+        on_step(flat_out)
+    if flat_out["received"] == 0:
+        raise UserError("no benchmark frame reached the receiver: the forwarder does not forward")
+    if flat_out["loss"] < MAX_LOSS:    # the sender is the bottleneck: the forwarder keeps up
+        return {"pps": flat_out["delivered_pps"], "steps": [flat_out], "sender_limited": True}
+    steps = [flat_out]
+    best, failing = 0.0, flat_out["offered_pps"]
+    rate = flat_out["delivered_pps"]
+    for _ in range(bisections):
+        step = udp_step(topo, dst_mac, rate, seconds)
+        steps.append(step)
+        if on_step:
+            on_step(step)
+        if step["loss"] < MAX_LOSS:
+            best = max(best, step["delivered_pps"])
+            lower = rate
+        else:
+            failing = rate
+            lower = best
+        rate = (lower + failing) / 2
+    return {"pps": best, "steps": steps, "sender_limited": False}
+
+
+def tcp_mbps(topo: TwoHostTopology, seconds: float = TCP_SECONDS) -> float:
+    from fabriclab.traffic.iperf import IperfServer, run_client
+
+    h1, h2 = topo.hosts
+    port = _free_tcp_port()
+    with IperfServer(h2.netns_path, port=port):
+        result = run_client(h1.netns_path, h2.ip, seconds=seconds, port=port)
+    return result.bits_per_second / 1e6
+
+
+def rtt_ms(topo: TwoHostTopology, count: int = PINGS) -> float:
+    h1, h2 = topo.hosts
+    out = h1.run("ping", "-q", "-c", str(count), "-i", "0.05", "-W", "2", h2.ip, check=False).stdout
+    m = re.search(r"= [\d.]+/([\d.]+)/", out)
+    if not m:
+        raise UserError(f"ping {h2.ip} through the forwarder got no reply")
+    return float(m.group(1))
+
+
+def measure(topo: TwoHostTopology, fwd_mac: str, seconds: float, bisections: int, tcp_seconds: float,
+            status=None) -> dict:
+    def on_step(step: dict) -> None:
+        if status:
+            status(f"UDP {step['offered_pps']:,.0f} pps offered: {step['loss']:.1%} loss")
+
+    udp = max_udp_pps(topo, fwd_mac, seconds, bisections, on_step)
+    if status:
+        status("TCP (iperf3)")
+    tcp = tcp_mbps(topo, tcp_seconds)
+    if status:
+        status("ping")
+    return {"pps": udp["pps"], "sender_limited": udp["sender_limited"], "tcp_mbps": tcp, "rtt_ms": rtt_ms(topo)}
+
+
+def compare_forwarders(tag: str = "bd", seconds: float = STEP_SECONDS, bisections: int = BISECTIONS,
+                       tcp_seconds: float = TCP_SECONDS, status=None) -> dict:
+    """Both forwarders on one topology, one after the other; the JSON figures."""
+    figures = {}
+    with tempfile.TemporaryDirectory(prefix="fabriclab-bench-") as tmp, TwoHostTopology(tag) as topo:
+        for name, start in (("bare", start_bare_forwarder), ("fabriclab", start_fabriclab_switch)):
+            if status:
+                status(f"starting the {name} forwarder")
+            fwd = start(topo, Path(tmp))
+            try:
+                mac = topo.hosts[1].mac if name == "bare" else ROUTER_MAC
+                figures[name] = measure(topo, mac, seconds, bisections, tcp_seconds,
+                                        status and (lambda text, n=name: status(f"{n}: {text}")))
+            except UserError:
+                if fwd.proc.poll() is not None:   # the real cause
+                    raise UserError(fwd.failure()) from None
+                raise
+            finally:
+                fwd.stop()
+    bare, fab = figures["bare"], figures["fabriclab"]
+    return {"program": "fabric.p4", "frame_bytes": FRAME_SIZE,
+            "fabriclab_pps": round(fab["pps"]), "bare_pps": round(bare["pps"]),
+            "ratio": round(fab["pps"] / bare["pps"], 3) if bare["pps"] else None,
+            "fabriclab_tcp_mbps": round(fab["tcp_mbps"], 1), "bare_tcp_mbps": round(bare["tcp_mbps"], 1),
+            "rtt_ms": fab["rtt_ms"], "bare_rtt_ms": bare["rtt_ms"],
+            "sender_limited": bare["sender_limited"] or fab["sender_limited"]}
+
+
+def run(args: argparse.Namespace) -> dict:
+    from rich.console import Console
+    from rich.table import Table
+
+    if os.geteuid() != 0:
+        raise UserError("fabriclab bench dataplane needs root (namespaces, veths, raw sockets)")
+    console = Console(stderr=True)
+    with console.status("dataplane benchmark") as spinner:
+        def status(text: str) -> None:
+            spinner.update(text)
+            console.log(text)
+
+        figures = compare_forwarders(status=status)
+    table = Table(title=f"two hosts through one forwarder ({FRAME_SIZE}-byte UDP frames, < 1 % loss)")
+    table.add_column("")
+    table.add_column(f"fabriclab switch ({figures['program']})", justify="right")
+    table.add_column("bare AF_PACKET forwarder", justify="right")
+    table.add_row("UDP packets/s", f"{figures['fabriclab_pps']:,}", f"{figures['bare_pps']:,}")
+    table.add_row("TCP Mbit/s (iperf3)", f"{figures['fabriclab_tcp_mbps']:.0f}", f"{figures['bare_tcp_mbps']:.0f}")
+    table.add_row("ping RTT ms", f"{figures['rtt_ms']:.3f}", f"{figures['bare_rtt_ms']:.3f}")
+    console.print(table)
+    ratio = figures["ratio"]
+    console.print(f"fabriclab / bare: {ratio:.0%} of the ceiling (goal: 50 %)" if ratio is not None else
+                  "bare forwarder delivered nothing: no ratio")
+    return figures

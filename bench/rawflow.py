@@ -1,0 +1,201 @@
+"""Raw-socket UDP sender and receiver for ``fabriclab bench dataplane``, one process each:
+
+    python -m fabriclab.bench.rawflow send IFNAME --dst-mac MAC --src-ip A --dst-ip B --tag HEX
+                                          [--size 1400] [--rate PPS] [--seconds S]
+    python -m fabriclab.bench.rawflow receive IFNAME --tag HEX [--seconds S]
+
+Both talk AF_PACKET on one interface, so neither the hosts' IP stacks nor their qdiscs are in the
+measurement. The sender paces to ``--rate`` frames/s (0: as fast as it can) and prints the
+number it sent; the receiver prints "ready" once its socket is bound, then counts frames that
+carry the 8-byte tag at the start of the UDP payload (a fresh tag per run: stragglers of an
+earlier run are not counted) and prints the count after ``--seconds``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import mmap
+import socket
+import struct
+import sys
+import time
+
+ETH_P_ALL = 0x0003
+ETH_P_IP = 0x0800
+SOL_PACKET = 263
+PACKET_IGNORE_OUTGOING = 23
+SO_SNDBUFFORCE = 32
+SO_RCVBUFFORCE = 33
+PACKET_VERSION = 10
+PACKET_TX_RING = 13
+PACKET_QDISC_BYPASS = 20
+TPACKET_V2 = 1
+TP_STATUS_AVAILABLE = 0
+TP_STATUS_SEND_REQUEST = 1
+TX_SLOT = 2048                   # bytes per ring slot: tpacket2_hdr, then the frame
+TX_SLOTS = 256
+TX_BLOCK = 4096
+TX_DATA_OFFSET = 32              # TPACKET2_HDRLEN - sizeof(sockaddr_ll): where the kernel reads
+SOCKET_BUFFER_BYTES = 16 << 20
+UDP_PORT = 9                     # discard
+TAG_OFFSET = 14 + 20 + 8         # Ethernet, IPv4 without options, UDP
+MAX_BURST = 64                   # frames sent back to back when the sender is behind
+
+
+def ipv4_checksum(header: bytes) -> int:
+    total = sum(struct.unpack(f"!{len(header) // 2}H", header))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def udp_frame(src_mac: bytes, dst_mac: bytes, src_ip: str, dst_ip: str, size: int, tag: bytes) -> bytes:
+    """An Ethernet/IPv4/UDP frame of ``size`` bytes (no FCS), tag first in the payload.
+    UDP checksum 0: "no checksum" is valid over IPv4 (RFC 768)."""
+    payload_len = size - TAG_OFFSET
+    if payload_len < len(tag):
+        raise ValueError(f"frame size {size} too small")
+    ip_len = 20 + 8 + payload_len
+    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, ip_len, 0, 0x4000, 64, 17, 0,
+                         socket.inet_aton(src_ip), socket.inet_aton(dst_ip))
+    header = header[:10] + struct.pack("!H", ipv4_checksum(header)) + header[12:]
+    udp = struct.pack("!HHHH", 40000, UDP_PORT, 8 + payload_len, 0)
+    payload = tag + bytes(payload_len - len(tag))
+    return dst_mac + src_mac + struct.pack("!H", ETH_P_IP) + header + udp + payload
+
+
+def raw_socket(ifname: str) -> socket.socket:
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    sock.bind((ifname, ETH_P_ALL))
+    for option, forced in ((socket.SO_RCVBUF, SO_RCVBUFFORCE), (socket.SO_SNDBUF, SO_SNDBUFFORCE)):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, forced, SOCKET_BUFFER_BYTES)
+        except OSError:
+            sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER_BYTES)
+    return sock
+
+
+class TxRing:
+    """A PACKET_TX_RING (TPACKET_V2, Documentation/networking/packet_mmap.rst): the frame is
+    written into every slot once; sending n frames is then n status writes and one send()
+    syscall, which keeps a Python sender several times faster than one send() per frame."""
+
+    def __init__(self, sock: socket.socket, frame: bytes):
+        if TX_DATA_OFFSET + len(frame) > TX_SLOT:
+            raise ValueError(f"frame of {len(frame)} bytes does not fit a {TX_SLOT}-byte ring slot")
+        sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V2)
+        sock.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, 1)
+        sock.setsockopt(SOL_PACKET, PACKET_TX_RING,
+                        struct.pack("IIII", TX_BLOCK, TX_SLOTS * TX_SLOT // TX_BLOCK, TX_SLOT, TX_SLOTS))
+        self.sock = sock
+        self.ring = mmap.mmap(sock.fileno(), TX_SLOTS * TX_SLOT, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        for slot in range(TX_SLOTS):
+            base = slot * TX_SLOT
+            self.ring[base + TX_DATA_OFFSET:base + TX_DATA_OFFSET + len(frame)] = frame
+            struct.pack_into("II", self.ring, base + 4, len(frame), len(frame))   # tp_len, tp_snaplen
+
+    def send(self, count: int) -> int:
+        """Send ``count`` (<= TX_SLOTS) copies; returns how many the kernel took."""
+        ring = self.ring
+        for slot in range(count):
+            struct.pack_into("I", ring, slot * TX_SLOT, TP_STATUS_SEND_REQUEST)
+        try:
+            self.sock.send(b"")        # blocking: returns once every requested slot is done
+        except OSError:
+            pass                       # a full queue: the slots still requested are counted below
+        refused = 0
+        for slot in range(count):
+            if struct.unpack_from("I", ring, slot * TX_SLOT)[0] != TP_STATUS_AVAILABLE:
+                struct.pack_into("I", ring, slot * TX_SLOT, TP_STATUS_AVAILABLE)
+                refused += 1
+        return count - refused
+
+    def close(self) -> None:
+        self.ring.close()
+
+
+def send(ifname: str, frame: bytes, rate: float, seconds: float) -> dict:
+    """Send ``frame`` at ``rate`` frames/s (0: flat out) for ``seconds``, in bursts of at most
+    MAX_BURST; frames the kernel refused are counted apart, not as sent."""
+    sock = raw_socket(ifname)
+    ring = TxRing(sock, frame)
+    sent = refused = 0
+    start = time.perf_counter()
+    end = start + seconds
+    now = start
+    while now < end:
+        due = MAX_BURST if rate <= 0 else min(MAX_BURST, int(rate * (now - start)) - sent - refused)
+        if due <= 0:
+            time.sleep(min(0.0005, max(0.0, (sent + refused + 1) / rate - (now - start))))
+        else:
+            taken = ring.send(due)
+            sent += taken
+            refused += due - taken
+        now = time.perf_counter()
+    ring.close()
+    sock.close()
+    return {"sent": sent, "refused": refused, "seconds": now - start}
+
+
+def receive(ifname: str, tag: bytes, seconds: float) -> dict:
+    sock = raw_socket(ifname)
+    try:
+        sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+    except OSError:
+        pass   # older kernels: our receiver sends nothing anyway
+    sock.settimeout(0.1)
+    print("ready", flush=True)
+    buf = bytearray(65536)
+    view = memoryview(buf)
+    end_of_tag = TAG_OFFSET + len(tag)
+    count = 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            n = sock.recv_into(buf)
+        except TimeoutError:
+            continue
+        if n >= end_of_tag and view[TAG_OFFSET:end_of_tag] == tag:
+            count += 1
+    sock.close()
+    return {"received": count}
+
+
+def _mac(text: str) -> bytes:
+    return bytes.fromhex(text.replace(":", ""))
+
+
+def _own_mac(ifname: str) -> bytes:
+    with open(f"/sys/class/net/{ifname}/address") as f:
+        return _mac(f.read().strip())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rawflow", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="mode", required=True)
+    tx = sub.add_parser("send")
+    tx.add_argument("ifname")
+    tx.add_argument("--dst-mac", required=True)
+    tx.add_argument("--src-ip", required=True)
+    tx.add_argument("--dst-ip", required=True)
+    tx.add_argument("--tag", required=True, help="8 bytes in hex")
+    tx.add_argument("--size", type=int, default=1400)
+    tx.add_argument("--rate", type=float, default=0.0)
+    tx.add_argument("--seconds", type=float, default=1.0)
+    rx = sub.add_parser("receive")
+    rx.add_argument("ifname")
+    rx.add_argument("--tag", required=True)
+    rx.add_argument("--seconds", type=float, default=2.0)
+    args = parser.parse_args(argv)
+    tag = bytes.fromhex(args.tag)
+    if args.mode == "send":
+        frame = udp_frame(_own_mac(args.ifname), _mac(args.dst_mac), args.src_ip, args.dst_ip, args.size, tag)
+        result = send(args.ifname, frame, args.rate, args.seconds)
+    else:
+        result = receive(args.ifname, tag, args.seconds)
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

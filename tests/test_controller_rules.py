@@ -1,0 +1,102 @@
+"""The table entries the controller derives for fabric.p4, checked against the compiled
+program's own tables and actions."""
+from __future__ import annotations
+
+import pytest
+
+from fabriclab.controller.fabric_rules import LB_ACTIONS, ecn_profile_params, hash_seed, switch_rules
+from fabriclab.controller.policy import EqualWeights
+from fabriclab.controller.routing import compute_routes
+from fabriclab.controller.settings import ControllerSettings, EcnSettings
+from fabriclab.errors import UserError
+from fabriclab.topologies.leafspine import leafspine
+from fabriclab.topologies.network import DEFAULT_PROGRAM
+
+
+@pytest.fixture(scope="module")
+def program_info():
+    from fabriclab.target import compiler
+
+    return compiler.compile_file(str(DEFAULT_PROGRAM), [], {}).info
+
+
+def _rules(lb="ecmp", ecn=False, spines=2, policy=None):
+    d = leafspine(spines=spines, leaves=3, hosts_per_leaf=2)
+    settings = ControllerSettings(lb=lb, ecn=EcnSettings(enabled=ecn))
+    return d, switch_rules(d, "l1", compute_routes(d)["l1"], settings, policy)
+
+
+def test_every_write_names_a_real_table_key_and_action(program_info):
+    tables, actions = program_info.tables, program_info.actions
+    for lb in LB_ACTIONS:
+        _, rules = _rules(lb=lb, ecn=True)
+        for w in rules.writes:
+            table = tables[w.table]
+            assert set(w.match) == {k.name for k in table.keys}, w
+            assert w.action in {a.name for a in table.actions}, w
+            assert set(w.params) == {p.name for p in actions[w.action].params}, w
+
+
+def test_routes_groups_and_members():
+    d, rules = _rules(lb="flowlet")
+    routes = [w for w in rules.writes if w.table.endswith("ipv4_route")]
+    assert rules.routes == len(routes) == 2 + 2        # two hosts, two remote leaves
+    host = [w for w in routes if w.match["hdr.ipv4.dst_addr"] == "10.0.1.2/32"][0]
+    assert host.action.endswith("route_to_port") and host.params == {"port": 2, "dmac": d.host("h1_2").mac}
+    # both remote leaves share one group over the two spines
+    assert len(rules.groups) == 1
+    assert {w.params["group_id"] for w in routes if w.action.endswith("route_to_group")} == {1}
+    group = [w for w in rules.writes if w.table.endswith("lb_group")][0]
+    assert group.action.endswith("lb_flowlet") and group.params == {"base": 0, "size": 2, "gap_us": 5000}
+    members = sorted((w.match["meta.lb_index"], w.params["port"], w.params["dmac"])
+                     for w in rules.writes if w.table.endswith(".lb_member"))
+    assert members == [(0, 3, d.switch("s1").router_mac), (1, 4, d.switch("s2").router_mac)]
+    assert len([w for w in rules.writes if w.table.endswith("lb_member_alt")]) == 2
+    identity = rules.writes[0]
+    assert identity.default and identity.params["router_mac"] == d.switch("l1").router_mac
+
+
+def test_weights_repeat_members():
+    class Heavier:
+        def weigh(self, switch, members, load):
+            return tuple(range(1, len(members) + 1))
+
+    _, rules = _rules(policy=Heavier())
+    ports = [w.params["port"] for w in rules.writes if w.table.endswith(".lb_member")]
+    assert ports == [3, 4, 4]
+    assert [w.params["size"] for w in rules.writes if w.table.endswith("lb_group")] == [3]
+    assert EqualWeights().weigh("x", (1, 2, 3), {}) == (1, 1, 1)
+
+
+def test_dscp_classes_and_ecn_profile():
+    d, rules = _rules(ecn=True)
+    dscp = {w.match["hdr.ipv4.dscp"]: w.params["priority"] for w in rules.writes if w.table.endswith("dscp_priority")}
+    assert dscp == {26: 3, 48: 6}
+    ecn = [w for w in rules.writes if w.table.endswith("ecn_profile")]
+    assert len(ecn) == len(d.switch_ports("l1")) * 8
+    assert ecn[0].params == ecn_profile_params(ControllerSettings(ecn=EcnSettings(enabled=True)), 1500)
+    _, no_ecn = _rules(ecn=False)
+    assert not [w for w in no_ecn.writes if w.table.endswith("ecn_profile")]
+
+
+def test_ecn_profile_reaches_pmax_at_kmax():
+    params = ecn_profile_params(ControllerSettings(ecn=EcnSettings(True, 15_180, 151_800, 0.01)), 1500)
+    assert (params["kmin"], params["kmax"]) == (10, 100)      # 1518-byte frames
+    assert params["slope"] * (params["kmax"] - params["kmin"]) == pytest.approx(0.01 * 2**24, rel=1e-3)
+
+
+def test_hash_seeds_differ_between_neighbouring_switches():
+    assert len({hash_seed(i) for i in range(1, 200)}) == 199
+
+
+def test_settings_round_trip_and_validation(tmp_path):
+    settings = ControllerSettings(lb="adaptive", dscp_priority={10: 2}, ecn=EcnSettings(True, 1000, 2000, 0.5))
+    settings.save(tmp_path / "c.json")
+    assert ControllerSettings.load(tmp_path / "c.json") == settings
+    with pytest.raises(UserError, match="unknown load-balancing mode"):
+        ControllerSettings(lb="random").validate()
+    with pytest.raises(UserError, match="DSCP must be"):
+        ControllerSettings(dscp_priority={64: 1}).validate()
+    (tmp_path / "bad.json").write_text('{"lb": "ecmp", "colour": 1}')
+    with pytest.raises(UserError, match="not controller settings"):
+        ControllerSettings.load(tmp_path / "bad.json")
