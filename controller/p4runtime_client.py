@@ -246,13 +246,17 @@ class P4RuntimeClient:
         self._stream = self.stub.StreamChannel(requests())
         self._reader = threading.Thread(target=self._read_stream, name="p4rt-client", daemon=True)
         self._reader.start()
-        self.arbitrate(self.election_id)
-        if fetch_p4info:
-            try:
-                self.fetch_p4info()
-            except P4RuntimeError as exc:
-                if exc.code != "FAILED_PRECONDITION":
-                    raise
+        try:
+            self.arbitrate(self.election_id)
+            if fetch_p4info:
+                try:
+                    self.fetch_p4info()
+                except P4RuntimeError as exc:
+                    if exc.code != "FAILED_PRECONDITION":   # FAILED_PRECONDITION: no pipeline yet
+                        raise
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def arbitrate(self, election_id: int) -> bool:
@@ -296,6 +300,7 @@ class P4RuntimeClient:
                 self._arbitrated.notify_all()
 
     def close(self) -> None:
+        """Leave the stream (another controller may become primary) and the channel."""
         self._requests.put(None)
         if self._stream is not None:
             self._stream.cancel()

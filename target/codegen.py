@@ -22,7 +22,6 @@ import random as _random
 from fabriclab.target import ast
 from fabriclab.target.diagnostics import CompileError, unsupported
 from fabriclab.target.externs import GREEN, execute_direct_meter
-from fabriclab.target.hashing import pack_fields, v1model_hash
 from fabriclab.target.typecheck import (
     ActionEntity, ActionRunT, ApplyResultT, BitT, BoolT, Const, EnumT, ErrorT, InstanceEntity, IntegerT,
     StackT, StructLikeT, TupleT, TypedProgram, ValueSetEntity, Var, flat_width, is_aggregate,
@@ -102,6 +101,25 @@ def to_signed(value: int, width: int) -> int:
     return value - (1 << width) if value >> (width - 1) else value
 
 
+def csum16_of(value: int, nbits: int, payload: bytes = b"") -> int:
+    """``hashing.csum16`` of fields packed into ``value`` (``nbits`` wide, then ``payload``),
+    without splitting into words: 2**16 = 1 (mod 0xFFFF), so the one's-complement sum of the
+    16-bit words (RFC 1071) is the whole value mod 0xFFFF, written 0xFFFF rather than 0 unless
+    every word is zero."""
+    pad = -nbits % 8
+    value <<= pad
+    nbytes = (nbits + pad) // 8
+    if payload:
+        value = (value << (8 * len(payload))) | int.from_bytes(payload, "big")
+        nbytes += len(payload)
+    if nbytes % 2:
+        value <<= 8
+    total = value % 0xFFFF
+    if total == 0 and value:
+        total = 0xFFFF
+    return ~total & 0xFFFF
+
+
 def log_msg(fmt: str, values: tuple = ()) -> None:
     """v1model ``log_msg``: ``{}`` placeholders filled in order, to the Python log."""
     parts = fmt.split("{}")
@@ -117,7 +135,7 @@ def failed_assertion(where: str) -> None:
 
 random_source = _random.Random()
 # re-exported for generated code (it sees this module as RT)
-__all__ = ["GREEN", "execute_direct_meter", "pack_fields", "v1model_hash"]
+__all__ = ["GREEN", "execute_direct_meter"]
 
 
 # ---------------------------------------------------------------------------- names
@@ -314,15 +332,16 @@ class Generator:
         name = f"T_{t.name}"
         self.classes[t.name] = name
         fields = [(py_field(f.name), f.type) for f in t.fields]
-        slots = (["_valid"] if t.kind == "header" else []) + [p for p, _ in fields]
+        if t.kind == "header":
+            self.emit_header_class(t, name, fields)
+            return
+        slots = [p for p, _ in fields]
         o.line(f"class {name}:")
         o.indent()
         o.line(f"__slots__ = {tuple(slots)!r}")
         o.line("")
         o.line("def __init__(self):")
         o.indent()
-        if t.kind == "header":
-            o.line("self._valid = False")
         for p, ft in fields:
             o.line(f"self.{p} = {self.new_value(ft)}")
         if not slots:
@@ -359,21 +378,39 @@ class Generator:
                 o.line(f"if self.{p} is not keep: self.{p}._valid = False")
             o.line("keep._valid = True")
             o.dedent()
-        if t.kind == "header":
-            self.emit_header_codec(t, fields)
         o.dedent()
         o.line("")
 
-    def emit_header_codec(self, t: StructLikeT, fields) -> None:
+    def emit_header_class(self, t: StructLikeT, name: str, fields) -> None:
+        """Headers are created for every packet, most never valid: an instance starts empty
+        and reads the class's zero defaults until a field is written (no per-field __init__)."""
         o = self.out
         width = t.width
+        o.line(f"class {name}:")
+        o.indent()
+        o.line("_valid = False")
+        for p, ft in fields:
+            o.line(f"{p} = {_default_value(ft)}")
+        o.line("")
+        o.line("def _copy(self):")
+        o.indent()
+        o.line(f"c = {name}.__new__({name})")
+        o.line("c.__dict__.update(self.__dict__)")
+        o.line("return c")
+        o.dedent()
+        o.line("")
+        o.line("def _assign(self, o):")
+        o.indent()
+        o.line("d = self.__dict__")
+        o.line("d.clear()")
+        o.line("d.update(o.__dict__)")
+        o.dedent()
         o.line("")
         o.line("def _add(self, ctx):")
         o.indent()
         o.line("if not self._valid:")
         o.indent()
-        for p, ft in fields:
-            o.line(f"self.{p} = {_default_value(ft)}")
+        o.line("self.__dict__.clear()   # back to all-zero fields")
         o.line("self._valid = True")
         o.line(f"ctx.length += {width // 8}")
         o.dedent()
@@ -420,6 +457,8 @@ class Generator:
             parts.append(f"({v} << {shift})" if shift else v)
         o.line(f"return ({' | '.join(parts) or '0'}).to_bytes({width // 8}, 'big')")
         o.dedent()
+        o.dedent()
+        o.line("")
 
     # -- constructors and field lists ------------------------------------------------------
 
@@ -1123,9 +1162,30 @@ class Generator:
             raise CompileError("the hash algorithm must be a HashAlgorithm constant", e.loc)
         return next(name for name, value in t.members.items() if value == e.const_value)
 
-    def field_tuple(self, e: ast.Expression) -> str:
+    def packed_fields(self, e: ast.Expression) -> tuple[str, int]:
+        """The field list concatenated MSB first as one integer expression, and its width
+        (what hashing.pack_fields does at run time, with the shifts computed here)."""
         pairs = self.fields_of(e)
-        return "(" + "".join(f"({c}, {w}), " for c, w in pairs) + ")"
+        total = sum(w for _, w in pairs)
+        parts, shift = [], total
+        for code, w in pairs:
+            shift -= w
+            parts.append(f"({code} << {shift})" if shift else code)
+        return f"({' | '.join(parts) or '0'})", total
+
+    def packed_bytes(self, e: ast.Expression, payload: str) -> str:
+        """The byte buffer BMv2 hashes: the fields zero-padded to a byte boundary (+ payload)."""
+        code, nbits = self.packed_fields(e)
+        pad = -nbits % 8
+        data = f"({code} << {pad}).to_bytes({(nbits + pad) // 8}, 'big')" if pad else f"{code}.to_bytes({nbits // 8}, 'big')"
+        return data + payload
+
+    def checksum_code(self, algo: ast.Expression, data: ast.Expression, width: int, payload: str) -> str:
+        name = self.algorithm(algo)
+        if name == "csum16":
+            code, nbits = self.packed_fields(data)
+            return f"RT.csum16_of({code}, {nbits}{', ' + payload if payload else ''})"
+        return f"S.hash_unit.compute({name!r}, {self.packed_bytes(data, ' + ' + payload if payload else '')}) & {_mask(width)}"
 
     def extern_function(self, call: ast.MethodCall) -> None:
         o = self.out
@@ -1141,8 +1201,15 @@ class Generator:
         elif name == "hash":
             result, algo, base, data, maxv = args
             width = flat_width(result.checked_type)
-            self.assign(result, f"RT.v1model_hash({self.algorithm(algo)!r}, {self.field_tuple(data)}, "
-                                f"{self.ex(base)}, {self.ex(maxv)}, {width}, S.hash_unit)")
+            h = f"S.hash_unit.compute({self.algorithm(algo)!r}, {self.packed_bytes(data, '')})"
+            # as hashing.v1model_hash: base + h % max, h itself when max is 0, cut to the width
+            if hasattr(maxv, "const_value"):
+                reduced = f"{self.ex(base)} + {h} % {maxv.const_value}" if maxv.const_value else h
+            else:
+                m = self.fresh("max")
+                o.line(f"{m} = {self.ex(maxv)}")
+                reduced = f"({self.ex(base)} + {h} % {m} if {m} else {h})"
+            self.assign(result, f"(({reduced}) & {_mask(width)})")
         elif name == "random":
             result, lo, hi = args
             self.assign(result, f"RT.random_source.randint({self.ex(lo)}, {self.ex(hi)})")
@@ -1165,18 +1232,16 @@ class Generator:
             o.line(f"{ctx}.truncate_to = {self.ex(args[0])}")
         elif name in ("verify_checksum", "verify_checksum_with_payload"):
             cond, data, checksum, algo = args
-            payload = f" + {ctx}.payload" if name.endswith("payload") else ""
-            o.line(f"if {self.ex(cond)} and S.hash_unit.compute({self.algorithm(algo)!r}, "
-                   f"RT.pack_fields({self.field_tuple(data)}){payload}) & {_mask(flat_width(checksum.checked_type))} "
-                   f"!= {self.ex(checksum)}:")
+            payload = f"{ctx}.payload" if name.endswith("payload") else ""
+            computed = self.checksum_code(algo, data, flat_width(checksum.checked_type), payload)
+            o.line(f"if {self.ex(cond)} and {computed} != {self.ex(checksum)}:")
             o.line(f"    {ctx}.sm.checksum_error = 1")
         elif name in ("update_checksum", "update_checksum_with_payload"):
             cond, data, checksum, algo = args
-            payload = f" + {ctx}.payload" if name.endswith("payload") else ""
+            payload = f"{ctx}.payload" if name.endswith("payload") else ""
             o.line(f"if {self.ex(cond)}:")
             o.indent()
-            self.assign(checksum, f"S.hash_unit.compute({self.algorithm(algo)!r}, "
-                                  f"RT.pack_fields({self.field_tuple(data)}){payload}) & {_mask(flat_width(checksum.checked_type))}")
+            self.assign(checksum, self.checksum_code(algo, data, flat_width(checksum.checked_type), payload))
             o.dedent()
         elif name == "log_msg":
             values = self.field_codes(args[1]) if len(args) > 1 else "()"

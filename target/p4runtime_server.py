@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 import grpc
-from finsy.proto import p4d, p4i, p4r, p4r_grpc, rpc_code, rpc_status
+from finsy.proto import p4i, p4r, p4r_grpc, rpc_code, rpc_status
 
 from fabriclab.target.program import ProgramInfo, TableInfo
 from fabriclab.target.tables import ActionCall, StateError, TableEntry

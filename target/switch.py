@@ -1,10 +1,13 @@
 """``fabriclab switch``: the software switch process, shaped like simple_switch_grpc.
 
     fabriclab switch --p4 PROGRAM.p4|COMPILED_DIR -i 1@veth1 -i 2@veth2 [--device-id N]
-                     [--grpc-addr 127.0.0.1:9559] [--cpu-port N] [--config switch.yaml]
-                     [--pcap DIR] [--stats-file FILE] [--log-level LEVEL]
+                     [--grpc-addr 127.0.0.1:9559] [--api-addr ADDR] [--cpu-port N]
+                     [--config switch.yaml] [--pcap DIR] [--stats-file FILE] [--pfc-log FILE]
+                     [--log-level LEVEL]
 
 Without ``--p4`` it forwards nothing until a controller sends SetForwardingPipelineConfig.
+Besides P4Runtime it serves the runtime API (``runtime_api.py``: live TM stats and thresholds
+for ``switch-cli`` and scenario samplers) on the gRPC port + 1000 unless ``--api-addr`` says otherwise.
 
 One thread runs the data plane: an epoll loop over the port sockets, a wake-up eventfd (packet-outs
 from gRPC threads) and a timerfd armed at the traffic manager's next event with nanosecond
@@ -112,6 +115,7 @@ class Switch:
         self._packet_ins: list[bytes] = []
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._stop = threading.Event()
+        self._pfc_log = None
 
     # ---- the handle ----
 
@@ -169,6 +173,15 @@ class Switch:
         for job in jobs:
             tm.enqueue(job, now_ns)
 
+    def log_pfc_events(self, path: str) -> None:
+        """Append every PFC decision to ``path`` as 'TIME_NS PORT PRIORITY pause|resume tx|rx'."""
+        self._pfc_log = open(path, "a", buffering=1 << 16)
+
+        def write(now_ns: int, port: int, priority: int, pause: bool, direction: str) -> None:
+            self._pfc_log.write(f"{now_ns} {port} {priority} {'pause' if pause else 'resume'} {direction}\n")
+
+        self.tm.pfc_event = write
+
     def serve(self, stats_file: str | None = None) -> None:
         """Run the data plane until ``stop()`` (or a signal unwinds it)."""
         timer = _Timer()
@@ -204,14 +217,23 @@ class Switch:
                     tm.advance(now)
                 if self._packet_ins:
                     self._deliver_packet_ins()
-                if stats_file and now >= next_stats:
-                    self.write_stats(stats_file)
+                if now >= next_stats:
+                    self._flush_files(stats_file)
                     next_stats = now + STATS_INTERVAL_NS
         finally:
             poller.close()
             timer.close()
-            if stats_file:
-                self.write_stats(stats_file)
+            self._flush_files(stats_file)
+
+    def _flush_files(self, stats_file: str | None) -> None:
+        """Make what happened so far visible to readers of the stats file, pcaps and PFC log."""
+        if stats_file:
+            self.write_stats(stats_file)
+        for port in self.ports.values():
+            if port.pcap is not None:
+                port.pcap.flush()
+        if self._pfc_log is not None:
+            self._pfc_log.flush()
 
     def _drain_packet_outs(self, now: int) -> None:
         while self._packet_outs:
@@ -240,6 +262,9 @@ class Switch:
     def close(self) -> None:
         for port in self.ports.values():
             port.close()
+        if getattr(self, "_pfc_log", None) is not None:
+            self._pfc_log.close()
+            self._pfc_log = None
         if getattr(self, "_wake_fd", None) is not None:
             os.close(self._wake_fd)
             self._wake_fd = None
@@ -259,10 +284,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device-id", type=int, default=0, help="P4Runtime device id (default 0)")
     parser.add_argument("--grpc-addr", default="127.0.0.1:9559",
                         help="P4Runtime server address (default 127.0.0.1:9559; 'none' to run without)")
+    parser.add_argument("--api-addr", help="runtime API address (default: the gRPC port + 1000; 'none' to run without)")
     parser.add_argument("--cpu-port", type=int, help="port number whose frames become packet-ins")
     parser.add_argument("--config", metavar="SWITCH_YAML", help="ports, buffer, scheduler and PFC settings")
     parser.add_argument("--pcap", metavar="DIR", help="write one pcap per port (rx and tx) into DIR")
     parser.add_argument("--stats-file", metavar="FILE", help="write counters as JSON every second and at exit")
+    parser.add_argument("--pfc-log", metavar="FILE", help="append one line per PFC frame sent or received: "
+                        "'TIME_NS PORT PRIORITY pause|resume tx|rx' (monotonic clock)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
 
@@ -290,6 +318,26 @@ def _start_p4runtime(switch: Switch, addr: str, device_id: int):
     return server
 
 
+def _start_runtime_api(switch: Switch, addr: str | None, grpc_addr: str):
+    """The runtime API server (TM stats and thresholds), or None if disabled."""
+    from fabriclab.target.runtime_api import RuntimeApiServer, default_api_addr, split_addr
+
+    if addr is None:
+        if grpc_addr.lower() == "none":
+            return None
+        host, port = split_addr(grpc_addr)
+        addr = f"{host}:0" if port == 0 else default_api_addr(grpc_addr)
+    if addr.lower() == "none":
+        return None
+    server = RuntimeApiServer(switch, addr)
+    try:
+        server.start()
+    except OSError as exc:
+        raise UserError(f"runtime API address {addr}: {exc.strerror or exc}") from None
+    log.info("runtime API on %s (port %d)", addr, server.port)
+    return server
+
+
 def run(args: argparse.Namespace) -> int:
     from fabriclab.target.ports import parse_interface_arg
     from fabriclab.target.switch_config import load_config
@@ -313,17 +361,24 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     compiled = _load_program(args.p4) if args.p4 else None
     switch = Switch(config, interfaces, args.cpu_port, args.pcap)
-    server = None
+    servers = []
     try:
+        if args.pfc_log:
+            try:
+                switch.log_pfc_events(args.pfc_log)
+            except OSError as exc:
+                raise UserError(f"--pfc-log {args.pfc_log}: {exc.strerror}") from None
         if compiled is not None:
             switch.set_pipeline(compiled)
-        server = _start_p4runtime(switch, args.grpc_addr, args.device_id)
+        servers.append(_start_p4runtime(switch, args.grpc_addr, args.device_id))
+        servers.append(_start_runtime_api(switch, args.api_addr, args.grpc_addr))
         switch.serve(args.stats_file)
     except KeyboardInterrupt:  # SIGTERM/SIGINT: the normal way to stop a switch
         log.info("stopping")
     finally:
-        if server is not None:
-            server.stop()
+        for server in servers:
+            if server is not None:
+                server.stop()
         switch.close()
     return 0
 

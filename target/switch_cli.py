@@ -45,6 +45,13 @@ def _ints(words: list[str], what: str) -> list[int]:
         raise CliError(f"{what} must be integers, got {' '.join(words)!r}") from None
 
 
+def _one_int(line: str, what: str) -> int:
+    words = line.split()
+    if len(words) != 1:
+        raise CliError(f"expected one argument: <{what}>")
+    return _ints(words, what)[0]
+
+
 def _match_value(kind: str, text: str) -> Any:
     """A simple_switch_CLI match token for one key; None means "don't care"."""
     if text == "*" and kind != "exact":
@@ -84,7 +91,6 @@ class SwitchShell(cmd.Cmd):
             try:
                 client.connect()
             except P4RuntimeError as exc:
-                client.close()
                 raise CliError(f"cannot use the P4Runtime server at {self.grpc_addr}: {exc}") from None
             self._client = client
         if self._client.names is None:
@@ -424,11 +430,11 @@ class SwitchShell(cmd.Cmd):
 
     def do_mirroring_delete(self, line: str) -> None:
         """mirroring_delete <session id>"""
-        self.client.delete_clone_session(_ints(line.split()[:1] or ["x"], "session id")[0])
+        self.client.delete_clone_session(_one_int(line, "session id"))
 
     def do_mirroring_get(self, line: str) -> None:
         """mirroring_get <session id>"""
-        session = _ints(line.split()[:1] or ["x"], "session id")[0]
+        session = _one_int(line, "session id")
         replicas = self.client.read_clone_sessions(session).get(session)
         if replicas is None:
             raise CliError(f"no clone session {session}")
@@ -436,13 +442,13 @@ class SwitchShell(cmd.Cmd):
 
     def do_mc_mgrp_create(self, line: str) -> None:
         """mc_mgrp_create <group id>"""
-        group = _ints(line.split()[:1] or ["x"], "group id")[0]
+        group = _one_int(line, "group id")
         self.client.insert_multicast_group(group, [])
         self._say(f"Multicast group {group} created")
 
     def do_mc_mgrp_destroy(self, line: str) -> None:
         """mc_mgrp_destroy <group id>"""
-        self.client.delete_multicast_group(_ints(line.split()[:1] or ["x"], "group id")[0])
+        self.client.delete_multicast_group(_one_int(line, "group id"))
 
     def do_mc_node_create(self, line: str) -> None:
         """mc_node_create <rid> <port> [<port> ...]: prints the node handle"""

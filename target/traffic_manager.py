@@ -99,6 +99,9 @@ class TrafficManager:
         self.headroom_used = 0
         self.max_shared_used = 0
         self.drops: dict[str, int] = {}      # drops not tied to a port's queue (no such port...)
+        # called as (now_ns, port, priority, pause, direction "rx"|"tx") for every PFC decision
+        # sent or received: the `time node port pause|resume` event log lossless simulators emit
+        self.pfc_event: Callable[[int, int, int, bool, str], None] | None = None
         self.ports: dict[int, _Port] = {}
         self._active: set[_Port] = set()
         macs = macs or {}
@@ -146,6 +149,10 @@ class TrafficManager:
             return True
         port.pfc.receive(control, self.now)
         self._active.add(port)
+        if self.pfc_event is not None:
+            for q in range(NUM_PRIORITIES):
+                if control.class_enable >> q & 1:
+                    self.pfc_event(self.now, port_number, q, control.quanta[q] > 0, "rx")
         return True
 
     def _admit(self, job, now: int) -> bool:
@@ -213,6 +220,8 @@ class TrafficManager:
     def _send_pfc(self, port: _Port, q: int, pause: bool, now: int) -> None:
         port.control.append(build_pfc_frame(port.mac, port.pfc.pause_frame_timers(q, pause, now)))
         self._active.add(port)
+        if self.pfc_event is not None:
+            self.pfc_event(now, port.number, q, pause, "tx")
 
     # ---- time ----
 

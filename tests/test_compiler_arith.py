@@ -176,3 +176,18 @@ def test_extremes_for_every_width():
                 for sh in (0, 1, w - 1, w, 255):
                     out = pipeline(w).process(packet(w, a, b, sh), 0)
                     assert decode(w, out[0][1]) == reference(w, a, b, sh), (w, a, b, sh)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(1, 40).flatmap(lambda w: st.tuples(st.integers(0, (1 << w) - 1), st.just(w))),
+                max_size=12),
+       st.binary(max_size=9))
+def test_inline_csum16_equals_the_reference_on_packed_bytes(fields, payload):
+    """The generated code's csum16 (on the packed integer) against hashing.csum16."""
+    from fabriclab.target.codegen import csum16_of
+    from fabriclab.target.hashing import csum16, pack_fields
+
+    value, nbits = 0, 0
+    for v, w in fields:
+        value, nbits = (value << w) | v, nbits + w
+    assert csum16_of(value, nbits, payload) == csum16(pack_fields(fields) + payload)

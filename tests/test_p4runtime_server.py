@@ -6,6 +6,7 @@ The other P4Runtime/switch-cli test modules import ``P4_PROGRAM``, ``FakeSwitch`
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 from pathlib import Path
@@ -310,12 +311,18 @@ def test_ids_come_from_the_controllers_p4info(server, program_path):
 
 
 def test_device_config_carries_local_includes(server, tmp_path):
-    (tmp_path / "parts").mkdir()
+    for folder in ("app", "shared", "shared/more"):
+        (tmp_path / folder).mkdir()
     main, rest = P4_PROGRAM.split("const bit<9> CPU_PORT = 255;")
-    (tmp_path / "parts" / "body.p4").write_text("const bit<9> CPU_PORT = 255;" + rest)
-    (tmp_path / "main.p4").write_text(main + '#include "parts/body.p4"\n')
+    body, tail = rest.split("control MyVerifyChecksum")
+    (tmp_path / "shared" / "body.p4").write_text("const bit<9> CPU_PORT = 255;" + body + '#include "more/tail.p4"\n')
+    (tmp_path / "shared" / "more" / "tail.p4").write_text("control MyVerifyChecksum" + tail)
+    (tmp_path / "app" / "main.p4").write_text(main + '#include "../shared/body.p4"\n')
+    packed = json.loads(pack_device_config(str(tmp_path / "app" / "main.p4")))
+    assert packed["main"] == "app/main.p4"
+    assert sorted(packed["files"]) == ["app/main.p4", "shared/body.p4", "shared/more/tail.p4"]
     with P4RuntimeClient(server[1], device_id=0, election_id=1).connect() as c:
-        c.set_pipeline(str(tmp_path / "main.p4"))
+        c.set_pipeline(str(tmp_path / "app" / "main.p4"))
         assert switch_of(server).pipeline.info.name == "main"
         assert "MyIngress.ipv4_lpm" in c.names.names("tables")
 

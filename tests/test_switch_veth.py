@@ -7,7 +7,7 @@ VLAN tags the kernel strips into metadata).
 from __future__ import annotations
 
 import json
-import os
+import re
 import select
 import signal
 import subprocess
@@ -176,6 +176,13 @@ def test_forwards_both_ways_through_the_compiled_program(lab):
                                                           else True), 5)
     assert [f for _, f in at_2] == [untagged(1, 2, s) for s in range(count)]
     assert [f for _, f in at_1] == [tagged(2, 1, 5, s) for s in range(count)]   # tag and PCP intact
+    # the runtime API (switch-cli's TM views) answers from inside the switch's namespace
+    api_port = re.search(r"runtime API on 127.0.0.1:0 \(port (\d+)\)", lab.log_file.read_text()).group(1)
+    client = ("import json; from fabriclab.target.runtime_api import RuntimeApiClient; "
+              f"print(json.dumps(RuntimeApiClient('127.0.0.1:{api_port}').call('stats')))")
+    live = json.loads(subprocess.run(["ip", "netns", "exec", lab.netns, sys.executable, "-c", client],
+                                     capture_output=True, text=True, check=True, timeout=30).stdout)
+    assert live["tm"]["ports"]["2"]["priorities"]["0"]["dequeued"] == count
     stats = lab.stop_switch()
     assert stats["ports"]["1"]["rx_frames"] >= count and stats["ports"]["2"]["tx_frames"] >= count
     assert stats["tm"]["ports"]["1"]["priorities"]["5"]["dequeued"] == count
@@ -187,7 +194,7 @@ def test_pfc_frames_on_the_wire(lab):
     quanta = 4000
     lab.start_switch("rate: 100M\nlossless: [3]\nports:\n  2: {rate: 2M}\n"
                      f"pfc: {{xoff: 3000, xon: 1000, headroom: 100KB, quanta: {quanta}}}\n",
-                     "--grpc-addr", "none", "--pcap", str(lab.tmp / "pcap"))
+                     "--grpc-addr", "none", "--pcap", str(lab.tmp / "pcap"), "--pfc-log", str(lab.tmp / "pfc.log"))
     for seq in range(20):                    # 10 KB at line rate into a 2 Mbit/s egress
         lab.hosts[1].send(tagged(1, 2, 3, seq, size=500))
     pauses = lab.receive(1, lambda f: parse_mac_control(f) is not None, 1.0)
@@ -202,6 +209,8 @@ def test_pfc_frames_on_the_wire(lab):
     prio = stats["tm"]["ports"]["1"]["priorities"]["3"]
     assert prio["xoff_events"] >= 1 and prio["pfc_tx"] == len(pauses)
     assert stats["tm"]["ports"]["2"]["priorities"]["3"]["dequeued"] == 20     # lossless: nothing dropped
+    events = [line.split()[1:] for line in (lab.tmp / "pfc.log").read_text().splitlines()]
+    assert events == [["1", "3", "pause" if t else "resume", "tx"] for t in timers]
 
     pcap = next((lab.tmp / "pcap").glob("port1-*.pcap"))
     shark = subprocess.run(["tshark", "-r", str(pcap), "-V", "-Y", "macc"], capture_output=True, text=True,

@@ -113,3 +113,53 @@ def test_iperf_tcp_between_namespaces(veth):
         result = run_client(a.netns_path, b.ip, seconds=1)
     assert result.received_bytes > 0
     assert 0.3 * RATE < result.bits_per_second <= 1.1 * RATE
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--dcqcn", "fastest"], "unknown DCQCN preset"),
+    (["--rate", "fast"], "--rate"),
+    (["--mtu", "20"], "--mtu"),
+    (["--window", "0"], "--window"),
+    (["--priority", "8"], "--priority"),
+    (["--drop-probability", "1.5"], "--drop-probability"),
+    (["--rto", "soon"], "--rto"),
+])
+def test_bad_transport_options(argv, message):
+    import argparse
+
+    from fabriclab.errors import UserError
+    from fabriclab.traffic.agent import add_transport_arguments, transport_config
+
+    parser = argparse.ArgumentParser()
+    add_transport_arguments(parser)
+    with pytest.raises(UserError, match=message):
+        transport_config(parser.parse_args(argv))
+
+
+def test_transport_options_scale_dcqcn():
+    import argparse
+
+    from fabriclab.traffic.agent import add_transport_arguments, transport_argv, transport_config
+
+    parser = argparse.ArgumentParser()
+    add_transport_arguments(parser)
+    args = parser.parse_args(["--rate", "10M", "--dcqcn", "mellanox", "--priority", "4"])
+    config = transport_config(args)
+    assert config.line_rate == 10e6 and config.data_priority == 4
+    assert config.dcqcn.rate_timer == pytest.approx(300e-6 * 10_000)   # 100G / 10M = scale 10000
+    assert transport_config(parser.parse_args(transport_argv(args))) == config  # round trip to the agent
+
+
+def test_cli_defaults_to_the_newest_run_dir(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FABRICLAB_RUN_DIR", raising=False)
+    assert main(["traffic", "allreduce", "--hosts", "h1,h2"]) == 2
+    assert "fabriclab up" in capsys.readouterr().err
+    for name in ("up-1", "up-2"):
+        (tmp_path / "runs" / name).mkdir(parents=True)
+        (tmp_path / "runs" / name / "fabric.json").write_text(json.dumps(
+            dict(topology="file", params={}, switches=[], hosts=[], links=[])))
+        os.utime(tmp_path / "runs" / name / "fabric.json", (1000 + len(name), 1000 + int(name[-1])))
+    assert main(["traffic", "allreduce", "--hosts", "h1,h2"]) == 2
+    err = capsys.readouterr().err
+    assert "no host 'h1'" in err and "up-2" in err

@@ -7,8 +7,6 @@ from dataclasses import dataclass, field
 
 from rich.table import Table
 
-from fabriclab.units import format_rate
-
 IPERF_PORT = 5201
 
 
@@ -111,7 +109,7 @@ def check_table(result: CheckResult) -> Table:
         table.add_row("", f"{src} -> {dst} unreachable", "")
     if result.iperf is not None:
         i = result.iperf
-        table.add_row(f"iperf3 {i.src} -> {i.dst}", i.error or f"{format_rate(i.bits_per_second)}bit/s",
+        table.add_row(f"iperf3 {i.src} -> {i.dst}", i.error or f"{i.bits_per_second / 1e6:.1f} Mbit/s",
                       "yes" if i.bits_per_second > 0 else "NO")
     table.add_row("time", f"{result.seconds:.1f} s", "")
     return table

@@ -106,11 +106,15 @@ class FabricDescription:
                 ports[link.port2] = (link.node1, link.port1)
         return dict(sorted(ports.items()))
 
-    def link_rate(self, name: str, port: int) -> int:
+    def link_at(self, name: str, port: int) -> LinkSpec:
+        """The link on port ``port`` of node ``name`` (hosts have port 0)."""
         for link in self.links:
             if (link.node1, link.port1) == (name, port) or (link.node2, link.port2) == (name, port):
-                return link.rate_bps
+                return link
         raise KeyError((name, port))
+
+    def link_rate(self, name: str, port: int) -> int:
+        return self.link_at(name, port).rate_bps
 
     def switch_links(self) -> list[LinkSpec]:
         """Links between two switches (the fabric proper)."""

@@ -135,11 +135,9 @@ class FabricNetwork:
             config = dict(self.switch_config)
             config["mtu"] = self.description.mtu
             # Every port runs at its link's rate with its link's delay (the TM paces it).
-            ports = {}
-            for port in self.description.switch_ports(sw.name):
-                link = next(l for l in self.description.links
-                            if (l.node1, l.port1) == (sw.name, port) or (l.node2, l.port2) == (sw.name, port))
-                ports[port] = {"rate": link.rate_bps, "delay": link.delay_s}
+            ports = {port: {"rate": self.description.link_at(sw.name, port).rate_bps,
+                            "delay": self.description.link_at(sw.name, port).delay_s}
+                     for port in self.description.switch_ports(sw.name)}
             config["ports"] = {**ports, **(self.switch_config.get("ports") or {})}
             self.switch_config_path(sw.name).write_text(yaml.safe_dump(config, sort_keys=False))
 

@@ -11,7 +11,8 @@ Switches stay in the root network namespace (as Mininet's own switches do) so th
 reaches every P4Runtime server on 127.0.0.1; port p of switch s is the veth ``s-eth<p>``.
 Each switch process gets its own log file (and pcaps, if asked) under the run directory, runs
 in its own session (a Ctrl-C at the terminal reaches ``fabriclab up`` only, which stops the
-switches in order) and is killed by the kernel if the process that started it dies.
+switches in order) and is killed by the kernel if the process that started it dies (strictly:
+the thread, as PR_SET_PDEATHSIG has it, so start fabrics from a thread that outlives them).
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fabriclab.errors import UserError
 
-DEFAULT_RUN_DIR = os.environ.get("FABRICLAB_RUN_DIR", "run")
+RUNS = Path("runs")  # where ``fabriclab up`` puts its run directories (runs/up-<time>)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -25,8 +25,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--iterations", type=int, default=1, help="times to run the collective (default 1)")
     parser.add_argument("--gap", default="0s", help="pause between iterations (default 0s)")
     parser.add_argument("--json", metavar="FILE", help="append per-flow and per-iteration records (JSON lines)")
-    parser.add_argument("--run-dir", default=DEFAULT_RUN_DIR,
-                        help=f"the running fabric's run directory (default $FABRICLAB_RUN_DIR or {DEFAULT_RUN_DIR!r})")
+    parser.add_argument("--run-dir", default=os.environ.get("FABRICLAB_RUN_DIR"),
+                        help="the running fabric's run directory (default $FABRICLAB_RUN_DIR, else the newest "
+                             "runs/*/ with a fabric.json)")
     parser.add_argument("--timeout", default="600s", help="give up after this long (default 600s)")
     add_transport_arguments(parser, rate_help="host link rate (default: the hosts' link rate in fabric.json)")
     parser.set_defaults(rate=None)
@@ -48,7 +49,14 @@ def find_mininet_host_pid(name: str) -> int:
     raise UserError(f"host {name} is not running (no Mininet shell 'mininet:{name}'): is the fabric up?")
 
 
-def resolve_hosts(run_dir: str, names: list[str]):
+def newest_run_dir() -> Path:
+    candidates = sorted(RUNS.glob("*/fabric.json"), key=lambda p: p.stat().st_mtime)
+    if not candidates:
+        raise UserError(f"no {RUNS}/*/fabric.json here: start a fabric with 'fabriclab up' or pass --run-dir")
+    return candidates[-1].parent
+
+
+def resolve_hosts(run_dir: str | Path, names: list[str]):
     from fabriclab.topologies.description import FabricDescription
     from fabriclab.traffic.runner import HostHandle
 
@@ -91,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         schedule = collectives.load_trace(args.pattern)
     else:
         schedule = collectives.build(args.pattern, len(names), size)
-    hosts, link_rate, fabric_mtu = resolve_hosts(args.run_dir, names)
+    hosts, link_rate, fabric_mtu = resolve_hosts(args.run_dir or newest_run_dir(), names)
     if args.rate is None:
         args.rate = str(link_rate)
     config = transport_config(args)  # check every transport option before starting agents

@@ -1,0 +1,119 @@
+"""The Switch handle in-process: packet-out injection, packet-in delivery, pipeline swap, stop."""
+from __future__ import annotations
+
+import select
+import subprocess
+import threading
+import time
+import uuid
+
+import pytest
+
+from fabriclab.target.compiler import compile_source
+from fabriclab.target.ports import Port
+from fabriclab.target.switch import Switch
+from fabriclab.target.switch_config import config_from_dict
+
+pytestmark = pytest.mark.root
+
+CPU_PORT = 64
+
+# frames from the CPU port go out of port 1; everything else goes to the CPU
+PUNT_P4 = """
+#include <core.p4>
+#include <v1model.p4>
+header ethernet_t { bit<48> dst; bit<48> src; bit<16> ether_type; }
+struct headers_t { ethernet_t eth; }
+struct meta_t { }
+parser PuntParser(packet_in pkt, out headers_t hdr, inout meta_t meta, inout standard_metadata_t sm) {
+    state start { pkt.extract(hdr.eth); transition accept; }
+}
+control PuntVerify(inout headers_t hdr, inout meta_t meta) { apply { } }
+control PuntIngress(inout headers_t hdr, inout meta_t meta, inout standard_metadata_t sm) {
+    apply {
+        if (sm.ingress_port == %d) { sm.egress_spec = 1; } else { sm.egress_spec = %d; }
+    }
+}
+control PuntEgress(inout headers_t hdr, inout meta_t meta, inout standard_metadata_t sm) { apply { } }
+control PuntCompute(inout headers_t hdr, inout meta_t meta) { apply { } }
+control PuntDeparser(packet_out pkt, in headers_t hdr) { apply { pkt.emit(hdr.eth); } }
+V1Switch(PuntParser(), PuntVerify(), PuntIngress(), PuntEgress(), PuntCompute(), PuntDeparser()) main;
+""" % (CPU_PORT, CPU_PORT)
+
+# a program that drops everything: egress_spec = 511
+DROP_P4 = PUNT_P4.replace("sm.egress_spec = 1; } else { sm.egress_spec = %d; }" % CPU_PORT,
+                          "sm.egress_spec = 511; } else { sm.egress_spec = 511; }")
+
+
+@pytest.fixture
+def veth():
+    host, switch_side = f"fl{uuid.uuid4().hex[:6]}h", None
+    switch_side = host[:-1] + "s"
+    subprocess.run(["ip", "link", "add", host, "type", "veth", "peer", "name", switch_side], check=True)
+    try:
+        for name in (host, switch_side):
+            subprocess.run(["sysctl", "-qw", f"net.ipv6.conf.{name}.disable_ipv6=1"], check=True)
+            subprocess.run(["ip", "link", "set", name, "up"], check=True)
+        yield host, switch_side
+    finally:
+        subprocess.run(["ip", "link", "del", host], capture_output=True)
+
+
+def frame(seq: int) -> bytes:
+    return bytes.fromhex("020000000002" "020000000001" "88b5") + seq.to_bytes(4, "big") + bytes(46)
+
+
+def wait_for(condition, timeout: float = 3.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return condition()
+
+
+def test_packet_out_in_and_pipeline_swap(veth):
+    host_if, switch_if = veth
+    switch = Switch(config_from_dict({"rate": "100M"}), [(1, switch_if)], cpu_port=CPU_PORT)
+    host = Port(1, host_if)
+    packet_ins: list[bytes] = []
+    switch.packet_in_sink = packet_ins.append
+    switch.set_pipeline(compile_source(PUNT_P4, "punt"))
+    loop = threading.Thread(target=switch.serve)
+    loop.start()
+    try:
+        switch.inject_packet_out(frame(1))                # from a gRPC thread, say
+        select.select([host], [], [], 3)
+        assert wait_for(lambda: frame(1) in host.receive(16))
+
+        host.send(frame(2))
+        assert wait_for(lambda: frame(2) in packet_ins)
+
+        with switch.lock:                                   # as the P4Runtime server does
+            switch.set_pipeline(compile_source(DROP_P4, "drop"))
+        host.send(frame(3))
+        time.sleep(0.2)
+        assert frame(3) not in packet_ins
+        assert switch.stats()["tm"]["ports"][CPU_PORT]["priorities"][0]["dequeued"] == 1
+    finally:
+        switch.stop()
+        loop.join(timeout=5)
+        switch.close()
+        host.close()
+    assert not loop.is_alive()
+
+
+def test_frames_without_a_pipeline_are_counted_not_forwarded(veth):
+    host_if, switch_if = veth
+    switch = Switch(config_from_dict({}), [(1, switch_if)])
+    host = Port(1, host_if)
+    loop = threading.Thread(target=switch.serve)
+    loop.start()
+    try:
+        host.send(frame(1))
+        assert wait_for(lambda: switch.stats()["drops"].get("no_pipeline") == 1)
+    finally:
+        switch.stop()
+        loop.join(timeout=5)
+        switch.close()
+        host.close()
