@@ -101,8 +101,9 @@ def run(args: argparse.Namespace) -> dict:
                 results[name] = measure_fabric(params, Path(tmp) / "run", prefix=f"fb{index}",
                                                grpc_port_base=GRPC_PORT_BASE + 100 * index, progress=progress)
     table = Table(title="Mininet leaf-spine bring-up (python switches, fabric.p4, os-ken controller)")
-    for column in ("fabric", "switches", "hosts", "up s", "pingall s", "clean", "routes", "RSS MiB/switch"):
-        table.add_column(column, justify="left" if column == "fabric" else "right")
+    table.add_column("fabric", no_wrap=True)
+    for column in ("switches", "hosts", "up s", "pingall s", "clean", "routes", "RSS MiB/switch"):
+        table.add_column(column, justify="right")
     for name, r in results.items():
         table.add_row(name, str(r["switches"]), str(r["hosts"]), f"{r['up_s']:.1f}", f"{r['pingall_s']:.1f}",
                       "yes" if r["pingall_clean"] else f"NO ({r['unreachable_pairs']} pairs)", str(r["routes"]),

@@ -17,10 +17,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from fabriclab import P4_DIR
 from fabriclab.errors import UserError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-PROGRAMS_DIR = REPO_ROOT / "p4"
+PROGRAMS_DIR = P4_DIR
 SETUP_DIR = Path(__file__).resolve().parent / "programs"
 MIN_BATCHES = 10
 MAX_BATCH = 1000

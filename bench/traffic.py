@@ -44,8 +44,10 @@ def transport_options(rate_bps: int, mtu: int | None = None) -> argparse.Namespa
 
 def allreduce_busbw(run_dir: Path, size: int = ALLREDUCE_SIZE, iterations: int = ALLREDUCE_ITERATIONS,
                     fabric: dict = ALLREDUCE_FABRIC, prefix: str = "bt", grpc_port_base: int = GRPC_PORT_BASE,
-                    progress: Callable[[str], None] | None = None) -> dict:
-    """Ring all-reduce over every host of a leaf-spine: median busbw and the link rate."""
+                    progress: Callable[[str], None] | None = None,
+                    on_flows: Callable[[int, int], None] | None = None) -> dict:
+    """Ring all-reduce over every host of a leaf-spine: median busbw and the link rate.
+    ``progress`` gets each step, ``on_flows`` (delivered, total) as flows of an iteration end."""
     from fabriclab.bench.fabric import leafspine_network
     from fabriclab.traffic import collectives
     from fabriclab.traffic.agent import transport_argv, transport_config
@@ -64,7 +66,7 @@ def allreduce_busbw(run_dir: Path, size: int = ALLREDUCE_SIZE, iterations: int =
             progress(f"ring all-reduce of {size / 1e6:g} MB over {len(hosts)} hosts, {iterations} times")
         try:
             with ScheduleRunner(schedule, hosts, transport_argv(options), line_rate=config.line_rate,
-                                mtu=options.mtu, dcqcn_preset=options.dcqcn) as runner:
+                                mtu=options.mtu, dcqcn_preset=options.dcqcn, progress=on_flows) as runner:
                 result = runner.run(iterations=iterations, gap=0.2, timeout=300)
         except TimeoutError:
             raise UserError("the all-reduce did not finish within 300 s") from None
@@ -99,8 +101,11 @@ def run(args: argparse.Namespace) -> dict:
 
         progress(f"host transport packet rate over a veth ({HOST_PPS_SECONDS:g} s)")
         host = measure_host_pps()
+        def on_flows(delivered: int, total: int) -> None:
+            spinner.update(f"ring all-reduce: {delivered}/{total} flows of this iteration delivered")
+
         with tempfile.TemporaryDirectory(prefix="fabriclab-bench-traffic-") as tmp:
-            allreduce = allreduce_busbw(Path(tmp) / "run", progress=progress)
+            allreduce = allreduce_busbw(Path(tmp) / "run", progress=progress, on_flows=on_flows)
     figures = {"host_pps": round(host["host_pps"]), "host_frame_bytes": host["frame_bytes"],
                "host_mbps": round(host["host_mbps"], 1), **allreduce}
     table = Table(title="host transport")

@@ -48,7 +48,7 @@ def _code_name(number: int) -> str:
 
 
 def _rpc_error(exc: grpc.RpcError) -> P4RuntimeError:
-    """Decode a gRPC error, including P4Runtime's per-update Write errors (§12.3)."""
+    """Decode a gRPC error, including P4Runtime's per-update Write errors."""
     errors = []
     for key, value in (exc.trailing_metadata() or ()):
         if key == "grpc-status-details-bin":

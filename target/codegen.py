@@ -91,6 +91,14 @@ class Stack:
 STACK_OUT_OF_BOUNDS = 3   # core.p4 error order: NoError, PacketTooShort, NoMatch, StackOutOfBounds
 
 
+def div(a: int, b: int) -> int:
+    return a // b if b else 0
+
+
+def mod(a: int, b: int) -> int:
+    return a % b if b else 0
+
+
 def shl(value: int, amount: int, width: int) -> int:
     """``value << amount`` within ``width`` bits, without building huge ints."""
     return (value << amount) & ((1 << width) - 1) if amount < width else 0
@@ -168,10 +176,11 @@ def annotation_ints(annotations: list, name: str) -> list[int]:
 class ControlInstance:
     """One instance of a control: the top-level block (path = type name) or a sub-control."""
 
-    def __init__(self, index: int, path: str, decl: ast.ControlDecl):
+    def __init__(self, index: int, path: str, decl: ast.ControlDecl, top: bool):
         self.index = index
         self.path = path
         self.decl = decl
+        self.top = top          # a V1Switch block: its frame is the PacketContext itself
         self.children: dict[int, ControlInstance] = {}   # id(Instantiation) -> instance
 
 
@@ -179,17 +188,17 @@ def control_instances(typed: TypedProgram) -> list[ControlInstance]:
     """Every control instance reachable from the package, depth first."""
     out: list[ControlInstance] = []
 
-    def visit(path: str, decl: ast.ControlDecl) -> ControlInstance:
-        inst = ControlInstance(len(out), path, decl)
+    def visit(path: str, decl: ast.ControlDecl, top: bool) -> ControlInstance:
+        inst = ControlInstance(len(out), path, decl, top)
         out.append(inst)
         for local in decl.locals:
             if isinstance(local, ast.Instantiation) and isinstance(local.entity.type.decl, ast.ControlDecl):
                 child_path = qualified_name(local.name, local.annotations, path)
-                inst.children[id(local)] = visit(child_path, local.entity.type.decl)
+                inst.children[id(local)] = visit(child_path, local.entity.type.decl, False)
         return inst
 
     for block in typed.blocks[1:5]:   # the deparser is generated on its own
-        visit(block.name, block)
+        visit(block.name, block, True)
     return out
 
 
@@ -239,6 +248,7 @@ class Generator:
         # per function being generated
         self.ctx_expr = "F._ctx"
         self.frame_vars: set = set()
+        self.frame_attr: dict = {}                  # frame Var -> attribute of F holding it
         self.path: str | None = None
         self.action_fns: dict[int, str] = {}        # id(ActionDecl) -> function, current instance
         self.table_fns: dict[int, str] = {}
@@ -612,19 +622,25 @@ class Generator:
         o = self.out
         decl = inst.decl
         self.path = inst.path
-        self.ctx_expr = "F._ctx"
         self.child_instances = inst.children
         frame_vars = [p.entity for p in decl.params if hasattr(p, "entity")]
         for local in decl.locals:
             if isinstance(local, ast.VariableDecl):
                 frame_vars.append(local.entity)
         self.frame_vars = set(frame_vars)
-        fc = self.frame_class(inst)
-        o.line(f"class {fc}:")
-        o.indent()
-        o.line(f"__slots__ = {tuple(['_ctx'] + [v.pyname for v in frame_vars])!r}")
-        o.dedent()
-        o.line("")
+        self.frame_attr = {v: v.pyname for v in frame_vars}
+        if inst.top:
+            # no frame object per packet: the control works on the PacketContext directly
+            self.ctx_expr = "F"
+            for p, attr in zip(decl.params, ("hdr", "meta", "sm")):
+                self.frame_attr[p.entity] = attr
+        else:
+            self.ctx_expr = "F._ctx"
+            o.line(f"class {self.frame_class(inst)}:")
+            o.indent()
+            o.line(f"__slots__ = {tuple(['_ctx'] + [v.pyname for v in frame_vars])!r}")
+            o.dedent()
+            o.line("")
         self.sm_code = None
         for p in decl.params:
             if getattr(p, "entity", None) is not None and isinstance(p.entity.type, StructLikeT) \
@@ -655,7 +671,6 @@ class Generator:
         o.dedent()
         o.line("")
         inst.apply_fn = f"c{inst.index}"
-        inst.frame_fn = fc
         inst.action_fns = dict(self.action_fns)
         inst.table_fns = dict(self.table_fns)
 
@@ -663,22 +678,17 @@ class Generator:
         """Aggregate frame variables are read through local aliases (they are never rebound)."""
         for v in self.frame_vars:
             if is_aggregate(v.type) and v not in skip:
-                self.out.line(f"{v.pyname} = F.{v.pyname}")
+                self.out.line(f"{v.pyname} = F.{self.frame_attr[v]}")
 
     def emit_entry(self, role: str, decl: ast.ControlDecl) -> str:
-        """The function the pipeline calls for a top-level control: builds its frame."""
+        """The function the pipeline calls for a top-level control (``exit`` ends up here)."""
         o = self.out
-        inst = next(i for i in self.instances if i.decl is decl and i.path == decl.name)
+        inst = next(i for i in self.instances if i.decl is decl and i.top)
         fn = f"run_{role}"
         o.line(f"def {fn}(ctx):")
         o.indent()
-        o.line(f"F = {inst.frame_fn}()")
-        o.line("F._ctx = ctx")
-        attrs = ["hdr", "meta", "sm"]
-        for p, attr in zip(decl.params, attrs):
-            o.line(f"F.{p.entity.pyname} = ctx.{attr}")
         o.line("try:")
-        o.line(f"    {inst.apply_fn}(F)")
+        o.line(f"    {inst.apply_fn}(ctx)")
         o.line("except Exit:")
         o.line("    pass")
         o.dedent()
@@ -851,7 +861,7 @@ class Generator:
         if is_aggregate(var.type):
             self.out.line(f"{target} = {self.new_value(var.type)}")
             if var.storage == "frame":
-                self.out.line(f"F.{var.pyname} = {var.pyname}")
+                self.out.line(f"F.{self.frame_attr[var]} = {var.pyname}")
             if local.init is not None:
                 self.out.line(f"{var.pyname}._assign({self.ex(local.init)})")
         else:
@@ -947,7 +957,7 @@ class Generator:
 
     def var_code(self, var: Var) -> str:
         if var.storage == "frame" and not is_aggregate(var.type):
-            return f"F.{var.pyname}"
+            return f"F.{self.frame_attr[var]}"
         return var.pyname
 
     def assign(self, target: ast.Expression, value: str, value_node=None) -> None:
@@ -1058,7 +1068,7 @@ class Generator:
         # sub-control apply: a fresh frame, parameters in, scalar outs read back from the frame
         child = self.child_instances[id(call.target.decl)]
         frame = self.fresh("f")
-        self.out.line(f"{frame} = {child.frame_fn if hasattr(child, 'frame_fn') else self.frame_class(child)}()")
+        self.out.line(f"{frame} = {self.frame_class(child)}()")
         self.out.line(f"{frame}._ctx = {self.ctx_expr}")
         for (arg, p), code in zip(matched, args):
             self.out.line(f"{frame}.{p.entity.pyname} = {code}")
@@ -1384,10 +1394,11 @@ class Generator:
             return f"({l} {op} {r})"
         if op in ("+", "-", "*"):
             return self.wrap(f"{l} {op} {r}", t)
-        if op == "/":
-            return f"({l} // {r})"
-        if op == "%":
-            return f"({l} % {r})"
+        if op in ("/", "%"):
+            if hasattr(e.right, "const_value"):
+                return f"({l} {'//' if op == '/' else '%'} {r})"
+            # the spec leaves x / 0 undefined; we give 0 rather than stop the switch
+            return f"RT.{'div' if op == '/' else 'mod'}({l}, {r})"
         if op in ("|+|", "|-|"):
             sym = "+" if op == "|+|" else "-"
             if t.signed:

@@ -4,9 +4,15 @@ Protobuf stubs come from ``finsy.proto``: they import natively with the current 
 (upb). The ``p4runtime`` wheel's generated stubs only work in protobuf's slow pure-Python
 mode (PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python), so we do not use them.
 
-Behaviour follows the P4Runtime specification v1.3 (https://p4.org/p4-spec/p4runtime/):
-arbitration (§5), pipeline config (§7), canonical bytestrings (§8.4), entities (§9),
-Write atomicity and error reporting (§12), StreamChannel packet I/O and digests (§16).
+Behaviour follows the P4Runtime Specification v1.3 (https://p4.org/p4-spec/p4runtime/),
+sections on client arbitration, forwarding-pipeline configuration, bytestrings, P4 entity
+messages, error reporting of Write batches, and StreamChannel packet I/O and digests;
+PI's simple_switch_grpc was the reference for details the spec leaves open (error wording
+finsy matches, clone sessions with several replicas).
+
+Not supported: roles other than the default one, ROLLBACK_ON_ERROR/DATAPLANE_ATOMIC
+atomicity, one-shot action-selector programming, value sets, extern entries, idle timeouts
+(all UNIMPLEMENTED). Digest lists are checked every few milliseconds.
 
 ``p4_device_config`` (our "device blob") is P4 source, compiled by the switch:
  - raw P4_16 text of a self-contained program (only <core.p4>/<v1model.p4> includes), or
@@ -61,7 +67,7 @@ def _fail(code: grpc.StatusCode, message: str) -> P4RuntimeRpcError:
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 
 
-# --- canonical bytestrings (§8.4) -------------------------------------------------------
+# --- canonical bytestrings -----------------------------------------------------------
 
 def encode_int(value: int) -> bytes:
     """The canonical bytestring of a non-negative int: shortest big-endian, 0 -> b'\\x00'."""
@@ -285,7 +291,7 @@ def unpack_header(layout: Layout, data: bytes) -> dict[int, int]:
     return values
 
 
-# --- arbitration (§5) ------------------------------------------------------------------
+# --- arbitration -----------------------------------------------------------------------
 
 @dataclass(eq=False)
 class ControllerStream:
@@ -337,7 +343,7 @@ class Arbitration:
                 self._announce(changed=True, requester=None)
 
     def _announce(self, changed: bool, requester: ControllerStream | None) -> None:
-        """Tell the requester its role; on a change of primary tell every stream (§5.3)."""
+        """Tell the requester its role; on a change of primary tell every stream."""
         primary = self._primary()
         for stream in self._streams:
             if not changed and stream is not requester:
@@ -354,12 +360,13 @@ def election_int(eid: Any) -> int:
     return (eid.high << 64) | eid.low
 
 
-# --- digests (§16.2) -------------------------------------------------------------------
+# --- digests ---------------------------------------------------------------------------
 
 @dataclass
 class DigestConfig:
-    max_list_size: int
-    ack_timeout_ns: int
+    max_list_size: int      # 0: no limit
+    max_timeout_ns: int     # 0: send at once
+    ack_timeout_ns: int     # 0: repeats are not held back
 
 
 # --- the servicer ----------------------------------------------------------------------
@@ -380,6 +387,7 @@ class P4RuntimeServicer(p4r_grpc.P4RuntimeServicer):
         self.group_max_size: dict[tuple[str, int], int] = {}   # (profile, group id) -> max_size
         self._digest_pending: dict[tuple, int] = {}         # (digest id, values) -> deadline ns
         self._digest_lists: dict[int, list[tuple]] = {}     # list id -> pending keys
+        self._digest_batches: dict[int, tuple[int, list[tuple]]] = {}   # digest id -> (oldest ns, keys)
         self._next_list_id = 1
 
     # -- helpers --
@@ -410,6 +418,7 @@ class P4RuntimeServicer(p4r_grpc.P4RuntimeServicer):
         self._digest_configs.clear()
         self._digest_pending.clear()
         self._digest_lists.clear()
+        self._digest_batches.clear()
         self.group_max_size.clear()
 
     @staticmethod
@@ -515,7 +524,7 @@ class P4RuntimeServicer(p4r_grpc.P4RuntimeServicer):
 
     @staticmethod
     def _abort_with_update_errors(context, results: list[P4RuntimeRpcError | None]):
-        """§12.3: status UNKNOWN whose google.rpc.Status details hold one p4.v1.Error per update."""
+        """P4Runtime error reporting: status UNKNOWN whose google.rpc.Status details hold one p4.v1.Error per update."""
         status = rpc_status.Status(code=grpc.StatusCode.UNKNOWN.value[0], message="Write failure")
         for exc in results:
             error = p4r.Error(canonical_code=exc.code.value[0] if exc else rpc_code.OK,
@@ -637,43 +646,61 @@ class P4RuntimeServicer(p4r_grpc.P4RuntimeServicer):
         return self._digest_configs.get(digest_id)
 
     def flush_digests(self) -> None:
-        """Drain ``state.digests`` into DigestLists for the primary controller (§16.2)."""
+        """Turn ``state.digests`` into DigestLists for the primary controller: a list goes out
+        when it holds ``max_list_size`` digests or its oldest one waited ``max_timeout_ns``."""
         with self.handle.lock:
             pipeline = self.handle.pipeline
-            if pipeline is None or not pipeline.state.digests:
+            if pipeline is None:
                 return
-            index = self.index()
-            drained = []
-            while pipeline.state.digests:
-                drained.append(pipeline.state.digests.popleft())
             now = time.monotonic_ns()
-            self._digest_pending = {k: d for k, d in self._digest_pending.items() if d > now}
-            batches: dict[int, list[tuple]] = {}
-            for name, values in drained:
-                digest_id = index.digest_ids.get(name)
-                config = self._digest_configs.get(digest_id)
-                key = (digest_id, tuple(values))
-                if config is None or key in self._digest_pending:
-                    continue  # not enabled by a DigestEntry, or already sent and not yet acked
-                self._digest_pending[key] = now + (config.ack_timeout_ns or 10**18)
-                batches.setdefault(digest_id, []).append(key)
-            lists = []
-            for digest_id, keys in batches.items():
-                size = self._digest_configs[digest_id].max_list_size or len(keys)
-                for start in range(0, len(keys), size):
-                    chunk = keys[start:start + size]
-                    list_id, self._next_list_id = self._next_list_id, self._next_list_id + 1
-                    self._digest_lists[list_id] = chunk
-                    message = p4r.DigestList(digest_id=digest_id, list_id=list_id, timestamp=time.time_ns())
-                    for _, values in chunk:
-                        member = message.data.add()
-                        for value in values:
-                            member.struct.members.add(bitstring=encode_int(value))
-                    lists.append(message)
+            if pipeline.state.digests:
+                self._collect_digests(pipeline.state.digests, now)
+            lists = self._due_digest_lists(now) if self._digest_batches else []
         primary = self.arbitration.primary()
         for message in lists:
             if primary is not None:
                 primary.send(p4r.StreamMessageResponse(digest=message))
+
+    def _collect_digests(self, digests, now: int) -> None:
+        index = self.index()
+        self._digest_pending = {k: d for k, d in self._digest_pending.items() if d > now}
+        while digests:
+            name, values = digests.popleft()
+            digest_id = index.digest_ids.get(name)
+            config = self._digest_configs.get(digest_id)
+            key = (digest_id, tuple(values))
+            if config is None or key in self._digest_pending:
+                continue  # not enabled by a DigestEntry, or sent and neither acked nor timed out
+            if config.ack_timeout_ns:
+                self._digest_pending[key] = now + config.ack_timeout_ns
+            self._digest_batches.setdefault(digest_id, (now, []))[1].append(key)
+
+    def _due_digest_lists(self, now: int) -> list:
+        lists = []
+        for digest_id, (oldest, keys) in list(self._digest_batches.items()):
+            config = self._digest_configs.get(digest_id)
+            size = config.max_list_size if config is not None else 0
+            while size and len(keys) >= size:
+                lists.append(self._digest_list(digest_id, keys[:size]))
+                del keys[:size]
+            if keys and (config is None or now - oldest >= config.max_timeout_ns):
+                lists.append(self._digest_list(digest_id, keys))
+                keys = []
+            if keys:
+                self._digest_batches[digest_id] = (oldest, keys)
+            else:
+                del self._digest_batches[digest_id]
+        return lists
+
+    def _digest_list(self, digest_id: int, keys: list[tuple]) -> Any:
+        list_id, self._next_list_id = self._next_list_id, self._next_list_id + 1
+        self._digest_lists[list_id] = list(keys)
+        message = p4r.DigestList(digest_id=digest_id, list_id=list_id, timestamp=time.time_ns())
+        for _, values in keys:
+            member = message.data.add()
+            for value in values:
+                member.struct.members.add(bitstring=encode_int(value))
+        return message
 
     def _digest_ack(self, ack) -> None:
         with self.handle.lock:
@@ -869,13 +896,14 @@ class EntityWriter:
             _state_call(profile.delete_group, msg.group_id)
             self.servicer.group_max_size.pop(key, None)
             return
-        # P4Runtime: weight 0 is read as 1; max_size bounds the group's total weight (§9.2.2)
+        # P4Runtime: weight 0 is read as 1; max_size bounds the group's total weight
         members = [(m.member_id, m.weight or 1) for m in msg.members]
         if info.max_group_size and msg.max_size > info.max_group_size:
             raise _fail(INVALID, f"{name}: max_size {msg.max_size} exceeds max_group_size {info.max_group_size}")
         max_size = msg.max_size if op == "INSERT" else self.servicer.group_max_size.get(key, 0)
         if max_size and sum(w for _, w in members) > max_size:
-            raise _fail(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{name}: group {msg.group_id} exceeds its max_size {max_size}")
+            raise _fail(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        f"{name}: group {msg.group_id} exceeds its max_size {max_size}")
         _state_call(profile.insert_group if op == "INSERT" else profile.modify_group, msg.group_id, members)
         if op == "INSERT":
             self.servicer.group_max_size[key] = msg.max_size
@@ -979,7 +1007,8 @@ class EntityWriter:
             raise _fail(grpc.StatusCode.ALREADY_EXISTS, f"digest {msg.digest_id} is already configured")
         if op != "INSERT" and not exists:
             raise _fail(grpc.StatusCode.NOT_FOUND, f"digest {msg.digest_id} is not configured")
-        config = None if op == "DELETE" else DigestConfig(msg.config.max_list_size, msg.config.ack_timeout_ns)
+        config = None if op == "DELETE" else DigestConfig(msg.config.max_list_size, msg.config.max_timeout_ns,
+                                                          msg.config.ack_timeout_ns)
         self.servicer.set_digest_config(msg.digest_id, config)
 
 
@@ -1251,6 +1280,7 @@ class EntityReader:
             entity = p4r.Entity()
             entity.digest_entry.digest_id = digest_id
             entity.digest_entry.config.max_list_size = config.max_list_size
+            entity.digest_entry.config.max_timeout_ns = config.max_timeout_ns
             entity.digest_entry.config.ack_timeout_ns = config.ack_timeout_ns
             out.append(entity)
         return out

@@ -185,7 +185,7 @@ class PfcState:
                 self.headroom_overflow[priority] += 1
                 if self.headroom_overflow[priority] == 1:
                     log.error("port %d priority %d: PFC headroom overflow (%d > %d bytes): configuration "
-                              "error, headroom too small for the link's rate x delay",
+                              "error, raise pfc.headroom or pfc.response_time in switch.yaml (logged once)",
                               self.port, priority, self.headroom[priority], self.headroom_limit)
             if self.headroom[priority] > self.max_headroom[priority]:
                 self.max_headroom[priority] = self.headroom[priority]

@@ -32,26 +32,33 @@ MAX_REENTRIES = 32
 
 class PacketContext:
     """One packet between the blocks: its headers, metadata and the v1model side effects
-    requested by extern calls (clone, resubmit, recirculate, truncate)."""
+    requested by extern calls (clone, resubmit, recirculate, truncate).
 
-    __slots__ = ("hdr", "meta", "sm", "payload", "clone_session", "clone_field_list",
-                 "resubmit_field_list", "recirculate_field_list", "truncate_to", "reentries",
-                 "now_us", "meter_color", "length")
+    It is also the frame of the top-level controls: their local variables live here as extra
+    attributes (hence no ``__slots__``), which spares a frame object per control per packet.
+    Class attributes give the defaults, so creating one costs three stores.
+    """
+
+    payload = b""                   # the bytes after the last extracted header
+    clone_session = None            # clone*(): mirror session id
+    clone_field_list = None         # clone_preserving_field_list(): @field_list index
+    resubmit_field_list = None
+    recirculate_field_list = None
+    truncate_to = None              # truncate(): bytes kept on output
+    reentries = 0                   # trips through resubmit/recirculate so far
+    now_us = 0                      # meters run on this clock
+    meter_color = 0                 # the direct meter's color for the running action
+    length = 0                      # simple_switch's packet-length register (bytes)
 
     def __init__(self, hdr, meta, sm):
         self.hdr = hdr
         self.meta = meta
         self.sm = sm
-        self.payload = b""                   # the bytes after the last extracted header
-        self.clone_session = None            # clone*(): mirror session id
-        self.clone_field_list = None         # clone_preserving_field_list(): @field_list index
-        self.resubmit_field_list = None
-        self.recirculate_field_list = None
-        self.truncate_to = None              # truncate(): bytes kept on output
-        self.reentries = 0
-        self.now_us = 0                      # meters run on this clock
-        self.meter_color = 0                 # the direct meter's color for the running action
-        self.length = 0                      # simple_switch's packet-length register (bytes)
+
+    @property
+    def _ctx(self) -> "PacketContext":
+        """Top-level actions reach the packet as ``F._ctx`` from any control's frame."""
+        return self
 
 
 @dataclass
@@ -164,7 +171,9 @@ class Pipeline:
         if session.truncate_length:
             clone.truncate_to = session.truncate_length
         if session.mgid:
-            self._replicate(clone, session.mgid, length, jobs)
+            # the replicas must not share the object the port copy below uses
+            replicated = _copy_context(clone) if session.egress_port is not None else clone
+            self._replicate(replicated, session.mgid, length, jobs)
         if session.egress_port is not None:
             sm = clone.sm
             jobs.append(EgressJob(session.egress_port, sm.priority, length, sm.instance_type, 0,

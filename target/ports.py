@@ -22,6 +22,7 @@ import logging
 import os
 import socket
 import struct
+import sys
 import time
 from pathlib import Path
 
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
+PACKET_STATISTICS = 6
 PACKET_AUXDATA = 8
 PACKET_IGNORE_OUTGOING = 23
 TP_STATUS_VLAN_VALID = 1 << 4
@@ -42,6 +44,7 @@ MAX_FRAME = 65535
 PCAP_LINKTYPE_ETHERNET = 1
 
 _AUXDATA = struct.Struct("=IIIHHHH")   # struct tpacket_auxdata (linux/if_packet.h)
+_STATUS_LOW_BYTE = 0 if sys.byteorder == "little" else 3   # where tp_status's VLAN bit lives
 _AUX_SPACE = socket.CMSG_SPACE(_AUXDATA.size)
 _PCAP_GLOBAL = struct.Struct("<IHHiIII")
 _PCAP_RECORD = struct.Struct("<IIII")
@@ -140,8 +143,11 @@ class Port:
                 raise
             if address[2] == outgoing:
                 continue
-            if ancillary:
-                frame = _restore_vlan_tag(frame, ancillary)
+            if len(frame) < 14:
+                _count(self.drops, "rx_runt")
+                continue
+            if ancillary and ancillary[0][2][_STATUS_LOW_BYTE] & TP_STATUS_VLAN_VALID:
+                frame = _restore_vlan_tag(frame, ancillary[0][2])
             frames.append(frame)
             self.rx_bytes += len(frame)
             if pcap is not None:
@@ -169,7 +175,18 @@ class Port:
             self.pcap.write(frame)
         return True
 
+    def kernel_drops(self) -> int:
+        """Frames the kernel dropped because our receive buffer was full (we fell behind)."""
+        try:  # struct tpacket_stats {tp_packets, tp_drops}; reading resets the kernel's counters
+            _, dropped = struct.unpack("II", self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
+        except OSError:
+            return self.drops.get("rx_socket_full", 0)
+        if dropped:
+            _count(self.drops, "rx_socket_full", dropped)
+        return self.drops.get("rx_socket_full", 0)
+
     def stats(self) -> dict:
+        self.kernel_drops()
         return {"ifname": self.ifname, "rx_frames": self.rx_frames, "rx_bytes": self.rx_bytes,
                 "tx_frames": self.tx_frames, "tx_bytes": self.tx_bytes, "drops": dict(self.drops)}
 
@@ -179,14 +196,11 @@ class Port:
             self.pcap.close()
 
 
-def _restore_vlan_tag(frame: bytes, ancillary: list) -> bytes:
-    for level, kind, data in ancillary:
-        if level == SOL_PACKET and kind == PACKET_AUXDATA and len(data) >= _AUXDATA.size:
-            status, _, _, _, _, tci, tpid = _AUXDATA.unpack_from(data)
-            if status & TP_STATUS_VLAN_VALID:
-                tpid = tpid if status & TP_STATUS_VLAN_TPID_VALID else 0x8100
-                return frame[:12] + struct.pack("!HH", tpid, tci) + frame[12:]
-    return frame
+def _restore_vlan_tag(frame: bytes, auxdata: bytes) -> bytes:
+    """Put back the 802.1Q tag the kernel moved into ``auxdata`` (our only control message)."""
+    status, _, _, _, _, tci, tpid = _AUXDATA.unpack_from(auxdata)
+    tpid = tpid if status & TP_STATUS_VLAN_TPID_VALID else 0x8100
+    return frame[:12] + struct.pack("!HH", tpid, tci) + frame[12:]
 
 
 def _interface_mac(ifname: str) -> bytes:
@@ -197,8 +211,8 @@ def _interface_mac(ifname: str) -> bytes:
         return bytes(6)
 
 
-def _count(counter: dict[str, int], reason: str) -> None:
-    counter[reason] = counter.get(reason, 0) + 1
+def _count(counter: dict[str, int], reason: str, n: int = 1) -> None:
+    counter[reason] = counter.get(reason, 0) + n
 
 
 def parse_interface_arg(text: str) -> tuple[int, str]:

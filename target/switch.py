@@ -67,11 +67,15 @@ class _Timer:
         self.armed_at: int | None = None
 
     def arm(self, at_ns: int | None) -> None:
-        """Fire at monotonic time ``at_ns`` (None disarms)."""
-        if at_ns == self.armed_at:
+        """Make sure we wake by monotonic time ``at_ns`` (None: nothing to wait for).
+
+        An already armed earlier time is kept: waking early costs one empty turn of the loop,
+        re-arming costs a system call on almost every turn (the TM's next event moves with
+        every frame sent)."""
+        if at_ns is None or (self.armed_at is not None and self.armed_at <= at_ns):
             return
         self.armed_at = at_ns
-        spec = self._Spec(0, 0, *divmod(max(at_ns, 1), 1_000_000_000)) if at_ns is not None else self._Spec()
+        spec = self._Spec(0, 0, *divmod(max(at_ns, 1), 1_000_000_000))
         if self._libc.timerfd_settime(self.fd, self.TFD_TIMER_ABSTIME, ctypes.byref(spec), None) < 0:
             raise OSError(ctypes.get_errno(), "timerfd_settime failed")
 
@@ -156,7 +160,7 @@ class Switch:
 
     def _ingress(self, port: int, frame: bytes, now_ns: int) -> None:
         tm = self.tm
-        if frame[12:14] == b"\x88\x08":    # MAC Control: PFC/PAUSE belong to the MAC, not to P4
+        if frame[12] == 0x88 and frame[13] == 0x08:   # MAC Control: PFC/PAUSE belong to the MAC, not to P4
             tm.receive_control(port, frame, now_ns)
             return
         pipeline = self.pipeline

@@ -26,12 +26,15 @@ DEFAULT_ELECTION_ID = 1 << 62   # above what controllers use: the CLI may write 
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--grpc-addr", default=DEFAULT_GRPC_ADDR, help=f"P4Runtime server (default {DEFAULT_GRPC_ADDR})")
+    parser.add_argument("--grpc-addr", default=DEFAULT_GRPC_ADDR,
+                        help=f"P4Runtime server (default {DEFAULT_GRPC_ADDR})")
     parser.add_argument("--device-id", type=int, default=0, help="P4Runtime device id (default 0)")
     parser.add_argument("--api-addr", help="switch runtime API (default: the gRPC port + 1000)")
     parser.add_argument("--election-id", type=int, default=DEFAULT_ELECTION_ID,
                         help="election id used for writes (default 2**62)")
-    parser.add_argument("command", nargs=argparse.REMAINDER, help="one command, e.g. table_dump ipv4_lpm")
+    # not dest="command": the top-level parser keeps the subcommand's name there
+    parser.add_argument("words", nargs=argparse.REMAINDER, metavar="COMMAND",
+                        help="one command, e.g. table_dump ipv4_lpm (none: read stdin or prompt)")
 
 
 class CliError(Exception):
@@ -78,7 +81,9 @@ class SwitchShell(cmd.Cmd):
         self.failed = 0
         from rich.console import Console
 
-        self.console = Console(file=self.stdout, highlight=False, soft_wrap=True)
+        # piped output is not cut to 80 columns: scripts and logs read whole rows
+        wide = None if self.stdout.isatty() else 200
+        self.console = Console(file=self.stdout, highlight=False, soft_wrap=True, width=wide)
 
     # -- connections, opened on first use --
 
@@ -628,8 +633,8 @@ def run(args: argparse.Namespace) -> int:
     api_addr = args.api_addr or default_api_addr(args.grpc_addr)
     shell = SwitchShell(args.grpc_addr, args.device_id, api_addr, args.election_id)
     try:
-        if args.command:
-            shell.execute(" ".join(args.command))
+        if args.words:
+            shell.execute(" ".join(args.words))
             return 0
         if sys.stdin.isatty():
             shell.cmdloop()

@@ -19,7 +19,8 @@ the port rate by definition).
       xon: auto           # resume when it falls to this many bytes
       headroom: auto      # per (ingress port, lossless priority), above XOFF
       quanta: 65535       # pause time sent, in quanta of 512 bit times
-      response_time: 200us  # the peer's reaction time to a pause (a software host's event loop)
+      response_time: 1ms  # the peer's reaction time to a pause: a software switch or host
+                          # reads a backlog of frames sent before the pause reached it
     ports:                # per-port overrides, by port number
       1: {rate: 1G, delay: 10us}
 
@@ -82,7 +83,7 @@ class SwitchConfig:
     xon_bytes: int | None = None
     headroom_bytes: int | None = None
     pause_quanta: int = 0xFFFF
-    response_time_s: float = 200e-6
+    response_time_s: float = 1e-3
     ports: dict[int, PortOverride] = field(default_factory=dict)
 
     @property

@@ -58,6 +58,7 @@ class _Port:
         self.control: deque[bytes] = deque()  # MAC Control frames, sent before data
         self.delay_line: deque[tuple[int, bytes]] = deque()
         self.busy_until = 0
+        self.due = NEVER                      # when the TM next has work here (cached)
         self.deficit = [0] * NUM_PRIORITIES
         self.rr = 0                           # DWRR: queue being visited
         self.rr_credited = False              # DWRR: quantum already granted for this visit
@@ -123,6 +124,7 @@ class TrafficManager:
                     self._release(port, q, job, self.now)
                     _count(port.drops[q], "pipeline_swap")
             port.nonempty = 0
+            self._refresh(port)
         self.pipeline = pipeline
 
     # ---- arrivals ----
@@ -148,7 +150,7 @@ class TrafficManager:
             _count(self.drops, "mac_control_ignored")
             return True
         port.pfc.receive(control, self.now)
-        self._active.add(port)
+        self._refresh(port)
         if self.pfc_event is not None:
             for q in range(NUM_PRIORITIES):
                 if control.class_enable >> q & 1:
@@ -195,7 +197,7 @@ class TrafficManager:
             port.max_qdepth[q] = len(queue)
         if port.qbytes[q] > port.max_qbytes[q]:
             port.max_qbytes[q] = port.qbytes[q]
-        self._active.add(port)
+        self._refresh(port)
         return True
 
     def _release(self, port: _Port, q: int, job, now: int) -> None:
@@ -219,7 +221,7 @@ class TrafficManager:
 
     def _send_pfc(self, port: _Port, q: int, pause: bool, now: int) -> None:
         port.control.append(build_pfc_frame(port.mac, port.pfc.pause_frame_timers(q, pause, now)))
-        self._active.add(port)
+        self._refresh(port)
         if self.pfc_event is not None:
             self.pfc_event(now, port.number, q, pause, "tx")
 
@@ -227,31 +229,37 @@ class TrafficManager:
 
     def next_event_time(self) -> int | None:
         """When ``advance`` next has work to do (ns), or None if the TM is idle."""
-        earliest = NEVER
-        for port in list(self._active):
-            due = self._due(port)
-            if due == NEVER:
-                self._active.discard(port)
-            elif due < earliest:
-                earliest = due
-        return None if earliest == NEVER else max(earliest, self.now)
+        if not self._active:
+            return None
+        earliest = min(port.due for port in self._active)
+        return earliest if earliest > self.now else self.now
 
     def advance(self, now_ns: int) -> None:
-        """Run every transmission, pause expiry, refresh and delayed delivery due by ``now_ns``."""
-        while True:
+        """Run every transmission, pause expiry, refresh and delayed delivery due by ``now_ns``,
+        port by port in time order (ports interact through the shared buffer and PFC)."""
+        active = self._active
+        while active:
             best = None
-            best_due = NEVER
-            for port in self._active:
-                due = self._due(port)
-                if due < best_due:
-                    best, best_due = port, due
-            if best is None or best_due > now_ns:
+            best_due = now_ns + 1
+            for port in active:
+                if port.due < best_due:
+                    best, best_due = port, port.due
+            if best is None:
                 break
             if best_due > self.now:
                 self.now = best_due
             self._step(best, self.now)
+            self._refresh(best)
         if now_ns > self.now:
             self.now = now_ns
+
+    def _refresh(self, port: _Port) -> None:
+        """Recompute ``port.due`` after its state changed; only ports with something due stay active."""
+        due = port.due = self._due(port)
+        if due == NEVER:
+            self._active.discard(port)
+        else:
+            self._active.add(port)
 
     def _due(self, port: _Port) -> int:
         due = port.delay_line[0][0] if port.delay_line else NEVER
@@ -353,8 +361,7 @@ class TrafficManager:
         port.tx_frames += 1
         port.tx_bytes += len(frame)
         if port.delay_ns:
-            port.delay_line.append((start + port.delay_ns, frame))
-            self._active.add(port)
+            port.delay_line.append((start + port.delay_ns, frame))   # _step refreshes the port
         else:
             self.transmit(port.number, frame)
 

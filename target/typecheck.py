@@ -1190,9 +1190,6 @@ class _Checker:
         if op in ("/", "%"):
             if isinstance(lt, BitT) and lt.signed:
                 raise _err(f"'{op}' is not defined for signed int<W>", e)
-            if not hasattr(e.right, "const_value") or not hasattr(e.left, "const_value"):
-                if not (hasattr(e.right, "const_value") and _is_power_of_two(e.right.const_value)):
-                    raise unsupported(f"'{op}' by a run-time value or a constant that is not a power of two", e.loc)
             if hasattr(e.right, "const_value") and e.right.const_value == 0:
                 raise _err("division by zero", e.right)
         lc, rc = getattr(e.left, "const_value", None), getattr(e.right, "const_value", None)
@@ -1215,10 +1212,12 @@ class _Checker:
             tt = ot
         elif isinstance(ot, IntegerT) and not isinstance(tt, IntegerT):
             self.coerce(e.otherwise, tt, "'?:'")
-        elif isinstance(tt, IntegerT) and isinstance(ot, IntegerT):
-            if expected is None or not isinstance(expected, BitT):
-                if not hasattr(e.cond, "const_value"):
-                    raise _err("'?:' of two int constants needs a width", e)
+        elif isinstance(tt, IntegerT) and isinstance(ot, IntegerT) and not hasattr(e.cond, "const_value"):
+            if not isinstance(expected, BitT):
+                raise _err("'?:' of two int constants needs a width", e)
+            self.coerce(e.then, expected, "'?:'")
+            self.coerce(e.otherwise, expected, "'?:'")
+            tt = expected
         elif not _same(tt, ot):
             raise _err(f"'?:' branches have different types: {tt} and {ot}", e)
         c = getattr(e.cond, "const_value", None)
@@ -1292,10 +1291,6 @@ class _Checker:
 
     def e_This(self, e, scope, expected):
         raise unsupported("'this'", e.loc)
-
-
-def _is_power_of_two(v: int) -> bool:
-    return v > 0 and v & (v - 1) == 0
 
 
 def _fold(op: str, a: int, b: int, t: Type) -> int:

@@ -48,6 +48,9 @@ OPS = [
     ("lt", "bit<1>", "(bit<1>)(a < b)"),
     ("ilt", "bit<1>", "(bit<1>)(x < y)"),
     ("tern", "bit<{W}>", "a >= b ? a : b"),
+    ("tern2", "bit<{W}>", "a > b ? 1 : 2"),
+    ("div", "bit<{W}>", "a / b"),
+    ("mod", "bit<{W}>", "a % b"),
 ]
 
 
@@ -132,6 +135,8 @@ def reference(w: int, a: int, b: int, sh: int) -> dict[str, int]:
         "widen": a, "narrow": a & ((1 << p["N"]) - 1),
         "sext": x, "u2s": wrap(a, p["N"], True), "s2u": (x - y) & m,
         "lt": int(a < b), "ilt": int(x < y), "tern": a if a >= b else b,
+        "tern2": (1 if a > b else 2) & m,
+        "div": a // b if b else 0, "mod": a % b if b else 0,   # x / 0 is ours to define
     }
 
 

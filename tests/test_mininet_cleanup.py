@@ -61,3 +61,18 @@ def test_killed_up_is_cleaned_by_fabriclab_clean(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "removed" in out.stdout
     assert _fabric_veths("th") == []
+
+
+def test_refuses_to_build_over_another_fabrics_interfaces(tmp_path):
+    from fabriclab.errors import UserError
+    from fabriclab.topologies.leafspine import leafspine
+    from fabriclab.topologies.network import FabricNetwork
+
+    subprocess.run(["ip", "link", "add", "tyl1-eth3", "type", "veth", "peer", "name", "fltypeer"], check=True)
+    try:
+        network = FabricNetwork(leafspine(spines=1, leaves=2, hosts_per_leaf=2, prefix="ty"), tmp_path / "run")
+        with pytest.raises(UserError, match="interface tyl1-eth3 already exists"):
+            network.start()
+        assert Path("/sys/class/net/tyl1-eth3").exists()     # the other fabric's veth is untouched
+    finally:
+        subprocess.run(["ip", "link", "del", "tyl1-eth3"], check=False)

@@ -65,7 +65,9 @@ control MyIngress(inout headers hdr, inout metadata meta, inout standard_metadat
 
     action drop() { mark_to_drop(sm); }
     action forward(bit<9> port) { sm.egress_spec = port; }
-    action forward_mac(bit<9> port, bit<48> dmac) { sm.egress_spec = port; hdr.ethernet.dstAddr = dmac; mac_counter.count(); }
+    action forward_mac(bit<9> port, bit<48> dmac) {
+        sm.egress_spec = port; hdr.ethernet.dstAddr = dmac; mac_counter.count();
+    }
     action to_cpu() { sm.egress_spec = CPU_PORT; }
     action flood(bit<16> group) { sm.mcast_grp = group; }
     action acl_drop() { acl_meter.read(color); mark_to_drop(sm); }
@@ -702,6 +704,22 @@ def test_digests_need_a_digest_entry_and_are_batched(server, client):
     with pytest.raises(P4RuntimeError) as err:
         client.enable_digest("learn_t")
     assert update_codes(err) == ["ALREADY_EXISTS"]
+
+
+def test_digest_lists_wait_for_max_timeout_and_repeats_wait_for_the_ack(server, client):
+    switch = switch_of(server)
+    client.enable_digest("learn_t", max_list_size=10, max_timeout_ns=300_000_000, ack_timeout_ns=10**12)
+    learn = ethernet("00:00:00:00:00:01", "00:00:00:00:00:aa", 0x1234)
+    sent_at = time.monotonic()
+    switch.receive(learn, 2)
+    switch.receive(learn, 2)                            # the same data before any ack: held back
+    digest = client.get_digest(timeout=5)
+    assert time.monotonic() - sent_at >= 0.3            # a partial list waits for max_timeout_ns
+    assert digest.values == [{"srcAddr": 0xAA, "ingress_port": 2}]
+    time.sleep(0.5)
+    assert client.digests.empty()
+    switch.receive(learn, 2)                            # acked by our client: may be sent again
+    assert client.get_digest(timeout=5).values == [{"srcAddr": 0xAA, "ingress_port": 2}]
 
 
 def test_server_survives_a_bad_stream_and_keeps_serving(server, client):

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -87,3 +88,48 @@ def test_packet_in_and_out_through_the_real_switch(switch_process, capsys):
         assert received[:60] == out
     finally:
         host.close()
+
+
+def test_both_servers_on_a_real_switch_handle(veth, program_path, capsys):
+    """The runtime API and P4Runtime server on ``switch.Switch`` itself (its data-plane loop in
+    a thread): the handle interface both servers rely on, and the CLI's live views."""
+    from fabriclab.target import compiler
+    from fabriclab.target.p4runtime_server import P4RuntimeServer
+    from fabriclab.target.runtime_api import RuntimeApiServer
+    from fabriclab.target.switch import Switch
+    from fabriclab.target.switch_config import SwitchConfig
+
+    switch = Switch(SwitchConfig(), [(1, veth[0])], cpu_port=CPU_PORT)
+    switch.set_pipeline(compiler.compile_file(str(program_path)))
+    grpc_server = P4RuntimeServer(switch, "127.0.0.1:0", 0)
+    api = RuntimeApiServer(switch, "127.0.0.1:0")
+    grpc_server.start()
+    switch.packet_in_sink = grpc_server.packet_in
+    api.start()
+    loop = threading.Thread(target=switch.serve, daemon=True)
+    loop.start()
+    host = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+    host.bind((veth[1], 0))
+    try:
+        base = ["switch-cli", "--grpc-addr", f"127.0.0.1:{grpc_server.port}", "--api-addr", f"127.0.0.1:{api.port}"]
+        assert main([*base, "table_add", "mac_table", "forward_mac", "00:00:00:00:00:0c", "=>", "1", "0"]) == 0
+        frame = ethernet("00:00:00:00:00:0c", "00:00:00:00:00:0b", 0x0801)
+        for _ in range(3):
+            host.send(frame)
+        assert wait_for(lambda: switch.stats()["ports"][1]["rx_frames"] >= 3)
+        capsys.readouterr()
+        assert main([*base, "ports"]) == 0
+        ports = capsys.readouterr().out
+        row = next(line for line in ports.splitlines() if veth[0] in line).replace("│", " ").split()
+        assert row[:3] == ["1", veth[0], "0.1G"] and int(row[3]) >= 3       # rx frames
+        assert main([*base, "queues"]) == 0
+        assert "queues (shared buffer" in capsys.readouterr().out
+        assert main([*base, "counter_read", "port_counter", "1"]) == 0
+        assert "port_counter[1]= BmCounterValue(packets=" in capsys.readouterr().out
+    finally:
+        host.close()
+        switch.stop()
+        loop.join(timeout=5)
+        api.stop()
+        grpc_server.stop()
+        switch.close()

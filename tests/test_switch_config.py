@@ -28,8 +28,8 @@ def test_headroom_scales_with_rate_and_delay_per_port():
     slow, fast = resolved.ports[1], resolved.ports[2]
     assert (slow.rate_bps, slow.delay_ns) == (100_000_000, 0)
     assert (fast.rate_bps, fast.delay_ns) == (1_000_000_000, 50_000)
-    # 2 x rate x delay + rate x response time (200 µs default) grow with the port's rate
-    assert fast.headroom_bytes - slow.headroom_bytes == int(2 * 1e9 * 50e-6 / 8 + 0.9e9 * 200e-6 / 8)
+    # 2 x rate x delay + rate x response time (1 ms default) grow with the port's rate
+    assert fast.headroom_bytes - slow.headroom_bytes == int(2 * 1e9 * 50e-6 / 8 + 0.9e9 * 1e-3 / 8)
 
 
 def test_explicit_buffer_leaves_headroom_out_of_the_shared_pool():
@@ -75,3 +75,10 @@ def test_load_config_file(tmp_path):
         load_config(path)
     with pytest.raises(UserError, match="cannot read"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_example_file_documents_the_defaults():
+    from fabriclab import ROOT
+    from fabriclab.target.switch_config import SwitchConfig
+
+    assert load_config(ROOT / "target" / "switch.yaml") == SwitchConfig()

@@ -29,6 +29,10 @@ class CheckResult:
     def all_reachable(self) -> bool:
         return self.pairs > 0 and not self.failed
 
+    @property
+    def ok(self) -> bool:
+        return self.all_reachable and (self.iperf is None or self.iperf.error is None)
+
 
 def ping_all(net, hosts: list[str], timeout_s: int = 2) -> tuple[int, list[tuple[str, str]]]:
     """Ping every ordered pair; each host pings all others at once. Pairs that fail are tried

@@ -85,6 +85,11 @@ class FabricNetwork:
         started = time.monotonic()
         if not self.program.exists():
             raise UserError(f"P4 program {self.program} not found")
+        taken = [name for name in interface_names(self.description) if Path("/sys/class/net", name).exists()]
+        if taken:
+            # Never build over (and later delete) another fabric's interfaces.
+            raise UserError(f"interface {taken[0]} already exists: another fabric uses these node names "
+                            "(give --prefix, or run fabriclab clean)")
         try:
             self._step("writing run directory", self._write_run_dir)
             self._step("creating nodes and links", self._build)
@@ -231,17 +236,36 @@ class FabricNetwork:
 
     # -- teardown ------------------------------------------------------------------------
     def stop(self) -> None:
+        """Best effort: every step runs even if one before it failed; the first error is raised."""
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        errors: list[BaseException] = []
+
+        def attempt(action: Callable[[], None]) -> None:
+            try:
+                action()
+            except Exception as exc:
+                errors.append(exc)
+
         try:
-            self._stop_controller()
+            attempt(self._stop_controller)
             if self.net is not None:
-                for switch in self.net.switches:
-                    switch.stop_process()
-                self.net.stop()
-                self.net = None
-            remove_interfaces(self.description)
+                net, self.net = self.net, None
+                for switch in net.switches:
+                    attempt(switch.stop_process)
+                for node in net.hosts + net.switches:
+                    if node.shell is not None and node.waiting:
+                        # A signal interrupted a command: Mininet refuses to run another on this
+                        # shell (and net.stop() runs one per interface) until it is released.
+                        attempt(node.sendInt)
+                        node.waiting = False
+                attempt(net.stop)
+                for node in net.hosts + net.switches:
+                    attempt(node.terminate)    # no-op when net.stop() already did it
+                attempt(lambda: remove_interfaces(self.description))   # whatever Mininet did not take down
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        if errors:
+            raise errors[0]
 
     def _stop_controller(self) -> None:
         if self.controller is None:

@@ -1,0 +1,62 @@
+"""``fabriclab bench dataplane``: the raw-socket frames, the two-host topology, both forwarders
+and the figures' shape, with tiny durations (nothing here asserts a speed)."""
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+from scapy.all import IP, UDP, Ether
+
+from fabriclab.bench import dataplane
+from fabriclab.bench.rawflow import TAG_OFFSET, udp_frame
+
+pytestmark = [pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces)")]
+
+
+def _tag() -> str:
+    return f"t{os.getpid() % 10000}"      # fl<tag>h1: unique per test run
+
+
+def test_udp_frame_is_a_valid_ipv4_udp_frame_with_the_tag_first():
+    tag = bytes.fromhex("0102030405060708")
+    frame = udp_frame(b"\x02" * 6, b"\x04" * 6, "10.0.0.1", "10.0.0.3", 1400, tag)
+    assert len(frame) == 1400
+    pkt = Ether(frame)
+    assert pkt[IP].dst == "10.0.0.3" and pkt[IP].len == 1400 - 14 and pkt[UDP].dport == 9
+    recomputed = IP(bytes(pkt[IP]))
+    del recomputed.chksum
+    assert IP(bytes(recomputed)).chksum == pkt[IP].chksum
+    assert frame[TAG_OFFSET:TAG_OFFSET + 8] == tag
+
+
+def test_topology_is_removed_on_exit_even_after_an_error():
+    tag = _tag()
+    with pytest.raises(RuntimeError):
+        with dataplane.TwoHostTopology(tag) as topo:
+            names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+            assert all(h.netns in names for h in topo.hosts)
+            raise RuntimeError("boom")
+    names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert f"fl{tag}h1" not in names and not os.path.exists(f"/sys/class/net/fl{tag}-p1")
+
+
+def test_bare_forwarder_carries_the_tagged_frames(tmp_path):
+    with dataplane.TwoHostTopology(_tag()) as topo:
+        fwd = dataplane.start_bare_forwarder(topo, tmp_path)
+        try:
+            step = dataplane.udp_step(topo, topo.hosts[1].mac, rate=2000, seconds=0.3)
+            rtt = dataplane.rtt_ms(topo, count=3)
+        finally:
+            fwd.stop()
+    assert 300 <= step["sent"] <= 700                      # paced near 2000/s for 0.3 s
+    assert step["received"] == step["sent"] and step["loss"] == 0
+    assert 0 < rtt < 1000
+
+
+def test_compare_forwarders_reports_every_figure(tmp_path):
+    figures = dataplane.compare_forwarders(tag=_tag(), seconds=0.3, bisections=1, tcp_seconds=1)
+    for key in ("fabriclab_pps", "bare_pps", "fabriclab_tcp_mbps", "bare_tcp_mbps", "rtt_ms", "bare_rtt_ms"):
+        assert figures[key] > 0, key
+    assert figures["program"] == "fabric.p4"
+    assert figures["ratio"] == pytest.approx(figures["fabriclab_pps"] / figures["bare_pps"], rel=0.01)

@@ -1,0 +1,28 @@
+"""``fabriclab bench fabric`` on the smallest leaf-spine: the figures' shape and plausibility
+(nothing here asserts a speed). The 2x4x4 and 4x8x4 fabrics are the benchmark's, not a test's."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from fabriclab.bench import fabric as bench
+
+pytestmark = [pytest.mark.root, pytest.mark.mininet,
+              pytest.mark.skipif(os.geteuid() != 0, reason="needs root for Mininet")]
+
+
+def test_rss_of_this_process_is_read_from_proc():
+    assert 1 < bench.rss_mb(os.getpid()) < 100_000
+
+
+def test_measure_fabric_reports_bring_up_ping_routes_and_memory(tmp_path):
+    figures = bench.measure_fabric({"spines": 1, "leaves": 2, "hosts_per_leaf": 1}, tmp_path / "run",
+                                   prefix="tbf", grpc_port_base=21950)
+    assert figures["switches"] == 3 and figures["hosts"] == 2
+    assert figures["pairs"] == 2 and figures["pingall_clean"] and figures["unreachable_pairs"] == 0
+    assert figures["routes"] > 0 and figures["entries"] >= figures["routes"]
+    assert figures["up_s"] >= sum(figures["steps_s"].values()) * 0.99 > 0
+    assert "starting switches" in figures["steps_s"]
+    # a Python interpreter with the compiled pipeline and grpc: tens of MiB, not kilobytes or gigabytes
+    assert 10 < figures["rss_mb_per_switch"] <= figures["rss_mb_max"] < 2000
