@@ -37,7 +37,6 @@ from fabriclab.topologies.description import FabricDescription
 
 log = logging.getLogger("fabriclab.controller")
 WRITE_BATCH = 256              # updates per Write RPC
-CONNECT_TIMEOUT_S = 30.0
 
 
 @dataclass
@@ -143,7 +142,7 @@ class FabricController(app_manager.OSKenApp):
         from fabriclab.controller.p4runtime_client import P4RuntimeClient, P4RuntimeError
 
         sw = self.config.description.switch(name)
-        deadline = time.monotonic() + CONNECT_TIMEOUT_S
+        deadline = time.monotonic() + self.config.settings.connect_timeout_s
         while True:
             client = P4RuntimeClient(sw.grpc_addr, device_id=sw.device_id, election_id=1)
             try:

@@ -94,6 +94,9 @@ def switch_rules(description: FabricDescription, switch: str, routes: list[Route
             group_id = len(groups) + 1
             groups[route.next_hops] = group_id
             weights = policy.weigh(switch, route.next_hops, {})
+            if len(weights) != len(route.next_hops) or min(weights) < 0 or not any(weights):
+                raise ValueError(f"policy gave weights {weights} for {len(route.next_hops)} members of {route.prefix} "
+                                 f"on {switch}: need one weight >= 0 per member, one above 0")
             buckets = [hop for hop, weight in zip(route.next_hops, weights) for _ in range(weight)]
             group_writes += _group_writes(group_id, next_base, buckets, settings)
             next_base += len(buckets)

@@ -1,9 +1,10 @@
 """The seam for adaptive routing: a policy turns port telemetry into next-hop group weights.
 
-The controller calls ``weigh`` every ``ControllerSettings.adaptive_interval_s`` for each group
-of each switch whose LB mode is ``adaptive`` and installs the weights it returns (a weight is
-how many times the member appears in the group's member table, 0 removes it for now).
-``EqualWeights`` keeps static ECMP behaviour; a load-aware policy plugs in here.
+A weight is how many buckets a member gets in the group's range of ``lb_member`` (0 leaves it
+out). Today the controller calls ``weigh`` once per group when it installs routes, with no load
+yet, so ``EqualWeights`` gives static ECMP/spray/flowlet groups; the data plane's ``adaptive``
+mode (power of two choices on queue depth) needs no controller help. A load-aware policy that
+re-weighs groups from live ``PortLoad`` on a timer plugs in here.
 """
 from __future__ import annotations
 

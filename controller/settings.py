@@ -34,7 +34,7 @@ class ControllerSettings:
     dscp_priority: dict[int, int] = field(default_factory=lambda: dict(DEFAULT_DSCP_PRIORITY))
     default_priority: int = 0
     ecn: EcnSettings = field(default_factory=EcnSettings)
-    adaptive_interval_s: float = 0.1   # how often the adaptive policy re-weighs groups
+    connect_timeout_s: float = 30.0    # how long to keep trying to reach a switch's P4Runtime server
 
     def validate(self) -> None:
         if self.lb not in LB_MODES:

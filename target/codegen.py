@@ -9,14 +9,17 @@ constructors for the header/metadata objects. Representation choices, all for sp
   (``& mask`` for bit<W>, two's complement wrap for int<W>), so reads need no masking;
 * a parser is one function: a ``while`` loop over numbered states, locals as Python locals,
   extraction by ``int.from_bytes`` over the header's bytes then shifts and masks;
-* a control instance is a frame class (its parameters and locals) plus one function for its
-  apply block, one per action and one per table; the frame is passed as ``F``;
+* a control instance is one function for its apply block, one per action and one per table,
+  all taking the control's frame ``F`` (its parameters and locals as attributes); for the
+  V1Switch blocks the frame is the ``PacketContext`` itself, sub-controls get a small frame
+  object per apply; aggregates are read through local aliases, scalars through ``F``;
 * tables dispatch through a dict from the action's fully qualified name to its function.
 """
 from __future__ import annotations
 
 import keyword
 import logging
+import re
 import random as _random
 
 from fabriclab.target import ast
@@ -247,7 +250,7 @@ class Generator:
         self.top_action_fns: dict[int, str] = {}
         # per function being generated
         self.ctx_expr = "F._ctx"
-        self.frame_vars: set = set()
+        self.frame_vars: list = []
         self.frame_attr: dict = {}                  # frame Var -> attribute of F holding it
         self.path: str | None = None
         self.action_fns: dict[int, str] = {}        # id(ActionDecl) -> function, current instance
@@ -255,6 +258,7 @@ class Generator:
         self.child_instances: dict[int, ControlInstance] = {}
         self.outs: list[Var] = []                   # scalar out/inout params returned by the function
         self.returns_value = False
+        self.sm_code: str | None = None             # standard_metadata in the current block
 
     def fresh(self, base: str = "t") -> str:
         self.tmp += 1
@@ -511,7 +515,7 @@ class Generator:
     def emit_parser(self, decl: ast.ParserDecl) -> None:
         o = self.out
         self.ctx_expr = "ctx"
-        self.frame_vars = set()
+        self.frame_vars = []
         self.path = decl.name
         packet, hdr, meta, sm = decl.params
         o.line("def parser(ctx, data):")
@@ -519,6 +523,7 @@ class Generator:
         for p, attr in ((hdr, "hdr"), (meta, "meta"), (sm, "sm")):
             o.line(f"{p.entity.pyname} = ctx.{attr}")
         self.sm_code = sm.entity.pyname
+        o.line("F = ctx   # what function calls pass as their frame")
         o.line("off = 0")
         o.line("n = len(data)")
         for local in decl.locals:
@@ -627,7 +632,7 @@ class Generator:
         for local in decl.locals:
             if isinstance(local, ast.VariableDecl):
                 frame_vars.append(local.entity)
-        self.frame_vars = set(frame_vars)
+        self.frame_vars = frame_vars
         self.frame_attr = {v: v.pyname for v in frame_vars}
         if inst.top:
             # no frame object per packet: the control works on the PacketContext directly
@@ -661,24 +666,30 @@ class Generator:
         self.returns_value = False
         # the control's own variables are created here, on every apply
         own = frozenset(local.entity for local in decl.locals if isinstance(local, ast.VariableDecl))
-        self.emit_aliases(skip=own)
+        mark = self.alias_mark(skip=own)
         for local in decl.locals:
             if isinstance(local, ast.VariableDecl):
                 self.emit_local_decl(local)
         if decl.apply is not None:
             self.block(decl.apply)
         o.line("return")
+        self.insert_aliases(mark)
         o.dedent()
         o.line("")
         inst.apply_fn = f"c{inst.index}"
-        inst.action_fns = dict(self.action_fns)
-        inst.table_fns = dict(self.table_fns)
 
-    def emit_aliases(self, skip: frozenset = frozenset()) -> None:
-        """Aggregate frame variables are read through local aliases (they are never rebound)."""
-        for v in self.frame_vars:
-            if is_aggregate(v.type) and v not in skip:
-                self.out.line(f"{v.pyname} = F.{self.frame_attr[v]}")
+    def alias_mark(self, skip: frozenset = frozenset()) -> tuple:
+        """Where a function body starts; ``insert_aliases`` fills in the aliases it needs."""
+        return len(self.out.lines), self.out.depth, skip
+
+    def insert_aliases(self, mark: tuple) -> None:
+        """Aggregate frame variables the body uses are read once into locals (they are never
+        rebound, only mutated)."""
+        start, depth, skip = mark
+        body = "\n".join(self.out.lines[start:])
+        aliases = ["    " * depth + f"{v.pyname} = F.{self.frame_attr[v]}" for v in self.frame_vars
+                   if is_aggregate(v.type) and v not in skip and re.search(rf"\b{v.pyname}\b", body)]
+        self.out.lines[start:start] = aliases
 
     def emit_entry(self, role: str, decl: ast.ControlDecl) -> str:
         """The function the pipeline calls for a top-level control (``exit`` ends up here)."""
@@ -699,11 +710,12 @@ class Generator:
         o = self.out
         hdr = decl.params[1]
         self.ctx_expr = "ctx"
-        self.frame_vars = set()
+        self.frame_vars = []
         self.sm_code = None
         o.line("def deparser(ctx):")
         o.indent()
         o.line(f"{hdr.entity.pyname} = ctx.hdr")
+        o.line("F = ctx   # what function calls pass as their frame")
         o.line("out = []")
         o.line("emit = out.append")
         for local in decl.locals:
@@ -727,15 +739,16 @@ class Generator:
         o.indent()
         saved = self.frame_vars
         if inst is None:
-            self.frame_vars = set()
+            self.frame_vars = []
         self.outs = [p.entity for p in decl.params if p.direction in ("out", "inout") and not is_aggregate(p.entity.type)]
         self.returns_value = False
         for p in decl.params:
             if p.direction == "out" and not is_aggregate(p.entity.type):
                 o.line(f"{p.entity.pyname} = {_default_value(p.entity.type)}")
-        self.emit_aliases()
+        mark = self.alias_mark()
         self.block(decl.body)
         self.emit_return(None)
+        self.insert_aliases(mark)
         o.dedent()
         o.line("")
         self.frame_vars = saved
@@ -748,7 +761,7 @@ class Generator:
         o.line(f"def {fn}({', '.join(['F'] + params)}):  # function {decl.name}")
         o.indent()
         saved = self.frame_vars
-        self.frame_vars = set()
+        self.frame_vars = []
         self.ctx_expr = "F._ctx"
         self.outs = [p.entity for p in decl.params if p.direction in ("out", "inout") and not is_aggregate(p.entity.type)]
         self.returns_value = True
@@ -788,7 +801,7 @@ class Generator:
         o.line(f"def {fn}(F):  # table {qname}")
         o.indent()
         self.outs = []
-        self.emit_aliases()
+        mark = self.alias_mark()
         match_keys = [k for k in decl.keys if k.match_kind != "selector"]
         selector_keys = [k for k in decl.keys if k.match_kind == "selector"]
         key_code = ", ".join(self.key_value(k) for k in match_keys)
@@ -818,6 +831,7 @@ class Generator:
         o.dedent()
         o.line(f"{acts}[a.name](F, *a.args)")
         o.line("return hit, a.name")
+        self.insert_aliases(mark)
         o.dedent()
         o.line(f"{acts} = {{{', '.join(entries)}}}")
         o.line("")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import linecache
 import os
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -31,7 +32,10 @@ class CompiledProgram:
         self.info = info
         self.python_source = python_source
         namespace: dict = {}
-        exec(compile(python_source, f"<fabriclab:{info.name}.py>", "exec"), namespace)
+        filename = f"<fabriclab:{info.name}.py>"
+        # tracebacks through generated code show its lines
+        linecache.cache[filename] = (len(python_source), None, python_source.splitlines(True), filename)
+        exec(compile(python_source, filename, "exec"), namespace)
         self._build = namespace["build"]
 
     def instantiate(self, cpu_port: int | None = None) -> Pipeline:
@@ -56,10 +60,17 @@ def compile_source(text: str, name: str = "program", include_dirs: Sequence[str]
 
 
 def _compile(tree: ast.Program, name: str) -> CompiledProgram:
-    typed = check_program(tree)
-    source = codegen.generate(typed, name)
-    info = build_program_info(typed, name)
-    return CompiledProgram(info, source)
+    try:
+        typed = check_program(tree)
+        source = codegen.generate(typed, name)
+        info = build_program_info(typed, name)
+        return CompiledProgram(info, source)
+    except CompileError:
+        raise
+    except Exception as exc:
+        # a compiler bug must still reach the user as one line, not a traceback
+        raise CompileError(f"internal compiler error ({type(exc).__name__}: {exc}); "
+                           "please report it with the program", tree.loc) from exc
 
 
 def write_output(compiled: CompiledProgram, out_dir: str) -> None:

@@ -108,11 +108,9 @@ def parse_mac_control(frame: bytes) -> MacControlFrame | None:
 class PfcState:
     """One port's PFC state: pauses it honours (egress) and pauses it sends (ingress)."""
 
-    def __init__(self, port: int, rate_bps: int, lossless: frozenset[int], pause_quanta: int,
-                 headroom_bytes: int):
+    def __init__(self, port: int, rate_bps: int, pause_quanta: int, headroom_bytes: int):
         self.port = port
         self.rate_bps = rate_bps
-        self.lossless = lossless
         self.pause_quanta = pause_quanta
         self.pause_ns = quanta_to_ns(pause_quanta, rate_bps)
         self.headroom_limit = headroom_bytes
@@ -185,7 +183,8 @@ class PfcState:
                 self.headroom_overflow[priority] += 1
                 if self.headroom_overflow[priority] == 1:
                     log.error("port %d priority %d: PFC headroom overflow (%d > %d bytes): configuration "
-                              "error, raise pfc.headroom or pfc.response_time in switch.yaml (logged once)",
+                              "error, raise pfc.headroom or pfc.response_time in switch.yaml, or lower the "
+                              "rates if the switch is CPU-bound (its socket backlog is in flight too); logged once",
                               self.port, priority, self.headroom[priority], self.headroom_limit)
             if self.headroom[priority] > self.max_headroom[priority]:
                 self.max_headroom[priority] = self.headroom[priority]

@@ -28,6 +28,8 @@ NORMAL, INGRESS_CLONE, EGRESS_CLONE, COALESCED, RECIRC, REPLICATION, RESUBMIT = 
 # simple_switch has no bound; a program that resubmits or recirculates forever would hang
 # process(), so a packet is dropped after this many trips through ingress.
 MAX_REENTRIES = 32
+_MASK32, _MASK48 = (1 << 32) - 1, (1 << 48) - 1
+_MAX_QDEPTH = (1 << 19) - 1    # enq_qdepth/deq_qdepth are bit<19>
 
 
 class PacketContext:
@@ -123,7 +125,7 @@ class Pipeline:
         sm.ingress_port = ingress_port
         sm.packet_length = ctx.length = len(frame)
         sm.instance_type = instance_type
-        sm.ingress_global_timestamp = now_us
+        sm.ingress_global_timestamp = now_us & _MASK48
         ctx.now_us = now_us
         return ctx
 
@@ -195,11 +197,12 @@ class Pipeline:
         sm.egress_port = job.egress_port
         sm.egress_spec = 0     # simple_switch: anything but the drop port (512 wraps to 0)
         sm.packet_length = ctx.length = job.length
-        sm.enq_timestamp = meta.enq_timestamp
-        sm.enq_qdepth = meta.enq_qdepth
-        sm.deq_timedelta = meta.deq_timedelta
-        sm.deq_qdepth = meta.deq_qdepth
-        sm.egress_global_timestamp = meta.now_us
+        # the fields are bit<32>/bit<19>/bit<48>: values wrap like simple_switch's
+        sm.enq_timestamp = meta.enq_timestamp & _MASK32
+        sm.enq_qdepth = min(meta.enq_qdepth, _MAX_QDEPTH)
+        sm.deq_timedelta = meta.deq_timedelta & _MASK32
+        sm.deq_qdepth = min(meta.deq_qdepth, _MAX_QDEPTH)
+        sm.egress_global_timestamp = meta.now_us & _MASK48
         ctx.now_us = meta.now_us
         ctx.clone_session = None
         self._egress(ctx)

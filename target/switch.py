@@ -35,6 +35,7 @@ import json
 import logging
 import os
 import select
+import sys
 import threading
 import time
 from pathlib import Path
@@ -106,7 +107,7 @@ class Switch:
         self.ports: dict = {}
         try:
             for number, ifname in interfaces:
-                self.ports[number] = Port(number, ifname, pcap_dir)
+                self.ports[number] = Port(number, ifname, pcap_dir, config.max_frame)
         except BaseException:
             self.close()
             raise
@@ -130,6 +131,7 @@ class Switch:
         with self.lock:
             self.tm.set_pipeline(pipeline)
             self.pipeline = pipeline
+        os.eventfd_write(self._wake_fd, 1)   # the flush may have queued PFC resumes: let the loop look
         log.info("pipeline %s installed", pipeline.info.name)
 
     def inject_packet_out(self, frame: bytes) -> None:
@@ -198,18 +200,21 @@ class Switch:
         tm = self.tm
         next_stats = time.monotonic_ns() + STATS_INTERVAL_NS
         log.info("switch ready: ports %s", ", ".join(f"{n}@{p.ifname}" for n, p in sorted(self.ports.items())))
+        next_event = None
         try:
             while not self._stop.is_set():
-                timer.arm(tm.next_event_time())
+                timer.arm(next_event)
                 try:
                     events = poller.poll(1.0)
                 except InterruptedError:
                     continue
                 now = time.monotonic_ns()
                 with self.lock:
-                    for fd, _ in events:
+                    for fd, mask in events:
                         port = by_fd.get(fd)
                         if port is not None:
+                            if mask & select.EPOLLERR:
+                                port.clear_error()
                             number = port.number
                             for frame in port.receive(BATCH):
                                 self._ingress(number, frame, now)
@@ -219,6 +224,7 @@ class Switch:
                         else:
                             timer.clear()
                     tm.advance(now)
+                    next_event = tm.next_event_time()
                 if self._packet_ins:
                     self._deliver_packet_ins()
                 if now >= next_stats:
@@ -303,7 +309,7 @@ def _load_program(path: str):
 
     if not os.path.exists(path):
         raise UserError(f"--p4 {path}: no such file or directory")
-    return compiler.load(path)
+    return compiler.load(path)   # a CompileError is reported by run()
 
 
 def _start_p4runtime(switch: Switch, addr: str, device_id: int):
@@ -343,6 +349,7 @@ def _start_runtime_api(switch: Switch, addr: str | None, grpc_addr: str):
 
 
 def run(args: argparse.Namespace) -> int:
+    from fabriclab.target.diagnostics import CompileError
     from fabriclab.target.ports import parse_interface_arg
     from fabriclab.target.switch_config import load_config
 
@@ -355,6 +362,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("each port number may be given once")
     if len({ifname for _, ifname in interfaces}) != len(interfaces):
         raise UserError("each interface may be attached once")
+    if args.cpu_port is not None and not 0 <= args.cpu_port < 511:
+        raise UserError(f"--cpu-port {args.cpu_port}: must be in 0..510 (511 is v1model's drop port)")
     if args.cpu_port is not None and args.cpu_port in numbers:
         raise UserError(f"--cpu-port {args.cpu_port} is also a data port")
     if args.pcap:
@@ -363,7 +372,11 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise UserError(f"--pcap {args.pcap}: {exc.strerror}") from None
     config = load_config(args.config)
-    compiled = _load_program(args.p4) if args.p4 else None
+    try:
+        compiled = _load_program(args.p4) if args.p4 else None
+    except CompileError as exc:
+        print(exc.format(), file=sys.stderr)
+        return exc.exit_code
     switch = Switch(config, interfaces, args.cpu_port, args.pcap)
     servers = []
     try:
@@ -388,8 +401,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    import sys
-
     from fabriclab.cli import main
 
     sys.exit(main(["switch", *sys.argv[1:]]))

@@ -107,7 +107,7 @@ class TrafficManager:
         self._active: set[_Port] = set()
         macs = macs or {}
         for number, params in resolved.ports.items():
-            pfc = PfcState(number, params.rate_bps, cfg.lossless, cfg.pause_quanta, params.headroom_bytes)
+            pfc = PfcState(number, params.rate_bps, cfg.pause_quanta, params.headroom_bytes)
             self.ports[number] = _Port(number, params.rate_bps, params.delay_ns, pfc,
                                        macs.get(number, _default_mac(number)))
 
@@ -346,7 +346,13 @@ class TrafficManager:
             _count(port.drops[q], "no_pipeline")
             return
         meta = QueueMeta(now // 1000, enq_ns // 1000, enq_depth, (now - enq_ns) // 1000, len(queue))
-        result = self.pipeline.egress(job, meta)
+        try:
+            result = self.pipeline.egress(job, meta)
+        except Exception:  # a program bug must cost one packet, not the switch
+            _count(port.drops[q], "pipeline_error")
+            if port.drops[q]["pipeline_error"] == 1:
+                log.exception("the pipeline's egress failed on a packet for port %d (logged once)", port.number)
+            return
         for out_port, frame in result.frames:
             if out_port == port.number:
                 self._wire(port, frame, now)

@@ -354,8 +354,6 @@ class _Checker:
         self.top_instances: dict[str, InstanceEntity] = {}
         self.functions: dict[str, ast.FunctionDecl] = {}
         self.extern_functions: dict[str, ExternFunctionEntity] = {}
-        self.package_types: dict[str, ast.PackageTypeDecl] = {}
-        self.block_types: dict[str, ast.Declaration] = {}
         self.main: ast.Instantiation | None = None
         # per-body context
         self.block: ast.Declaration | None = None
@@ -418,11 +416,7 @@ class _Checker:
             entity = self.extern_functions.setdefault(decl.name, ExternFunctionEntity(decl.name, []))
             entity.overloads.append(decl)
             self.top.names[decl.name] = entity
-        elif isinstance(decl, (ast.ParserTypeDecl, ast.ControlTypeDecl)):
-            self.block_types[decl.name] = decl
-            self.types[decl.name] = BlockT(decl)
-        elif isinstance(decl, ast.PackageTypeDecl):
-            self.package_types[decl.name] = decl
+        elif isinstance(decl, (ast.ParserTypeDecl, ast.ControlTypeDecl, ast.PackageTypeDecl)):
             self.types[decl.name] = BlockT(decl)
         elif isinstance(decl, ast.ParserDecl):
             self.reject_generic(decl)
@@ -729,9 +723,7 @@ class _Checker:
             kt = self.expr(k.expr, scope)
             if k.match_kind not in self.match_kinds:
                 raise _err(f"unknown match kind '{k.match_kind}'", k)
-            if isinstance(kt, BoolT):
-                kt = BitT(1)
-            if not isinstance(kt, (BitT, EnumT, ErrorT)):
+            if not isinstance(kt, (BitT, BoolT, EnumT, ErrorT)):
                 raise _err(f"table key of type {kt} cannot be matched", k.expr)
             key_types.append(kt)
         decl.key_types = key_types
@@ -954,6 +946,9 @@ class _Checker:
             return
         if _same(et, t):
             return
+        if isinstance(et, EnumT) and et.underlying is not None and _same(et.underlying, t):
+            e.checked_type = t    # a serializable enum converts to its underlying type (P4_16 8.3)
+            return
         if isinstance(t, TupleT) and isinstance(e, ast.ListExpression) and len(e.elements) == len(t.elements):
             for el, elt in zip(e.elements, t.elements):
                 self.coerce(el, elt, what)
@@ -1167,6 +1162,13 @@ class _Checker:
                 value = e.left.const_value << e.right.const_value if op == "<<" else e.left.const_value >> e.right.const_value
                 e.const_value = wrap(value, lt)
             return lt
+        # serializable enums mix with their underlying type as that type
+        if isinstance(lt, EnumT) and lt.underlying is not None and isinstance(rt, (BitT, IntegerT)):
+            self.coerce(e.left, lt.underlying, f"'{op}'")
+            lt = lt.underlying
+        if isinstance(rt, EnumT) and rt.underlying is not None and isinstance(lt, (BitT, IntegerT)):
+            self.coerce(e.right, rt.underlying, f"'{op}'")
+            rt = rt.underlying
         # both operands must agree; an int constant takes the other side's type
         if isinstance(lt, IntegerT) and not isinstance(rt, IntegerT):
             self.coerce(e.left, rt, f"'{op}'")

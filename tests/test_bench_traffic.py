@@ -33,3 +33,5 @@ def test_allreduce_busbw_is_a_plausible_fraction_of_the_link(tmp_path):
     assert 0 < figures["busbw_fraction_of_link"] <= 1.05
     assert figures["busbw_fraction_of_link"] == pytest.approx(
         figures["allreduce_busbw_mbps"] / figures["link_mbps"], rel=0.01)
+    assert all(count > 0 for count in figures["switch_drops"].values())   # read from the switches' stats
+

@@ -14,7 +14,7 @@ from hypothesis import given, settings, strategies as st
 
 from fabriclab.target.compiler import compile_source
 
-WIDTHS = (2, 5, 8, 13, 16, 31, 32, 48, 64)
+WIDTHS = (2, 5, 8, 13, 16, 31, 32, 48, 64)    # the corner-case sweep; hypothesis draws any 2..64
 
 # (output field, its type as a function of W, P4 expression)
 OPS = [
@@ -161,7 +161,7 @@ def packet(w: int, a: int, b: int, sh: int) -> bytes:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.sampled_from(WIDTHS), st.data())
+@given(st.integers(2, 64), st.data())
 def test_operators_match_python_reference(w, data):
     a = data.draw(st.integers(0, (1 << w) - 1), label="a")
     b = data.draw(st.one_of(st.integers(0, (1 << w) - 1), st.just(a)), label="b")

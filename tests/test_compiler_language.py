@@ -524,3 +524,111 @@ def test_write_output_and_load_round_trip(tmp_path):
 def test_unsupported_construct_is_reported():
     with pytest.raises(CompileError, match="unsupported: generic parsers and controls"):
         compile_source(program("apply { }", decls="control G<T>(inout T x) { apply { } }"), "g")
+
+
+def test_functions_in_parser_and_control_and_return_in_apply():
+    parser = """
+    state start { pkt.extract(hdr.eth); meta.m = inc(32w5); transition accept; }
+"""
+    p = pipe("""apply {
+        hdr.res.setValid();
+        hdr.res.a = inc(meta.m);
+        sm.egress_spec = 1;
+        if (hdr.eth.etherType == 0x0001) { return; }
+        hdr.res.b = 0xBB;
+    }""", parser=parser, decls="bit<32> inc(in bit<32> v) { return v + 1; }",
+             deparser="pkt.emit(hdr.eth); pkt.emit(hdr.res);")
+    assert p.process(raw(Ether(type=1)), 0) == [(1, raw(Ether(type=1)) + (7).to_bytes(4, "big") + bytes(4))]
+    assert p.process(raw(Ether(type=2)), 0) == [(1, raw(Ether(type=2)) + (7).to_bytes(4, "big") + b"\0\0\0\xbb")]
+
+
+def test_sub_control_tables_are_named_by_instance_path_and_exit_leaves_everything():
+    sub = """
+control Acl(inout headers_t hdr, inout standard_metadata_t sm) {
+    action deny() { mark_to_drop(sm); exit; }
+    table rules { key = { hdr.ipv4.srcAddr: exact; } actions = { deny; NoAction; } default_action = NoAction(); }
+    apply { rules.apply(); }
+}"""
+    c = compile_source(program("""
+    Acl() acl;
+    apply {
+        sm.egress_spec = 4;
+        acl.apply(hdr, sm);
+        sm.egress_spec = 5;
+    }""").replace(
+        "control Ing(", sub + "\ncontrol Ing("), "sub")
+    assert "Ing.acl.rules" in c.info.tables and "Ing.acl.deny" in c.info.actions
+    p = c.instantiate()
+    p.state.tables["Ing.acl.rules"].insert(TableEntry(match=(0x0A000001,), action=ActionCall("Ing.acl.deny")))
+    assert p.process(udp(), 0) == []
+    assert p.process(raw(Ether() / IP(src="10.0.0.9") / UDP()), 0)[0][0] == 5
+
+
+MIXED = r"""
+#include <core.p4>
+#include <v1model.p4>
+enum bit<4> Color { RED = 1, BLUE = 2 }
+header h_t { int<8> s; bool flag; bit<3> c; Color color; bit<8> v; }
+struct inner_t { @field_list(1) bit<8> keep; bit<8> drop_me; }
+struct headers_t { h_t h; h_t[2] st; }
+struct meta_t { inner_t in1; bit<8> m; }
+void twice(inout bit<8> x, out bit<8> y) { y = x; x = x + x; }
+parser P(packet_in pkt, out headers_t hdr, inout meta_t meta, inout standard_metadata_t sm) {
+    state start { pkt.extract(hdr.h); transition accept; }
+}
+control VC(inout headers_t hdr, inout meta_t meta) { apply { } }
+control Ing(inout headers_t hdr, inout meta_t meta, inout standard_metadata_t sm) {
+    action getv(out bit<8> r, bit<8> base) { r = base + 1; }
+    action paint(Color c) { hdr.h.color = c; }
+    table t {
+        key = { hdr.h.color: exact; hdr.h.flag: exact; }
+        actions = { paint; NoAction; }
+        const entries = { (Color.RED, true): paint(Color.BLUE); }
+    }
+    apply {
+        getv(meta.m, 4);
+        bit<8> y;
+        twice(meta.m, y);
+        hdr.h.v = meta.m + y;
+        hdr.h.s = hdr.h.s - 1;
+        t.apply();
+        hdr.st[1] = hdr.h;
+        hdr.st[1].v = 0x99;
+        switch (hdr.h.c) { default: { sm.egress_spec = 3; } }
+        if (hdr.h.s < 0) { exit; }
+        sm.egress_spec = 4;
+    }
+}
+control Eg(inout headers_t hdr, inout meta_t meta, inout standard_metadata_t sm) { apply { } }
+control CC(inout headers_t hdr, inout meta_t meta) { apply { } }
+control Dep(packet_out pkt, in headers_t hdr) { apply { pkt.emit(hdr); } }
+V1Switch(P(), VC(), Ing(), Eg(), CC(), Dep()) main;
+"""
+
+
+def test_out_parameters_signed_fields_bool_and_enum_keys_stack_assignment():
+    p = compile_source(MIXED, "mixed").instantiate()
+    # s = -2, flag 1, c 5, color RED: the const entry (RED, true) paints it BLUE; s - 1 < 0 exits
+    # after the switch's default set port 3; v = m + y where getv gives m = 5, twice makes 10 and 5
+    assert p.process(bytes([0xFE, 0xD1, 0x00]), 0) == [(3, bytes.fromhex("fdd20ffdd299"))]
+    assert p.process(bytes([0x05, 0x51, 0x00]), 0) == [(4, bytes.fromhex("04510f045199"))]
+    assert p.info.tables["Ing.t"].const_entries[0].match == (1, 1)
+
+
+def test_serializable_enum_converts_to_its_underlying_type():
+    p = pipe("""apply {
+        if (hdr.ipv4.protocol == Proto.UDP) { hdr.ipv4.diffserv = Proto.TCP; }
+        sm.egress_spec = 1;
+    }""", decls="enum bit<8> Proto { TCP = 6, UDP = 17 }")
+    (_, data), = p.process(udp(), 0)
+    assert data[14 + 1] == 6
+
+
+def test_clock_values_wrap_to_the_standard_metadata_widths():
+    from fabriclab.target.pipeline import QueueMeta
+    p = pipe("apply { sm.egress_spec = 1; hdr.res.setValid(); }",
+             egress="apply { hdr.res.a = sm.enq_timestamp; hdr.res.b = (bit<32>)sm.egress_global_timestamp; }")
+    now = 1_700_000_000_000_000                      # µs since the epoch: more than 48 bits
+    job, = p.ingress(udp(), 0, now)
+    (_, data), = p.egress(job, QueueMeta(now, now, 0, 0, 0)).frames
+    assert out_fields(data, UDP_OUT) == (now & 0xFFFFFFFF, (now & (2**48 - 1)) & 0xFFFFFFFF)

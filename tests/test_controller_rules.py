@@ -67,6 +67,13 @@ def test_weights_repeat_members():
     assert [w.params["size"] for w in rules.writes if w.table.endswith("lb_group")] == [3]
     assert EqualWeights().weigh("x", (1, 2, 3), {}) == (1, 1, 1)
 
+    class AllZero:
+        def weigh(self, switch, members, load):
+            return (0,) * len(members)
+
+    with pytest.raises(ValueError, match="one above 0"):
+        _rules(policy=AllZero())
+
 
 def test_dscp_classes_and_ecn_profile():
     d, rules = _rules(ecn=True)

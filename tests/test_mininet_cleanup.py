@@ -76,3 +76,18 @@ def test_refuses_to_build_over_another_fabrics_interfaces(tmp_path):
         assert Path("/sys/class/net/tyl1-eth3").exists()     # the other fabric's veth is untouched
     finally:
         subprocess.run(["ip", "link", "del", "tyl1-eth3"], check=False)
+
+
+def test_refuses_a_p4runtime_port_in_use(tmp_path):
+    import socket
+
+    from fabriclab.errors import UserError
+    from fabriclab.topologies.leafspine import leafspine
+    from fabriclab.topologies.network import FabricNetwork
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        port = busy.getsockname()[1]
+        d = leafspine(spines=1, leaves=1, hosts_per_leaf=1, prefix="tw", grpc_port_base=port - 2)   # spine: id 2
+        with pytest.raises(UserError, match=f"port {port} \\(P4Runtime of switch tws1\\) is in use"):
+            FabricNetwork(d, tmp_path / "run").start()

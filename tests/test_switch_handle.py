@@ -1,14 +1,19 @@
-"""The Switch handle in-process: packet-out injection, packet-in delivery, pipeline swap, stop."""
+"""The Switch handle: packet-out injection, packet-in delivery, pipeline swap and stop, in-process;
+and `fabriclab switch` started without a program, given one by a controller over P4Runtime."""
 from __future__ import annotations
 
+import re
 import select
+import signal
 import subprocess
+import sys
 import threading
 import time
 import uuid
 
 import pytest
 
+from fabriclab.controller.p4runtime_client import P4RuntimeClient
 from fabriclab.target.compiler import compile_source
 from fabriclab.target.ports import Port
 from fabriclab.target.switch import Switch
@@ -63,7 +68,7 @@ def frame(seq: int) -> bytes:
     return bytes.fromhex("020000000002" "020000000001" "88b5") + seq.to_bytes(4, "big") + bytes(46)
 
 
-def wait_for(condition, timeout: float = 3.0) -> bool:
+def wait_for(condition, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -111,9 +116,45 @@ def test_frames_without_a_pipeline_are_counted_not_forwarded(veth):
     loop.start()
     try:
         host.send(frame(1))
-        assert wait_for(lambda: switch.stats()["drops"].get("no_pipeline") == 1)
+        assert wait_for(lambda: switch.stats()["drops"].get("no_pipeline", 0) >= 1, timeout=10)
     finally:
         switch.stop()
         loop.join(timeout=5)
         switch.close()
         host.close()
+
+
+def test_pipeline_installed_over_p4runtime_then_packet_io(veth, tmp_path):
+    host_if, switch_if = veth
+    program = tmp_path / "punt.p4"
+    program.write_text(PUNT_P4)
+    log = tmp_path / "switch.log"
+    proc = subprocess.Popen([sys.executable, "-m", "fabriclab", "switch", "-i", f"1@{switch_if}",
+                             "--cpu-port", str(CPU_PORT), "--device-id", "1", "--grpc-addr", "127.0.0.1:0",
+                             "--api-addr", "none"], stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+    host = Port(1, host_if)
+    client = None
+    try:
+        deadline = time.monotonic() + 30
+        while not (match := re.search(r"P4Runtime server on \S+ \(port (\d+)\)", log.read_text())):
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        client = P4RuntimeClient(f"127.0.0.1:{match.group(1)}", device_id=1).connect()
+        client.set_pipeline(str(program))
+
+        host.send(frame(7))
+        assert client.get_packet_in(timeout=10).payload == frame(7)
+
+        client.send_packet_out(frame(8))
+        deadline = time.monotonic() + 10
+        received: list[bytes] = []
+        while frame(8) not in received and time.monotonic() < deadline:
+            select.select([host], [], [], 0.5)
+            received += host.receive(16)
+        assert frame(8) in received
+    finally:
+        if client is not None:
+            client.close()
+        host.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0, log.read_text()

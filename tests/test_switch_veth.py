@@ -240,7 +240,7 @@ def test_received_pause_silences_one_priority_for_its_quanta(lab):
 
     arrivals = {f[14] >> 5: t - start for t, f in lab.receive(2, want, 2.0)}
     stats = lab.stop_switch()
-    assert arrivals[0] < 0.03                                  # the other priority is not held
-    assert abs(arrivals[3] - (pause_s - 0.005)) < 0.03
+    assert arrivals[0] < 0.05                                  # the other priority is not held
+    assert abs(arrivals[3] - (pause_s - 0.005)) < 0.05
     prio = stats["tm"]["ports"]["2"]["priorities"]["3"]
     assert prio["pfc_rx"] == 1 and prio["paused_ns"] == 102_400_000

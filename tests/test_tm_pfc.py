@@ -52,7 +52,7 @@ def test_quantum_is_512_bit_times(rate, quanta, ns):
 
 
 def test_pause_time_accounting_with_overlapping_frames():
-    state = PfcState(1, 100_000_000, frozenset({3}), 0xFFFF, 10_000)
+    state = PfcState(1, 100_000_000, 0xFFFF, 10_000)
     pfc = lambda q: parse_mac_control(build_pfc_frame(SRC, {3: q}))
     state.receive(pfc(100), 0)                  # 512 µs
     state.receive(pfc(100), 200_000)            # extended: now until 712 µs
@@ -65,7 +65,7 @@ def test_pause_time_accounting_with_overlapping_frames():
 
 
 def test_ingress_accounting_fills_shared_then_headroom():
-    state = PfcState(1, 100_000_000, frozenset({3}), 0xFFFF, 3_000)
+    state = PfcState(1, 100_000_000, 0xFFFF, 3_000)
     assert state.charge(3, 1500, 4000) == 1500 and state.charge(3, 1500, 4000) == 1500
     assert not state.needs_xoff(3)
     assert state.charge(3, 1500, 4000) == 0     # would pass XOFF: headroom

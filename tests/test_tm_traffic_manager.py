@@ -338,3 +338,19 @@ def test_set_pipeline_flushes_queues_and_releases_buffer():
     assert stats["buffer"]["shared_used"] == 0 and stats["buffer"]["headroom_used"] == 0
     assert stats["ports"][2]["priorities"][3]["drops"] == {"pipeline_swap": 5}
     assert [c.quanta[3] for _, c in wire.pfc(1)] == [0xFFFF, 0]   # the peer is released too
+
+
+def test_egress_failure_costs_one_packet():
+    class Flaky(EchoPipeline):
+        def egress(self, job, meta):
+            if job.ctx == frame(100, 1):
+                raise ZeroDivisionError("bug in the program")
+            return super().egress(job, meta)
+
+    tm, wire, _ = make_tm({"rate": "100M"}, [1, 2])
+    tm.set_pipeline(Flaky())
+    for tag in (0, 1, 2):
+        tm.enqueue(job(2, 0, frame(100, tag)), 0)
+    run_until_idle(tm)
+    assert [f for _, f in wire.data(2)] == [frame(100, 0), frame(100, 2)]
+    assert tm.stats()["ports"][2]["priorities"][0]["drops"] == {"pipeline_error": 1}

@@ -90,7 +90,8 @@ def test_busbw_factors_and_accounting():
     assert busbw_factor("allreduce-hd", 4) == pytest.approx(1.5)
     for kind in ("allgather", "reducescatter", "alltoall"):
         assert busbw_factor(kind, 8) == pytest.approx(7 / 8)
-    assert busbw_factor("incast", 8) == 1.0
+    assert busbw_factor("incast", 8) == 7.0          # goodput into the sink
+    assert busbw_factor("background", 8) == 1.0
     rec = CollectiveRecord("allreduce", 8, 8_000_000, 0, time=0.5)
     assert rec.algbw == pytest.approx(16e6)
     assert rec.busbw == pytest.approx(16e6 * 14 / 8)

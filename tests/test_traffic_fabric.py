@@ -13,8 +13,8 @@ RATE = 100_000_000
 
 
 def test_ring_allreduce_on_leafspine(tmp_path):
-    description = leafspine(spines=2, leaves=2, hosts_per_leaf=2, host_rate=RATE, prefix="flt",
-                            grpc_port_base=19600)
+    description = leafspine(spines=2, leaves=2, hosts_per_leaf=2, host_rate=RATE, prefix="tr",
+                            grpc_port_base=22600)
     hosts = [h.name for h in description.hosts]
     size = 2_000_000
     with FabricNetwork(description, tmp_path / "run"):

@@ -163,3 +163,20 @@ def test_cli_defaults_to_the_newest_run_dir(tmp_path, monkeypatch, capsys):
     assert main(["traffic", "allreduce", "--hosts", "h1,h2"]) == 2
     err = capsys.readouterr().err
     assert "no host 'h1'" in err and "up-2" in err
+
+
+def test_data_priority_comes_from_the_controller_settings(tmp_path):
+    from fabriclab.controller.settings import ControllerSettings
+    from fabriclab.traffic.cli import data_priority
+
+    assert data_priority(tmp_path, 26) == 3                      # no controller.json: the defaults
+    ControllerSettings(dscp_priority={26: 5, 48: 6}, default_priority=1).save(tmp_path / "controller.json")
+    assert data_priority(tmp_path, 26) == 5 and data_priority(tmp_path, 10) == 1
+
+
+def test_a_failing_agent_is_reported_with_its_reason(veth):
+    hosts = _handles(veth)
+    hosts[1].ifname = "flnosuch0"
+    with pytest.raises(RuntimeError, match="no interface flnosuch0"):
+        with ScheduleRunner(collectives.build("incast", 2, 1000), hosts, [], line_rate=RATE, mtu=1024):
+            pass

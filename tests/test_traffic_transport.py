@@ -71,6 +71,7 @@ def test_exact_delivery_of_random_data(veth):
         pair.run(lambda: all(m.completed for m in msgs))
         assert pair.received == data
         assert pair.qp.retransmissions == 0 and pair.qp.snd_una == pair.qp.next_psn
+        assert 0 < pair.qp.srtt < 1 and pair.a.rto(pair.qp) == max(0.02, pair.qp.srtt + 4 * pair.qp.rttvar)
         assert pair.qp.next_psn == -(-2_000_000 // 1024) + 1 + 3
     finally:
         pair.close()
@@ -104,6 +105,7 @@ def test_tail_loss_recovers_by_timeout_across_psn_wrap(veth):
         pair.run(lambda: msg.completed is not None)
         assert pair.received == [data]
         assert pair.qp.timeouts >= 1 and pair.qp.retransmissions >= 5
+        assert pair.qp.backoff == 1                          # progress resets the exponential backoff
         assert responder.epsn == start + 5
     finally:
         pair.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -28,8 +29,9 @@ from fabriclab.topologies.description import FabricDescription
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PROGRAM = REPO_ROOT / "p4" / "fabric.p4"
-SWITCH_START_TIMEOUT_S = 60.0     # a python switch compiles fabric.p4 at start; 2 cores shared
+SWITCH_START_TIMEOUT_S = 60.0     # one Python interpreter with grpc per switch, on 2 shared cores
 CONTROLLER_TIMEOUT_S = 120.0
+RUNTIME_API_OFFSET = 1000          # target/runtime_api.py default_api_addr: the P4Runtime port + 1000
 
 Progress = Callable[[str], None]
 
@@ -90,6 +92,11 @@ class FabricNetwork:
             # Never build over (and later delete) another fabric's interfaces.
             raise UserError(f"interface {taken[0]} already exists: another fabric uses these node names "
                             "(give --prefix, or run fabriclab clean)")
+        for sw in self.description.switches:
+            for port, what in ((sw.grpc_port, "P4Runtime"), (sw.grpc_port + RUNTIME_API_OFFSET, "runtime API")):
+                if not port_free(port):
+                    raise UserError(f"port {port} ({what} of switch {sw.name}) is in use: another fabric? "
+                                    "(give --grpc-port-base)")
         try:
             self._step("writing run directory", self._write_run_dir)
             self._step("creating nodes and links", self._build)
@@ -150,7 +157,7 @@ class FabricNetwork:
         build = self.run_dir / "build"
         build.mkdir(exist_ok=True)
         out = build / f"{self.program.stem}.json"
-        result = subprocess.run(["p4c-bm2-ss", "--arch", "v1model", "-o", str(out),
+        result = subprocess.run(["p4c-bm2-ss", "-o", str(out),    # v1model is its default architecture
                                  "--p4runtime-files", str(self.p4info_path), str(self.program)],
                                 capture_output=True, text=True)
         if result.returncode != 0:
@@ -160,7 +167,7 @@ class FabricNetwork:
 
     @property
     def p4info_path(self) -> Path:
-        return self.run_dir / "build" / f"{self.program.stem}.p4info.txtpb"
+        return self.run_dir / "build" / f"{self.program.stem}.p4info.txt"   # .txt: text format in every p4c
 
     def _build(self) -> None:
         from mininet.link import Link
@@ -285,6 +292,15 @@ class FabricNetwork:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def interface_names(description: FabricDescription) -> list[str]:

@@ -160,9 +160,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None)
     add_transport_arguments(parser)
     args = parser.parse_args(argv)
-    config = transport_config(args)
-    config.seed = args.seed
-    transport = HostTransport(args.ifname, config, clock=time.monotonic)
+    try:
+        config = transport_config(args)
+        config.seed = args.seed
+        transport = HostTransport(args.ifname, config, clock=time.monotonic)
+    except (UserError, OSError) as exc:
+        print(f"fabriclab agent: error: {exc}", file=sys.stderr)
+        return 2
     try:
         Agent(transport).serve()
     except KeyboardInterrupt:

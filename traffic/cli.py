@@ -30,7 +30,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "runs/*/ with a fabric.json)")
     parser.add_argument("--timeout", default="600s", help="give up after this long (default 600s)")
     add_transport_arguments(parser, rate_help="host link rate (default: the hosts' link rate in fabric.json)")
-    parser.set_defaults(rate=None)
+    parser.set_defaults(rate=None, priority=None)  # defaults from fabric.json and controller.json
 
 
 def find_mininet_host_pid(name: str) -> int:
@@ -76,6 +76,17 @@ def resolve_hosts(run_dir: str | Path, names: list[str]):
     return handles, min(rates), fabric.mtu
 
 
+def data_priority(run_dir: Path, dscp: int) -> int:
+    """The priority the fabric's controller gives ``dscp`` (what PFC pauses), from controller.json."""
+    from fabriclab.controller.settings import DEFAULT_DSCP_PRIORITY, ControllerSettings
+
+    path = run_dir / "controller.json"
+    if not path.exists():
+        return DEFAULT_DSCP_PRIORITY.get(dscp, 0)
+    settings = ControllerSettings.load(path)
+    return settings.dscp_priority.get(dscp, settings.default_priority)
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -87,8 +98,6 @@ def run(args: argparse.Namespace) -> int:
     from fabriclab.traffic.transport import HDR_LEN
     from fabriclab.units import parse_duration, parse_size
 
-    HEADER_BYTES = HDR_LEN - 14 + 4  # IP + UDP + BTH + ICRC count against the IP MTU
-
     names = [n.strip() for n in args.hosts.split(",") if n.strip()]
     if len(names) < 2 or len(set(names)) != len(names):
         raise UserError("--hosts needs at least two distinct host names")
@@ -99,12 +108,16 @@ def run(args: argparse.Namespace) -> int:
         schedule = collectives.load_trace(args.pattern)
     else:
         schedule = collectives.build(args.pattern, len(names), size)
-    hosts, link_rate, fabric_mtu = resolve_hosts(args.run_dir or newest_run_dir(), names)
+    run_dir = Path(args.run_dir or newest_run_dir())
+    hosts, link_rate, fabric_mtu = resolve_hosts(run_dir, names)
     if args.rate is None:
         args.rate = str(link_rate)
+    if args.priority is None:
+        args.priority = data_priority(run_dir, args.dscp_data)
     config = transport_config(args)  # check every transport option before starting agents
-    if config.mtu + HEADER_BYTES > fabric_mtu:
-        raise UserError(f"--mtu {config.mtu} + {HEADER_BYTES} bytes of headers exceeds the fabric MTU {fabric_mtu}")
+    headers = HDR_LEN - 14 + 4  # IP + UDP + BTH + ICRC count against the IP MTU
+    if config.mtu + headers > fabric_mtu:
+        raise UserError(f"--mtu {config.mtu} + {headers} bytes of headers exceeds the fabric MTU {fabric_mtu}")
     line_rate = config.line_rate
     console = Console()
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -4,7 +4,8 @@
   (FCT / the FCT the flow would have alone on an idle path, >= 1; as the HPCC simulator reports);
 * per collective: completion time, algbw = S / time and busbw = algbw × factor, where the factor
   is nccl-tests' (doc/PERFORMANCE.md): all-reduce 2(n−1)/n; all-gather, reduce-scatter and
-  all-to-all (n−1)/n; anything else 1.
+  all-to-all (n−1)/n. nccl-tests has no incast: ours uses n−1, so its busbw is the goodput into
+  the sink (n−1 senders of S bytes each). Anything else: 1.
 
 Records are saved as JSON lines, one object per flow or collective iteration.
 """
@@ -29,6 +30,8 @@ def busbw_factor(pattern: str, ranks: int) -> float:
         return 2 * (ranks - 1) / ranks
     if pattern in ("allgather", "reducescatter", "alltoall"):
         return (ranks - 1) / ranks
+    if pattern == "incast":
+        return float(ranks - 1)
     return 1.0
 
 

@@ -11,8 +11,10 @@ contrib layers and adds what they lack:
   Its ``get_pause_time`` uses 1.024 µs per quantum at 1 Gbit/s, twice the 512 bit times the
   standard defines, so pause times are computed here (``pause_quanta_to_seconds``).
 
-tshark (4.0) decodes UDP 4791 as "InfiniBand" (RRoCE) by default, with no ``-d`` option; MAC
-control frames decode as "MAC Control" with the class-enable vector and the eight timers.
+tshark (4.0) decodes UDP 4791 as "InfiniBand" (RRoCE: BTH, RETH, AETH with ACK/NAK syndromes)
+by default, no ``-d udp.port==4791,infiniband`` needed; it names the CNP opcode "Unknown (129)".
+MAC control frames decode as "MAC Control": PFC as "Class Based Flow Control [CBFC] Pause" with
+the class-enable vector and the eight timers, 802.3x as "Pause" with its one timer.
 """
 from __future__ import annotations
 

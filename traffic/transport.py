@@ -8,8 +8,12 @@ What it does, per queue pair (QP):
   AckReq (every ``ack_every`` packets and on a message's last packet), re-ACKs duplicates, and
   NAKs the first out-of-order packet with "PSN sequence error" (IBTA vol.1 9.7.5.2.8);
 * the requester does go-back-N: on a NAK it resends from the NAK's PSN; when an ACK it asked
-  for has not come ``rto`` seconds after the request (and nothing was acknowledged meanwhile) it
+  for has not come one RTO after the request (and nothing was acknowledged meanwhile) it
   resends from the oldest unacknowledged PSN. A window bounds PSNs in flight;
+* the RTO adapts like TCP's (RFC 6298: SRTT + 4·RTTVAR from ACKed first transmissions, with
+  ``rto`` as the floor, doubled on each consecutive timeout). Fixed IB-style timeouts would fire
+  spuriously whenever a software switch's queues stretch the RTT, and each spurious go-back-N
+  adds a window of duplicates to those very queues;
 * notification point: a CE-marked data packet makes the responder send a CNP (DSCP 48) to that
   QP, at most one per ``cnp_interval``; reaction point: a CNP cuts the QP's DCQCN rate;
 * each QP is paced to its current rate, and the host to the line rate;
@@ -109,7 +113,7 @@ class TransportConfig:
     cnp_interval: float | None = None  # s; default: dcqcn.cnp_interval, or 50 µs × 1000
     window: int = 256                 # PSNs in flight per QP
     ack_every: int = 16               # AckReq on every Nth packet (and each message's last)
-    rto: float = 0.1                  # s without an owed ACK before go-back-N from the oldest unacked
+    rto: float = 0.1                  # s: the least RTO (the RTO adapts to the measured RTT above it)
     burst: int = 4                    # packets a late pacer may send back to back
     drop_probability: float = 0.0     # test knob: drop arriving data packets
     ce_probability: float = 0.0       # test knob: treat arriving data packets as CE-marked
@@ -154,6 +158,10 @@ class QueuePair:
     last_progress: float = 0.0        # last time the acknowledged PSN advanced
     last_ackreq_sent: float = 0.0     # an ACK is owed within the RTO after this ...
     owed_psn: int = -1                # ... covering this PSN (the last one sent with AckReq)
+    srtt: float | None = None         # smoothed RTT and its variation (RFC 6298)
+    rttvar: float = 0.0
+    rtt_probe: tuple[int, float] | None = None  # (PSN, first-transmission time) being timed
+    backoff: int = 1                  # RTO multiplier: doubles per consecutive timeout
     highest_sent: int = 0             # one past the highest PSN ever transmitted
     header_payload: int = 0           # payload length the data header template is patched for
     packets_sent: int = 0
@@ -191,8 +199,10 @@ class QueuePair:
 
 def interface_mac(ifname: str) -> bytes:
     # `ip` rather than /sys: sysfs shows the namespace it was mounted in, not the caller's
-    out = subprocess.run(["ip", "-j", "link", "show", "dev", ifname], capture_output=True, text=True, check=True).stdout
-    return bytes.fromhex(json.loads(out)[0]["address"].replace(":", ""))
+    proc = subprocess.run(["ip", "-j", "link", "show", "dev", ifname], capture_output=True, text=True)
+    if proc.returncode:
+        raise OSError(f"no interface {ifname} in this network namespace")
+    return bytes.fromhex(json.loads(proc.stdout)[0]["address"].replace(":", ""))
 
 
 def interface_ipv4(ifname: str) -> str:
@@ -373,12 +383,16 @@ class HostTransport:
             self.sock.sendmsg([hdr, payload, icrc(hdr, payload)])
         except BlockingIOError:
             return 0  # socket buffer full: try again on the next poll
-        if psn < qp.highest_sent:
+        first_transmission = psn >= qp.highest_sent
+        if first_transmission:
+            qp.highest_sent = psn + 1
+        else:
             qp.retransmissions += 1
-        qp.highest_sent = max(qp.highest_sent, psn + 1)
         if ackreq:
             qp.last_ackreq_sent = now
             qp.owed_psn = psn
+            if qp.rtt_probe is None and first_transmission:  # Karn: never time a retransmission
+                qp.rtt_probe = (psn, now)
         qp.snd_nxt = psn + 1
         qp.packets_sent += 1
         frame_len = HDR_LEN + length + 4
@@ -397,6 +411,15 @@ class HostTransport:
             return
         qp.snd_una = min(upto, qp.next_psn)
         qp.last_progress = now
+        qp.backoff = 1
+        if qp.rtt_probe and qp.rtt_probe[0] < upto:
+            sample = now - qp.rtt_probe[1]
+            if qp.srtt is None:
+                qp.srtt, qp.rttvar = sample, sample / 2
+            else:
+                qp.rttvar = 0.75 * qp.rttvar + 0.25 * abs(qp.srtt - sample)
+                qp.srtt = 0.875 * qp.srtt + 0.125 * sample
+            qp.rtt_probe = None
         if qp.snd_nxt < qp.snd_una:
             qp.snd_nxt = qp.snd_una
         while qp.messages and qp.messages[0].last_psn < qp.snd_una:
@@ -549,6 +572,11 @@ class HostTransport:
         self.pause_frames += 1
         self.paused_until = now + packets.pause_quanta_to_seconds(quanta, self.config.line_rate) if quanta else 0.0
 
+    def rto(self, qp: QueuePair) -> float:
+        """The QP's current retransmission timeout."""
+        base = self.config.rto if qp.srtt is None else max(self.config.rto, qp.srtt + 4 * qp.rttvar)
+        return base * qp.backoff
+
     def _transmit(self, now: float) -> float | None:
         """Send every packet whose time has come; returns when the next one is due."""
         cfg = self.config
@@ -563,8 +591,10 @@ class HostTransport:
             for _ in range(len(self._rr)):
                 qp = self._rr[0]
                 self._rr.rotate(-1)
-                if qp.snd_una <= qp.owed_psn and now - max(qp.last_progress, qp.last_ackreq_sent) > cfg.rto:
+                if qp.snd_una <= qp.owed_psn and now - max(qp.last_progress, qp.last_ackreq_sent) > self.rto(qp):
                     qp.timeouts += 1
+                    qp.backoff = min(64, qp.backoff * 2)
+                    qp.rtt_probe = None
                     qp.snd_nxt = qp.snd_una
                     qp.last_progress = now
                 if qp.rate:
@@ -573,7 +603,7 @@ class HostTransport:
                 if not qp.has_work:
                     continue
                 if qp.snd_nxt - qp.snd_una >= cfg.window:
-                    due = max(qp.last_progress, qp.last_ackreq_sent) + cfg.rto
+                    due = max(qp.last_progress, qp.last_ackreq_sent) + self.rto(qp)
                     wake = due if wake is None else min(wake, due)
                     continue
                 due = max(qp.next_send_time, self._next_host_send)
