@@ -794,6 +794,9 @@ class Generator:
             aq = qualified_name(adecl.name, adecl.annotations, inst.path if entity.control else None)
             fnname = self.action_fns[id(adecl)] if entity.control else self.top_action_fns[id(adecl)]
             entries.append(f"{aq!r}: {fnname}")
+        if decl.default_action is None and not any(e.startswith("'NoAction'") for e in entries):
+            # p4c's implicit default: NoAction, added to the table as a default-only action
+            entries.append(f"'NoAction': {self.top_action_fns[id(self.typed.top_actions['NoAction'])]}")
         for ref in decl.actions:
             if ref.args:
                 raise unsupported("binding action arguments in a table's action list", ref.loc)

@@ -313,6 +313,8 @@ class _InfoBuilder:
             info.default_action = "NoAction"
             if "NoAction" not in self.info.actions:
                 self.info.actions["NoAction"] = program.ActionInfo("NoAction", [], [])
+            if all(ref.name != "NoAction" for ref in refs):
+                refs.append(program.ActionRef("NoAction", "DEFAULT_ONLY"))
         if t.implementation is not None:
             info.implementation = instance_name(t.implementation.ref, inst.path if t.implementation.ref.control else None)
             self.info.action_profiles[info.implementation].tables.append(qname)
