@@ -17,6 +17,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from fabriclab.scenarios.report import SUMMARY_METRICS, metric, write_report
@@ -33,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
 
-    table = Table(title=f"{scenario.name}: {scenario.description}")
+    console.print(f"[bold]{escape(scenario.name)}[/bold]: {escape(scenario.description)}")
+    table = Table()
     table.add_column("metric")
     for vname in results["variants"]:
         table.add_column(vname, justify="right")
@@ -45,11 +47,11 @@ def run(args: argparse.Namespace) -> int:
     console.print(table)
     for vname, result in results["variants"].items():
         if result.get("error"):
-            console.print(f"[red]variant {vname}: {result['error']}[/red]")
+            console.print(f"[red]variant {escape(vname)}: {escape(result['error'])}[/red]")
     held = True
     for exp in results["expectations"]:
         mark = "[green]✔[/green]" if exp["held"] else "[red]✘[/red]"
-        console.print(f"{mark} {exp['text']}   ({exp['detail']})")
+        console.print(f"{mark} {escape(exp['text'])}   ({escape(exp['detail'])})")
         held &= exp["held"]
     console.print(f"report: {report}")
     return 0 if held else 1

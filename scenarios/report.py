@@ -49,8 +49,8 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
-def _variant_axes(count: int, title: str) -> tuple[plt.Figure, list]:
-    fig, axes = plt.subplots(1, count, figsize=(5.2 * count, 3.6), squeeze=False, sharey=True)
+def _variant_axes(count: int, title: str, sharey: bool = True) -> tuple[plt.Figure, list]:
+    fig, axes = plt.subplots(1, count, figsize=(5.2 * count, 3.6), squeeze=False, sharey=sharey)
     fig.suptitle(title)
     return fig, list(axes[0])
 
@@ -72,7 +72,7 @@ def plot_queues(variants: dict[str, dict], out: Path) -> Path:
 
 
 def plot_pauses(variants: dict[str, dict], out: Path) -> Path:
-    fig, axes = _variant_axes(len(variants), "PFC pause intervals (who was paused, when)")
+    fig, axes = _variant_axes(len(variants), "PFC pause intervals (who was paused, when)", sharey=False)
     for ax, (name, result) in zip(axes, variants.items()):
         intervals = result.get("timeseries", {}).get("pause_intervals", [])
         lanes = sorted({f"{port} p{prio}" for _, _, port, prio in intervals})

@@ -55,7 +55,7 @@ def test_bare_forwarder_carries_the_tagged_frames(tmp_path):
 
 
 def test_compare_forwarders_reports_every_figure(tmp_path):
-    figures = dataplane.compare_forwarders(tag=_tag(), seconds=0.3, bisections=2, tcp_seconds=1)
+    figures = dataplane.compare_forwarders(tag=_tag(), seconds=0.3, bisections=2, tcp_seconds=1, status=print)
     for key in ("fabriclab_pps", "bare_pps", "fabriclab_tcp_mbps", "bare_tcp_mbps", "rtt_ms", "bare_rtt_ms"):
         assert figures[key] > 0, key
     assert figures["program"] == "fabric.p4"
