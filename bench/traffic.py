@@ -91,7 +91,6 @@ def allreduce_busbw(run_dir: Path, size: int = ALLREDUCE_SIZE, iterations: int =
             "allreduce_retransmissions": retransmissions, "switch_drops": drops}
 
 
-
 def run(args: argparse.Namespace) -> dict:
     from mininet.log import setLogLevel
     from rich.console import Console

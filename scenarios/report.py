@@ -28,7 +28,8 @@ HOT_PORTS = 4  # queue plots show the ports whose queues grew most
 SUMMARY_METRICS = [
     ("drops.lossless", "lossless drops"), ("drops.lossy", "lossy drops"), ("pfc_pause_tx", "PFC pauses sent"),
     ("pfc_pause_rx", "PFC pauses received"), ("ecn_marked", "ECN marks"), ("cnp", "CNPs"),
-    ("retransmissions", "retransmissions"), ("max_queue_pkts", "max queue (pkts)"), ("cct_s", "CCT (s)"),
+    ("retransmissions", "retransmissions"), ("max_queue_pkts", "max queue (pkts)"), ("hot_queue_mean_pkts", "hot queue mean (pkts)"),
+    ("fairness", "Jain fairness"), ("cct_s", "CCT (s)"),
     ("busbw_mbps", "busbw (Mbit/s)"), ("victim_mbps", "victim (Mbit/s)"),
 ]
 

@@ -214,11 +214,14 @@ def switch_metrics(samples: list[tuple[float, dict[str, dict]]], lossless: set[i
                         paused_since[lane] = t
                     elif not q.get("paused") and lane in paused_since:
                         intervals.append([paused_since.pop(lane), t, key, int(prio)])
+    # the hottest queue's average depth while it was busy: the burst's peak aside, how long
+    # the queue stays built up is what ECN+DCQCN changes
+    busy_means = [sum(v for v in series if v) / max(1, sum(1 for v in series if v)) for series in queue.values()]
     for lane, start in paused_since.items():
         key, prio = lane.split("|")
         intervals.append([start, times[-1], key, int(prio)])
     return {"drops": drops, "pfc_pause_tx": pause_tx, "pfc_pause_rx": pause_rx, "max_queue_pkts": max_queue,
-            "headroom_overflow": overflow,
+            "headroom_overflow": overflow, "hot_queue_mean_pkts": max(busy_means, default=0.0),
             "timeseries": {"t": times, "queue_pkts": queue, "throughput_mbps": throughput,
                            "pause_intervals": sorted(intervals)}}
 
@@ -238,7 +241,9 @@ def traffic_metrics(plan: TrafficPlan, flows: list, t0: float) -> dict:
             continue
         cct = max(r.end for r in records) - min(r.start for r in records)
         algbw = entry["size"] / cct if cct > 0 else 0.0
+        rates = [r.bytes * 8 / 1e6 / r.fct for r in records if r.fct > 0]
         per_entry[name] = {
+            "fairness": sum(rates) ** 2 / (len(rates) * sum(x * x for x in rates)) if rates else None,
             "pattern": entry["pattern"], "cct_s": cct, "bytes": sum(r.bytes for r in records),
             "rate_mbps": sum(r.bytes for r in records) * 8 / 1e6 / cct if cct > 0 else 0.0,
             "algbw_mbps": algbw * 8 / 1e6,
@@ -251,18 +256,19 @@ def traffic_metrics(plan: TrafficPlan, flows: list, t0: float) -> dict:
         fcts += [r.fct for r in records]
     collectives = [e for e in per_entry.values() if e["pattern"] in COLLECTIVE_PATTERNS]
     main = collectives[0] if collectives else next(iter(per_entry.values()), {})
-    rates = {}
+    flow_rates = {}
     for record in flows:
         points = [(t - t0, bps / 1e6) for t, bps in record.rate_samples]
         if points:
-            rates[f"{plan.entry_of_flow[record.flow]}#{record.flow}"] = points
+            flow_rates[f"{plan.entry_of_flow[record.flow]}#{record.flow}"] = points
     return {
         "flows": per_entry,
         "cct_s": main.get("cct_s"), "busbw_mbps": main.get("busbw_mbps"), "algbw_mbps": main.get("algbw_mbps"),
+        "fairness": main.get("fairness"),
         "retransmissions": sum(r.retransmissions for r in flows),
         "cnp": sum(r.cnps_sent for r in flows),
         "victim_mbps": per_entry.get("victim", {}).get("rate_mbps"),
-        "timeseries": {"flow_rate_mbps": rates, "cct_s": ccts, "fct_s": fcts},
+        "timeseries": {"flow_rate_mbps": flow_rates, "cct_s": ccts, "fct_s": fcts},
     }
 
 
