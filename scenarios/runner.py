@@ -68,6 +68,8 @@ def transport_argv(config: dict) -> list[str]:
     argv = ["--rate", str(config["rate"]), "--mtu", str(min(transport["mtu"], 1024)),
             "--dcqcn", transport["preset"] if transport["dcqcn"] else "off",
             "--dscp-data", str(transport["data_dscp"]), "--dscp-cnp", str(transport["cnp_dscp"])]
+    if transport["ooo"]:
+        argv.append("--ooo")
     if config.get("scale"):
         argv += ["--scale", str(config["scale"])]
     return argv

@@ -111,7 +111,7 @@ SWITCH = {
     "ecn": ECN, "lb": _choice(*LB_MODES), "flowlet_gap": _unit(parse_duration),
     "scheduler": _choice("strict", "dwrr"),
 }
-TRANSPORT = {"dcqcn": _bool, "preset": _choice(*DCQCN_PRESETS), "mtu": _int(256, 9000),
+TRANSPORT = {"dcqcn": _bool, "preset": _choice(*DCQCN_PRESETS), "ooo": _bool, "mtu": _int(256, 9000),
              "data_dscp": _int(0, 63), "cnp_dscp": _int(0, 63)}
 FLOW = {
     "name": _str, "pattern": _choice(*PATTERNS), "hosts": _list_of(_str, 1), "src": _str, "dst": _str,
@@ -131,7 +131,7 @@ DEFAULTS: dict[str, Any] = {
     "switch": {"pfc": True, "lossless_priorities": [3], "buffer": "auto", "xoff": "auto", "xon": "auto",
                "headroom": "auto", "alpha": 0.125, "lb": "ecmp", "flowlet_gap": 0.005, "scheduler": "strict",
                "ecn": {"enabled": False, "kmin": 5_000, "kmax": 200_000, "pmax": 0.01}},
-    "transport": {"dcqcn": False, "preset": "paper", "mtu": 1500, "data_dscp": 26, "cnp_dscp": 48},
+    "transport": {"dcqcn": False, "preset": "paper", "ooo": False, "mtu": 1500, "data_dscp": 26, "cnp_dscp": 48},
     "traffic": [], "capture": [],
 }
 
