@@ -50,7 +50,7 @@ def leafspine_network(params: dict, run_dir: Path, prefix: str, grpc_port_base: 
     return FabricNetwork(description, run_dir, progress=progress)
 
 
-def measure_fabric(params: dict, run_dir: Path, prefix: str = "fb", grpc_port_base: int = GRPC_PORT_BASE,
+def measure_fabric(params: dict, run_dir: Path, prefix: str = "flbf", grpc_port_base: int = GRPC_PORT_BASE,
                    progress: Callable[[str], None] | None = None) -> dict:
     """Bring the fabric up, ping all pairs, read memory, tear it down; the figures."""
     from fabriclab.topologies.checks import ping_all
@@ -98,11 +98,13 @@ def run(args: argparse.Namespace) -> dict:
                 console.log(f"{name}: {step}")
 
             with tempfile.TemporaryDirectory(prefix=f"fabriclab-bench-{name}-") as tmp:
-                results[name] = measure_fabric(params, Path(tmp) / "run", prefix=f"fb{index}",
+                results[name] = measure_fabric(params, Path(tmp) / "run", prefix=f"flbf{index}",
                                                grpc_port_base=GRPC_PORT_BASE + 100 * index, progress=progress)
-    table = Table(title="Mininet leaf-spine bring-up (python switches, fabric.p4, os-ken controller)")
+    table = Table(title="Mininet leaf-spine bring-up (python switches, fabric.p4, os-ken controller)",
+                  caption="up: to routes installed and hosts configured; ping: every ordered host pair; "
+                          "RSS: mean per switch process")
     table.add_column("fabric", no_wrap=True)
-    for column in ("switches", "hosts", "up s", "pingall s", "clean", "routes", "RSS MiB/switch"):
+    for column in ("switches", "hosts", "up s", "ping s", "clean", "routes", "RSS MiB"):
         table.add_column(column, justify="right")
     for name, r in results.items():
         table.add_row(name, str(r["switches"]), str(r["hosts"]), f"{r['up_s']:.1f}", f"{r['pingall_s']:.1f}",

@@ -47,7 +47,7 @@ def transport_options(rate_bps: int, mtu: int | None = None) -> argparse.Namespa
 
 
 def allreduce_busbw(run_dir: Path, size: int = ALLREDUCE_SIZE, iterations: int = ALLREDUCE_ITERATIONS,
-                    fabric: dict = ALLREDUCE_FABRIC, prefix: str = "bt", grpc_port_base: int = GRPC_PORT_BASE,
+                    fabric: dict = ALLREDUCE_FABRIC, prefix: str = "flbt", grpc_port_base: int = GRPC_PORT_BASE,
                     progress: Callable[[str], None] | None = None,
                     on_flows: Callable[[int, int], None] | None = None) -> dict:
     """Ring all-reduce over every host of a leaf-spine: median busbw and the link rate.

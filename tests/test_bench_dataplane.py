@@ -10,6 +10,7 @@ from scapy.all import IP, UDP, Ether
 
 from fabriclab.bench import dataplane
 from fabriclab.bench.rawflow import TAG_OFFSET, udp_frame
+from fabriclab.errors import UserError
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces)")]
 
@@ -62,3 +63,40 @@ def test_compare_forwarders_reports_every_figure(tmp_path):
     # read back from the switch's own counters as it exited: reasons and positive counts
     assert all(":" in reason and count > 0 for reason, count in figures["fabriclab_switch_drops"].items())
     assert figures["ratio"] == pytest.approx(figures["fabriclab_pps"] / figures["bare_pps"], rel=0.01)
+
+
+def _fake_forwarder(monkeypatch, capacity: float, sender_max: float) -> list[float]:
+    """udp_step replaced by a forwarder that loses what exceeds ``capacity`` behind a sender
+    that cannot offer more than ``sender_max``; returns the rates asked for."""
+    asked = []
+
+    def udp_step(topo, dst_mac, rate, seconds):
+        asked.append(rate)
+        offered = min(rate, sender_max) * seconds
+        received = min(offered, capacity * seconds)
+        return {"offered_pps": offered / seconds, "sent": offered, "received": received,
+                "loss": 1 - received / offered, "delivered_pps": received / seconds}
+
+    monkeypatch.setattr(dataplane, "udp_step", udp_step)
+    return asked
+
+
+def test_rate_search_converges_on_the_forwarders_capacity(monkeypatch):
+    asked = _fake_forwarder(monkeypatch, capacity=30_000, sender_max=1e9)
+    result = dataplane.max_udp_pps(None, "", seconds=1, bisections=5)
+    assert not result["sender_limited"]
+    assert 30_000 * 0.95 <= result["pps"] <= 30_000          # 5 bisections of 16k..32k: within 2 %
+    assert asked[:5] == [2000, 4000, 8000, 16000, 32000]     # doubled until the first loss
+    assert len(asked) == 5 + 5
+
+
+def test_rate_search_reports_a_sender_that_cannot_keep_up(monkeypatch):
+    _fake_forwarder(monkeypatch, capacity=1e9, sender_max=50_000)
+    result = dataplane.max_udp_pps(None, "", seconds=1, bisections=5)
+    assert result["sender_limited"] and result["pps"] == 50_000
+
+
+def test_rate_search_fails_clearly_when_nothing_is_forwarded(monkeypatch):
+    _fake_forwarder(monkeypatch, capacity=0, sender_max=1e9)
+    with pytest.raises(UserError, match="does not forward"):
+        dataplane.max_udp_pps(None, "", seconds=1, bisections=5)

@@ -18,7 +18,7 @@ def test_rss_of_this_process_is_read_from_proc():
 
 def test_measure_fabric_reports_bring_up_ping_routes_and_memory(tmp_path):
     figures = bench.measure_fabric({"spines": 1, "leaves": 2, "hosts_per_leaf": 1}, tmp_path / "run",
-                                   prefix="tbf", grpc_port_base=21950)
+                                   prefix="flqf", grpc_port_base=21950)
     assert figures["switches"] == 3 and figures["hosts"] == 2
     assert figures["pairs"] == 2 and figures["pingall_clean"] and figures["unreachable_pairs"] == 0
     assert figures["routes"] > 0 and figures["entries"] >= figures["routes"]

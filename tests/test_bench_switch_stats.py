@@ -16,8 +16,8 @@ def _stats(port_drops: list[dict], tm_drops: dict, queue_drops: dict, switch_dro
 def test_drops_are_summed_by_place_and_reason():
     stats = _stats([{"rx_socket_full": 5}, {"rx_socket_full": 2, "tx_buffer_full": 1}], {"no_such_port": 4},
                    {"queue_full": 3}, {"pipeline_error": 1})
-    assert drops_by_reason(stats) == {"port:rx_socket_full": 7, "port:tx_buffer_full": 1, "switch:pipeline_error": 1,
-                                      "tm:no_such_port": 4, "tm:queue_full": 3}
+    assert drops_by_reason(stats) == {"port:rx_socket_full": 7, "port:tx_buffer_full": 1,
+                                      "switch:pipeline_error": 1, "tm:no_such_port": 4, "tm:queue_full": 3}
 
 
 def test_a_switch_that_dropped_nothing_reports_nothing():

@@ -26,7 +26,7 @@ def test_transport_options_run_at_the_link_rate():
 def test_allreduce_busbw_is_a_plausible_fraction_of_the_link(tmp_path):
     figures = bench.allreduce_busbw(tmp_path / "run", size=300_000, iterations=1,
                                     fabric={"spines": 1, "leaves": 2, "hosts_per_leaf": 1},
-                                    prefix="tbt", grpc_port_base=21970)
+                                    prefix="flqt", grpc_port_base=21970)
     assert figures["allreduce_ranks"] == 2 and figures["link_mbps"] == 100
     assert figures["allreduce_busbw_mbps"] > 0
     # the hosts pace at the link rate: the bus bandwidth cannot exceed it

@@ -48,6 +48,8 @@ def add_transport_arguments(parser: argparse.ArgumentParser, rate_help: str = "h
     parser.add_argument("--no-ecn", action="store_true", help="send data not-ECT (no ECN marking possible)")
     parser.add_argument("--drop-probability", type=float, default=0.0, help="test knob: drop received data")
     parser.add_argument("--ce-probability", type=float, default=0.0, help="test knob: treat data as CE-marked")
+    parser.add_argument("--ooo", action="store_true",
+                        help="tolerate reordering (packet spraying): out-of-order receive, selective repeat")
 
 
 def transport_argv(args: argparse.Namespace) -> list[str]:
@@ -60,6 +62,8 @@ def transport_argv(args: argparse.Namespace) -> list[str]:
         argv += ["--scale", str(args.scale)]
     if args.no_ecn:
         argv.append("--no-ecn")
+    if args.ooo:
+        argv.append("--ooo")
     return argv
 
 
@@ -83,7 +87,7 @@ def transport_config(args: argparse.Namespace) -> TransportConfig:
     return TransportConfig(mtu=args.mtu, line_rate=line_rate, dcqcn=dcqcn, dscp_data=args.dscp_data,
                            dscp_cnp=args.dscp_cnp, data_priority=args.priority, ecn_capable=not args.no_ecn, window=args.window,
                            rto=parse_duration(args.rto, "--rto"), drop_probability=args.drop_probability,
-                           ce_probability=args.ce_probability, keep_data=False,
+                           ce_probability=args.ce_probability, keep_data=False, ooo=args.ooo,
                            rate_sample_interval=scale.time(10e-6),
                            cnp_interval=scale.time(50e-6) if dcqcn is None else None)
 

@@ -10,6 +10,17 @@ What it does, per queue pair (QP):
 * the requester does go-back-N: on a NAK it resends from the NAK's PSN; when an ACK it asked
   for has not come one RTO after the request (and nothing was acknowledged meanwhile) it
   resends from the oldest unacknowledged PSN. A window bounds PSNs in flight;
+* opt-in reordering-tolerant mode (``ooo``), for per-packet spraying, after IRN (Mittal et al.,
+  "Revisiting Network Support for RDMA", SIGCOMM 2018) and the out-of-order placement of NICs
+  built for adaptive routing: the responder keeps any PSN in [ePSN, ePSN + window), places each
+  message's packets in PSN order and delivers messages in order once complete, ACKs cumulatively,
+  and NAKs a hole (once) when ``nak_threshold`` packets above it have arrived -- RFC 6675's
+  DupThresh rule, so that mere reordering between paths is not taken for loss. When a NAKed
+  PSN then arrives twice (late original, then the retransmission) the NAK was spurious, and the
+  QP raises its threshold above the number of packets that had overtaken the late one, as TCP
+  stacks raise their reordering estimate after a spurious retransmission (RFC 3708, RFC 4653).
+  The requester resends just the NAKed PSN (selective repeat); the RTO still goes back to the
+  oldest unacknowledged PSN, which recovers tail losses that no later packet reveals;
 * the RTO adapts like TCP's (RFC 6298: SRTT + 4·RTTVAR from ACKed first transmissions, with
   ``rto`` as the floor, doubled on each consecutive timeout). Fixed IB-style timeouts would fire
   spuriously whenever a software switch's queues stretch the RTT, and each spurious go-back-N
@@ -114,6 +125,8 @@ class TransportConfig:
     window: int = 256                 # PSNs in flight per QP
     ack_every: int = 16               # AckReq on every Nth packet (and each message's last)
     rto: float = 0.1                  # s: the least RTO (the RTO adapts to the measured RTT above it)
+    ooo: bool = False                 # accept reordered packets, selective repeat (default: go-back-N)
+    nak_threshold: int = 3            # ooo: packets held above a hole before it is NAKed (at first)
     burst: int = 4                    # packets a late pacer may send back to back
     drop_probability: float = 0.0     # test knob: drop arriving data packets
     ce_probability: float = 0.0       # test knob: treat arriving data packets as CE-marked
@@ -151,6 +164,7 @@ class QueuePair:
     rate: Dcqcn | None
     # requester half
     messages: deque = field(default_factory=deque)  # unacked messages, PSN order
+    resend: deque = field(default_factory=deque)    # ooo: NAKed PSNs to retransmit alone
     next_psn: int = 0                 # next new PSN to assign to a posted message
     snd_nxt: int = 0                  # next PSN to transmit
     snd_una: int = 0                  # oldest unacknowledged PSN
@@ -173,7 +187,11 @@ class QueuePair:
     rate_samples: list = field(default_factory=list)
     # responder half
     epsn: int = 0                     # next expected PSN
-    nak_outstanding: bool = False
+    nak_outstanding: bool = False     # the hole at epsn has been NAKed
+    nak_holes: dict = field(default_factory=dict)  # ooo: NAKed PSN -> packets held when it came (-1: not yet)
+    nak_threshold: int = 3            # ooo: held packets that make a hole a loss (adapts to reordering)
+    spurious_naks: int = 0            # ooo: NAKed PSNs that arrived twice
+    rx_pending: dict = field(default_factory=dict)  # ooo: PSN -> (opcode, ackreq, length, payload) above epsn
     msn: int = 0                      # messages completed (AETH MSN)
     rx_buffer: bytearray = field(default_factory=bytearray)
     rx_bytes_in_message: int = 0
@@ -188,13 +206,13 @@ class QueuePair:
 
     @property
     def has_work(self) -> bool:
-        return self.snd_nxt < self.next_psn
+        return self.snd_nxt < self.next_psn or bool(self.resend)
 
     def counters(self) -> dict:
         return {k: getattr(self, k) for k in (
             "qpn", "peer_ip", "packets_sent", "bytes_sent", "retransmissions", "timeouts", "naks_received",
             "cnps_received", "bytes_received", "packets_received", "duplicates", "out_of_order",
-            "dropped_by_test", "ce_received", "cnps_sent")}
+            "dropped_by_test", "ce_received", "cnps_sent", "spurious_naks", "nak_threshold")}
 
 
 def interface_mac(ifname: str) -> bytes:
@@ -319,7 +337,8 @@ class HostTransport:
         rate = Dcqcn(cfg.line_rate, cfg.dcqcn, now) if cfg.dcqcn else None
         qp = QueuePair(qpn=qpn, peer_ip=peer_ip, peer_mac=peer_mac, sport=sport,
                        data_header=bytearray(raw(data)[:HDR_LEN]), ack_header=bytearray(raw(ack)[:HDR_LEN]),
-                       cnp_frame=raw(cnp), rate=rate, last_progress=now, header_payload=cfg.mtu)
+                       cnp_frame=raw(cnp), rate=rate, last_progress=now, header_payload=cfg.mtu,
+                       nak_threshold=cfg.nak_threshold)
         if rate:
             qp.rate_samples.append((now, rate.rate))
         self.qps[(peer_ip, qpn)] = qp
@@ -347,10 +366,11 @@ class HostTransport:
         qp.messages.append(msg)
         return msg
 
-    def _send_data(self, qp: QueuePair, now: float) -> int:
-        """Transmit PSN ``qp.snd_nxt``; returns the frame length (0 if the socket was full)."""
+    def _send_data(self, qp: QueuePair, now: float, selective: int | None = None) -> int:
+        """Transmit PSN ``qp.snd_nxt``, or the earlier PSN ``selective`` alone (ooo mode's
+        selective repeat); returns the frame length (0 if the socket was full)."""
         cfg = self.config
-        psn = qp.snd_nxt
+        psn = qp.snd_nxt if selective is None else selective
         msgs = qp.messages
         idx = bisect.bisect_right(msgs, psn, key=lambda m: m.first_psn) - 1
         msg = msgs[idx]
@@ -366,8 +386,10 @@ class HostTransport:
             op = packets.OP_SEND_LAST
         else:
             op = packets.OP_SEND_MIDDLE
-        # ask for an ACK every ack_every PSNs, at a message's end, and when the window fills
-        ackreq = last or (psn + 1) % cfg.ack_every == 0 or psn + 1 - qp.snd_una >= cfg.window
+        # ask for an ACK every ack_every PSNs, at a message's end, and when the window fills; a
+        # selective retransmission fills the hole that holds the window back: have it acknowledged
+        ackreq = (last or (psn + 1) % cfg.ack_every == 0 or psn + 1 - qp.snd_una >= cfg.window
+                  or selective is not None)
         payload = self._zeros[:length] if msg.data is None else msg.data[offset:offset + length]
         hdr = qp.data_header
         if length != qp.header_payload:  # only a message's last packet is short
@@ -390,10 +412,12 @@ class HostTransport:
             qp.retransmissions += 1
         if ackreq:
             qp.last_ackreq_sent = now
-            qp.owed_psn = psn
+            # the highest PSN asked about: a selective retransmission must not hide a later request
+            qp.owed_psn = max(qp.owed_psn, psn)
             if qp.rtt_probe is None and first_transmission:  # Karn: never time a retransmission
                 qp.rtt_probe = (psn, now)
-        qp.snd_nxt = psn + 1
+        if selective is None:
+            qp.snd_nxt = psn + 1
         qp.packets_sent += 1
         frame_len = HDR_LEN + length + 4
         qp.bytes_sent += length
@@ -460,10 +484,13 @@ class HostTransport:
         if opcode == packets.OP_ACK:
             syndrome = frame[HDR_LEN]
             psn = unwrap_psn(psn24, qp.snd_una)
-            if syndrome & 0xE0 == 0x60:               # NAK: resend from its PSN
+            if syndrome & 0xE0 == 0x60:               # NAK: resend from its PSN (ooo: just it)
                 qp.naks_received += 1
                 self._acknowledge(qp, psn, now)
-                self._go_back(qp, psn)
+                if not self.config.ooo:
+                    self._go_back(qp, psn)
+                elif qp.snd_una <= psn < qp.snd_nxt and psn not in qp.resend:
+                    qp.resend.append(psn)
             elif syndrome & 0xE0 == 0:
                 self._acknowledge(qp, psn + 1, now)
             return
@@ -490,36 +517,97 @@ class HostTransport:
                 except BlockingIOError:
                     pass
         psn = unwrap_psn(psn24, qp.epsn)
+        ackreq = bool(word & 0x80000000)
         if psn < qp.epsn:                              # duplicate: re-acknowledge what we have
             qp.duplicates += 1
-            if word & 0x80000000:
+            overtaken_by = qp.nak_holes.pop(psn, -1) if cfg.ooo else -1
+            if overtaken_by >= 0:                      # a NAKed PSN twice: reordering, not loss
+                qp.spurious_naks += 1
+                qp.nak_threshold = max(qp.nak_threshold, min(overtaken_by + 1, cfg.window // 2))
+            if ackreq:
                 self._send_ack(qp, qp.epsn - 1, packets.AETH_ACK)
             return
-        if psn > qp.epsn:                              # gap: one NAK until the gap is filled
-            qp.out_of_order += 1
-            if not qp.nak_outstanding:
-                qp.nak_outstanding = True
-                self._send_ack(qp, qp.epsn, packets.AETH_NAK_PSN_SEQUENCE_ERROR)
+        length = end - HDR_LEN
+        payload = memoryview(frame)[HDR_LEN:end] if cfg.keep_data else None
+        if psn > qp.epsn:
+            if cfg.ooo:
+                self._hold(qp, psn, opcode, ackreq, length, payload)
+            else:                                      # gap: one NAK until the gap is filled
+                qp.out_of_order += 1
+                if not qp.nak_outstanding:
+                    self._nak_hole(qp)
             return
+        if qp.nak_outstanding and psn in qp.nak_holes:   # ooo: remember how late it came
+            qp.nak_holes[psn] = len(qp.rx_pending)
         qp.epsn += 1
         qp.nak_outstanding = False
         qp.packets_received += 1
-        length = end - HDR_LEN
         qp.bytes_received += length
-        qp.rx_bytes_in_message += length
-        if cfg.keep_data:
-            qp.rx_buffer += frame[HDR_LEN:end]
-        if opcode in (packets.OP_SEND_LAST, packets.OP_SEND_ONLY):
-            qp.msn += 1
-            nbytes, data = qp.rx_bytes_in_message, bytes(qp.rx_buffer) if cfg.keep_data else None
-            qp.rx_buffer.clear()
-            qp.rx_bytes_in_message = 0
-            if word & 0x80000000:
-                self._send_ack(qp, psn, packets.AETH_ACK)
-            if self.on_message:
+        done = self._place(qp, opcode, length, payload)
+        delivered = [done] if done else []
+        if qp.rx_pending:                              # ooo: the packets held above now follow on
+            ackreq |= self._drain(qp, delivered)
+            if len(qp.rx_pending) >= qp.nak_threshold:   # ... up to a further hole
+                self._nak_hole(qp)                       # which also ACKs below it
+                ackreq = False
+        if ackreq:
+            self._send_ack(qp, qp.epsn - 1, packets.AETH_ACK)
+        if self.on_message:
+            for nbytes, data in delivered:
                 self.on_message(qp, nbytes, data, now)
-        elif word & 0x80000000:
-            self._send_ack(qp, psn, packets.AETH_ACK)
+
+    def _place(self, qp: QueuePair, opcode: int, length: int, payload: memoryview | None) -> tuple | None:
+        """Append the packet at ePSN to its message; (bytes, data) when that completes the message."""
+        qp.rx_bytes_in_message += length
+        if payload is not None:
+            qp.rx_buffer += payload
+        if opcode not in (packets.OP_SEND_LAST, packets.OP_SEND_ONLY):
+            return None
+        qp.msn += 1
+        done = qp.rx_bytes_in_message, bytes(qp.rx_buffer) if payload is not None else None
+        qp.rx_buffer.clear()
+        qp.rx_bytes_in_message = 0
+        return done
+
+    def _hold(self, qp: QueuePair, psn: int, opcode: int, ackreq: bool, length: int,
+              payload: memoryview | None) -> None:
+        """ooo mode: keep a packet that arrived ahead of ePSN until the sequence reaches it."""
+        pending = qp.rx_pending
+        if psn in pending:
+            qp.duplicates += 1
+            return
+        qp.out_of_order += 1
+        if psn - qp.epsn >= self.config.window:
+            return  # beyond the receive window: a requester with a larger window resends it
+        pending[psn] = (opcode, ackreq, length, payload)
+        qp.packets_received += 1
+        qp.bytes_received += length
+        if len(pending) >= qp.nak_threshold and not qp.nak_outstanding:
+            self._nak_hole(qp)
+
+    def _nak_hole(self, qp: QueuePair) -> None:
+        """NAK the hole at ePSN ("PSN sequence error"): resend from it, or in ooo mode just it."""
+        qp.nak_outstanding = True
+        if self.config.ooo:
+            if len(qp.nak_holes) >= 64:                # forget holes long filled
+                oldest = qp.epsn - self.config.window
+                qp.nak_holes = {k: v for k, v in qp.nak_holes.items() if k >= oldest}
+            qp.nak_holes[qp.epsn] = -1
+        self._send_ack(qp, qp.epsn, packets.AETH_NAK_PSN_SEQUENCE_ERROR)
+
+    def _drain(self, qp: QueuePair, delivered: list) -> bool:
+        """Move the held packets that now continue the sequence into their messages; whether
+        any of them asked for an ACK."""
+        pending = qp.rx_pending
+        ackreq = False
+        while (held := pending.pop(qp.epsn, None)) is not None:
+            opcode, asked, length, payload = held
+            qp.epsn += 1
+            ackreq |= asked
+            done = self._place(qp, opcode, length, payload)
+            if done:
+                delivered.append(done)
+        return ackreq
 
     # ---- event loop -------------------------------------------------------------------
 
@@ -595,14 +683,21 @@ class HostTransport:
                     qp.timeouts += 1
                     qp.backoff = min(64, qp.backoff * 2)
                     qp.rtt_probe = None
-                    qp.snd_nxt = qp.snd_una
+                    qp.snd_nxt = qp.snd_una               # ooo too: no later packet revealed the loss
+                    qp.resend.clear()
                     qp.last_progress = now
                 if qp.rate:
                     qp.rate.advance(now)
                     self._sample_rate(qp, now)
                 if not qp.has_work:
                     continue
-                if qp.snd_nxt - qp.snd_una >= cfg.window:
+                resend = qp.resend
+                while resend and not qp.snd_una <= resend[0] < qp.snd_nxt:
+                    resend.popleft()                      # acknowledged meanwhile, or a go-back covers it
+                selective = resend[0] if resend else None
+                if selective is None and qp.snd_nxt >= qp.next_psn:
+                    continue
+                if selective is None and qp.snd_nxt - qp.snd_una >= cfg.window:
                     due = max(qp.last_progress, qp.last_ackreq_sent) + self.rto(qp)
                     wake = due if wake is None else min(wake, due)
                     continue
@@ -610,10 +705,12 @@ class HostTransport:
                 if due > now:
                     wake = due if wake is None else min(wake, due)
                     continue
-                frame_len = self._send_data(qp, now)
+                frame_len = self._send_data(qp, now, selective)
                 if not frame_len:
                     wake = now + 0.0005
                     break
+                if selective is not None:
+                    resend.popleft()
                 rate = qp.rate.rate if qp.rate else cfg.line_rate
                 qp.next_send_time = max(qp.next_send_time, now - slack) + frame_len * 8 / rate
                 self._next_host_send = max(self._next_host_send, now - slack) + frame_len * line_gap
