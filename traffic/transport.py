@@ -4,23 +4,24 @@ What it does, per queue pair (QP):
 
 * messages are segmented to the MTU (SEND FIRST/MIDDLE/LAST/ONLY), each packet gets the next
   24-bit PSN; data frames carry DSCP 26 and ECT(0) by default;
-* the responder accepts packets strictly in order, ACKs (BTH + AETH) when the requester sets
-  AckReq (every ``ack_every`` packets and on a message's last packet), re-ACKs duplicates, and
-  NAKs the first out-of-order packet with "PSN sequence error" (IBTA vol.1 9.7.5.2.8);
-* the requester does go-back-N: on a NAK it resends from the NAK's PSN; when an ACK it asked
-  for has not come one RTO after the request (and nothing was acknowledged meanwhile) it
-  resends from the oldest unacknowledged PSN. A window bounds PSNs in flight;
-* opt-in reordering-tolerant mode (``ooo``), for per-packet spraying, after IRN (Mittal et al.,
+* by default the responder accepts packets strictly in order, ACKs (BTH + AETH) when the
+  requester sets AckReq (every ``ack_every`` packets and on a message's last packet), re-ACKs
+  duplicates, and NAKs the first out-of-order packet with "PSN sequence error" (IBTA vol.1
+  9.7.5.2.8); the requester does go-back-N: on a NAK it resends from the NAK's PSN; when an ACK
+  it asked for has not come one RTO after the request (and nothing was acknowledged meanwhile)
+  it resends from the oldest unacknowledged PSN. A window bounds PSNs in flight;
+* opt-in reordering-tolerant mode (``ooo``) for per-packet spraying, after IRN (Mittal et al.,
   "Revisiting Network Support for RDMA", SIGCOMM 2018) and the out-of-order placement of NICs
   built for adaptive routing: the responder keeps any PSN in [ePSN, ePSN + window), places each
-  message's packets in PSN order and delivers messages in order once complete, ACKs cumulatively,
-  and NAKs a hole (once) when ``nak_threshold`` packets above it have arrived -- RFC 6675's
-  DupThresh rule, so that mere reordering between paths is not taken for loss. When a NAKed
-  PSN then arrives twice (late original, then the retransmission) the NAK was spurious, and the
-  QP raises its threshold above the number of packets that had overtaken the late one, as TCP
-  stacks raise their reordering estimate after a spurious retransmission (RFC 3708, RFC 4653).
-  The requester resends just the NAKed PSN (selective repeat); the RTO still goes back to the
-  oldest unacknowledged PSN, which recovers tail losses that no later packet reveals;
+  message's bytes in PSN (not arrival) order, delivers messages in order once complete, ACKs
+  cumulatively (an AckReq is answered once ePSN passes the packet that asked), and NAKs a hole,
+  once, when ``nak_threshold`` packets above it have arrived -- RFC 6675's DupThresh rule, so
+  that mere reordering between paths is not taken for loss. When a NAKed PSN then arrives twice
+  (late original, then the retransmission) the NAK was spurious, and the QP raises its threshold
+  above the number of packets that had overtaken the late one, as TCP stacks raise their
+  reordering estimate after a spurious retransmission (RFC 3708, RFC 4653). The requester
+  resends just the NAKed PSN (selective repeat); the RTO still goes back to the oldest
+  unacknowledged PSN, which recovers tail losses that no later packet reveals;
 * the RTO adapts like TCP's (RFC 6298: SRTT + 4·RTTVAR from ACKed first transmissions, with
   ``rto`` as the floor, doubled on each consecutive timeout). Fixed IB-style timeouts would fire
   spuriously whenever a software switch's queues stretch the RTT, and each spurious go-back-N
@@ -578,7 +579,7 @@ class HostTransport:
             return
         qp.out_of_order += 1
         if psn - qp.epsn >= self.config.window:
-            return  # beyond the receive window: a requester with a larger window resends it
+            return  # beyond the receive window: no room to place it, the requester's timeout resends it
         pending[psn] = (opcode, ackreq, length, payload)
         qp.packets_received += 1
         qp.bytes_received += length
