@@ -56,20 +56,27 @@ def _variant_axes(count: int, title: str, sharey: bool = True) -> tuple[plt.Figu
     return fig, list(axes[0])
 
 
-def plot_queues(variants: dict[str, dict], out: Path) -> Path:
-    fig, axes = _variant_axes(len(variants), "Queue depth at the hottest ports")
+def _plot_busiest(variants: dict[str, dict], series_key: str, rank, count: int, title: str, ylabel: str,
+                  path: Path) -> Path:
+    """One panel per variant with the ``count`` series of ``series_key`` that ``rank`` puts first."""
+    fig, axes = _variant_axes(len(variants), title)
     for ax, (name, result) in zip(axes, variants.items()):
         ts = result.get("timeseries", {})
-        queues = ts.get("queue_pkts", {})
-        hottest = sorted(queues, key=lambda k: max(queues[k] or [0]), reverse=True)[:HOT_PORTS]
-        for key in hottest:
-            ax.plot(ts["t"][:len(queues[key])], queues[key], label=key)
+        series = ts.get(series_key, {})
+        chosen = sorted(series, key=lambda k: rank(series[k]), reverse=True)[:count]
+        for key in chosen:
+            ax.plot(ts["t"][-len(series[key]):], series[key], label=key)
         ax.set_title(name)
         ax.set_xlabel("time (s)")
-        ax.set_ylabel("queue depth (packets)")
-        if hottest:
+        ax.set_ylabel(ylabel)
+        if chosen:
             ax.legend(fontsize=7)
-    return _save(fig, out / "queues.png")
+    return _save(fig, path)
+
+
+def plot_queues(variants: dict[str, dict], out: Path) -> Path:
+    return _plot_busiest(variants, "queue_pkts", lambda v: max(v or [0]), HOT_PORTS,
+                         "Queue depth at the hottest ports", "queue depth (packets)", out / "queues.png")
 
 
 def plot_pauses(variants: dict[str, dict], out: Path) -> Path:
@@ -101,19 +108,8 @@ def plot_flow_rates(variants: dict[str, dict], out: Path) -> Path:
 
 
 def plot_throughput(variants: dict[str, dict], out: Path) -> Path:
-    fig, axes = _variant_axes(len(variants), "Throughput per link (busiest)")
-    for ax, (name, result) in zip(axes, variants.items()):
-        ts = result.get("timeseries", {})
-        links = ts.get("throughput_mbps", {})
-        busiest = sorted(links, key=lambda k: sum(links[k]), reverse=True)[:6]
-        for key in busiest:
-            ax.plot(ts["t"][:len(links[key])], links[key], label=key)
-        ax.set_title(name)
-        ax.set_xlabel("time (s)")
-        ax.set_ylabel("Mbit/s")
-        if busiest:
-            ax.legend(fontsize=7)
-    return _save(fig, out / "throughput.png")
+    return _plot_busiest(variants, "throughput_mbps", sum, 6, "Throughput per link (busiest)", "Mbit/s",
+                         out / "throughput.png")
 
 
 def plot_completion(variants: dict[str, dict], out: Path) -> Path:

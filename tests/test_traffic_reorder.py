@@ -1,8 +1,10 @@
 """The transport's reordering-tolerant receive mode (``ooo``) against strict go-back-N.
 
-The test stands between the responder's socket and its receive path: it reads the requester's
-data frames off the responder's AF_PACKET socket and hands them to ``HostTransport._receive``
-permuted, or without chosen PSNs, so the reordering and losses are exactly the ones asked for.
+End to end, the test stands between the responder's socket and its receive path: it reads the
+requester's data frames off the responder's AF_PACKET socket and hands them to
+``HostTransport._receive`` permuted, or without chosen PSNs, so the reordering and losses are
+exactly the ones asked for. Frame-level tests feed the responder scapy-built frames in a chosen
+order and read the ACKs and NAKs it sends back.
 """
 from __future__ import annotations
 
