@@ -38,6 +38,7 @@ PACKET_IGNORE_OUTGOING = 23
 TPACKET_V2 = 1
 TP_STATUS_KERNEL = 0
 TP_STATUS_USER = 1 << 0
+TP_STATUS_COPY = 1 << 1
 TP_STATUS_VLAN_VALID = 1 << 4
 TP_STATUS_VLAN_TPID_VALID = 1 << 6
 SO_SNDBUFFORCE = 32
@@ -49,8 +50,11 @@ RING_HEADROOM = 128                  # tpacket2_hdr + sockaddr_ll + alignment be
 SLL_PKTTYPE_OFFSET = 32 + 10         # sockaddr_ll follows the 32-byte tpacket2_hdr
 MAX_FRAME = 65535
 PCAP_LINKTYPE_ETHERNET = 1
+PACKET_OUTGOING = socket.PACKET_OUTGOING
 
 _TPACKET2_HDR = struct.Struct("=IIIHHIIHH")   # status, len, snaplen, mac, net, sec, nsec, vlan_tci, vlan_tpid
+_STATUS = struct.Struct("I")
+_VLAN = struct.Struct("!HH")
 _PCAP_GLOBAL = struct.Struct("<IHHiIII")
 _PCAP_RECORD = struct.Struct("<IIII")
 
@@ -145,35 +149,76 @@ class Port:
 
     def receive(self, limit: int) -> list[bytes]:
         """Up to ``limit`` frames received since the last call (never blocks)."""
-        frames = []
+        return [frame for _, frame in self.receive_stamped(limit)]
+
+    def receive_stamped(self, limit: int) -> list[tuple[int, bytes]]:
+        """Up to ``limit`` (arrival time, frame) pairs received since the last call (never blocks).
+
+        The arrival time is the kernel's receive timestamp from the slot header (tp_sec/tp_nsec,
+        CLOCK_REALTIME ns): a batch read at once still carries each frame's own arrival time.
+        The walk goes on from the slot after the last one read while slots are TP_STATUS_USER;
+        ``resync`` repairs the position if it ever stops matching the kernel's."""
+        got = []
         ring, slot, slots, index = self._ring, self._slot, self._slots, self._next
-        unpack, pcap = _TPACKET2_HDR.unpack_from, self.pcap
+        unpack, pcap, hand_back = _TPACKET2_HDR.unpack_from, self.pcap, _STATUS.pack_into
+        rx_bytes = 0
         for _ in range(limit):
             offset = index * slot
-            status, length, captured, mac, _, _, _, tci, tpid = unpack(ring, offset)
+            status, length, captured, mac, _, sec, nsec, tci, tpid = unpack(ring, offset)
             if not status & TP_STATUS_USER:
                 break
             if captured < length:
                 _count(self.drops, "rx_too_big")      # larger than a ring slot (e.g. GSO from a host)
+                if status & TP_STATUS_COPY:
+                    self._discard_copy()
             elif length < 14:
                 _count(self.drops, "rx_runt")
-            elif ring[offset + SLL_PKTTYPE_OFFSET] != socket.PACKET_OUTGOING:
+            elif ring[offset + SLL_PKTTYPE_OFFSET] != PACKET_OUTGOING:
                 frame = ring[offset + mac:offset + mac + captured]
                 if status & TP_STATUS_VLAN_VALID:
                     if not status & TP_STATUS_VLAN_TPID_VALID:
                         tpid = 0x8100
-                    frame = frame[:12] + struct.pack("!HH", tpid, tci) + frame[12:]
-                frames.append(frame)
-                self.rx_bytes += len(frame)
+                    frame = frame[:12] + _VLAN.pack(tpid, tci) + frame[12:]
+                stamp = sec * 1_000_000_000 + nsec
+                got.append((stamp, frame))
+                rx_bytes += len(frame)
                 if pcap is not None:
-                    pcap.write(frame)
-            struct.pack_into("I", ring, offset, TP_STATUS_KERNEL)   # hand the slot back
+                    pcap.write(frame, stamp)
+            hand_back(ring, offset, TP_STATUS_KERNEL)
             index += 1
             if index == slots:
                 index = 0
         self._next = index
-        self.rx_frames += len(frames)
-        return frames
+        self.rx_frames += len(got)
+        self.rx_bytes += rx_bytes
+        return got
+
+    def resync(self) -> bool:
+        """Move the read position to the oldest frame waiting in the ring, wherever it is.
+
+        The kernel fills slots in order and we read them in order, so the positions should
+        never part; but a reader that waits on a slot the kernel is not going to fill next
+        would receive nothing until the kernel wrapped round to it (thousands of frames).
+        The switch calls this when epoll keeps reporting the socket readable while the slot
+        at our position stays empty. True if the position moved."""
+        unpack, slot = _TPACKET2_HDR.unpack_from, self._slot
+        oldest = None
+        for index in range(self._slots):
+            status, _, _, _, _, sec, nsec, _, _ = unpack(self._ring, index * slot)
+            if status & TP_STATUS_USER and (oldest is None or (sec, nsec) < oldest[0]):
+                oldest = ((sec, nsec), index)
+        if oldest is None or oldest[1] == self._next:
+            return False
+        self._next = oldest[1]
+        _count(self.drops, "rx_ring_resync")
+        return True
+
+    def _discard_copy(self) -> None:
+        """A TP_STATUS_COPY slot's full frame waits in the socket queue: take it out, unused."""
+        try:
+            self.sock.recv(MAX_FRAME, socket.MSG_DONTWAIT)
+        except OSError:
+            pass
 
     def clear_error(self) -> None:
         """Read (and so clear) a pending socket error, e.g. ENETDOWN when the link goes away;

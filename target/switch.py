@@ -45,7 +45,10 @@ from fabriclab.errors import UserError
 
 log = logging.getLogger(__name__)
 
-BATCH = 64                     # frames read per socket per wake-up
+RX_BUDGET = 256                # frames read per port per wake-up: the ring is drained in a few
+                               # turns, and a busy port cannot starve the others for long
+SPIN_NS = 50_000               # a TM event sooner than this is polled for, not timer-armed
+RESYNC_AFTER_NS = 20_000_000   # readable yet nothing at our ring slot this long: resync the walk
 STATS_INTERVAL_NS = 1_000_000_000
 
 
@@ -197,18 +200,29 @@ class Switch:
             poller.register(fd, select.EPOLLIN)
         poller.register(self._wake_fd, select.EPOLLIN)
         poller.register(timer.fd, select.EPOLLIN)
+        empty_since: dict[int, int | None] = dict.fromkeys(by_fd)   # readable, yet our ring slot empty
         tm = self.tm
-        next_stats = time.monotonic_ns() + STATS_INTERVAL_NS
+        ingress = self._ingress
+        monotonic_ns, time_ns = time.monotonic_ns, time.time_ns
+        next_stats = monotonic_ns() + STATS_INTERVAL_NS
         log.info("switch ready: ports %s", ", ".join(f"{n}@{p.ifname}" for n, p in sorted(self.ports.items())))
         next_event = None
         try:
             while not self._stop.is_set():
-                timer.arm(next_event)
+                if next_event is None:
+                    timeout = 1.0
+                elif next_event - monotonic_ns() <= SPIN_NS:
+                    timeout = 0        # sooner than a timer round trip: look again straight away
+                else:
+                    timer.arm(next_event)
+                    timeout = 1.0
                 try:
-                    events = poller.poll(1.0)
+                    events = poller.poll(timeout)
                 except InterruptedError:
                     continue
-                now = time.monotonic_ns()
+                now = monotonic_ns()
+                to_monotonic = now - time_ns()   # ring timestamps are CLOCK_REALTIME
+                caught_up = True                 # every frame that arrived before `now` is read
                 with self.lock:
                     for fd, mask in events:
                         port = by_fd.get(fd)
@@ -216,14 +230,33 @@ class Switch:
                             if mask & select.EPOLLERR:
                                 port.clear_error()
                             number = port.number
-                            for frame in port.receive(BATCH):
-                                self._ingress(number, frame, now)
+                            frames = port.receive_stamped(RX_BUDGET)
+                            if len(frames) == RX_BUDGET:
+                                caught_up = False
+                            # each frame enters at its own arrival time, so the TM sends what a
+                            # real port would have sent between two arrivals of one batch
+                            latest = monotonic_ns()      # no stamp is later, unless the clock stepped
+                            for stamp, frame in frames:
+                                at = stamp + to_monotonic
+                                ingress(number, frame, at if at < latest else latest)
+                            if frames or not mask & select.EPOLLIN:
+                                empty_since[fd] = None
+                            elif empty_since[fd] is None:
+                                empty_since[fd] = now
+                            elif now - empty_since[fd] > RESYNC_AFTER_NS:
+                                # a slot the kernel is still copying into is empty for
+                                # microseconds; this long means our position is lost
+                                port.resync()
+                                empty_since[fd] = None
                         elif fd == self._wake_fd:
                             os.eventfd_read(self._wake_fd)
                             self._drain_packet_outs(now)
                         else:
                             timer.clear()
-                    tm.advance(now)
+                    if caught_up:
+                        # not further: frames left in a ring arrived earlier and must find the
+                        # TM's clock no later than their arrival
+                        tm.advance(now)
                     next_event = tm.next_event_time()
                 if self._packet_ins:
                     self._deliver_packet_ins()
