@@ -3,7 +3,11 @@
 Each socket is bound to its interface with ETH_P_ALL and is non-blocking. Frames arrive in a
 memory-mapped receive ring (PACKET_RX_RING, TPACKET_V2; Documentation/networking/packet_mmap.rst
 in the Linux tree): no system call per frame, which roughly halves the cost of receiving in
-Python compared with recvmsg. Frames the kernel loops back because *we* sent them (sll_pkttype
+Python compared with recvmsg. Each slot's header carries the kernel's receive timestamp, which
+``receive_stamped`` returns with the frame. The walk reads slots in order while they are
+TP_STATUS_USER; should the read position ever part from the kernel's (a deaf port: the kernel
+fills slots we are not looking at), ``resync`` moves it to the oldest waiting frame.
+Frames the kernel loops back because *we* sent them (sll_pkttype
 PACKET_OUTGOING) are ignored; PACKET_IGNORE_OUTGOING (Linux 4.20+) keeps them out of the ring.
 Sending is one send() per frame with a large socket buffer. Frames carry no FCS (the kernel
 strips it), so a minimum frame here is 60 bytes.

@@ -11,10 +11,14 @@ for ``switch-cli`` and scenario samplers) on the gRPC port + 1000 unless ``--api
 
 One thread runs the data plane: an epoll loop over the port sockets, a wake-up eventfd (packet-outs
 from gRPC threads) and a timerfd armed at the traffic manager's next event with nanosecond
-precision (epoll's own timeout is whole milliseconds, too coarse to pace a 100 Mbit/s port).
-Each wake-up takes ``handle.lock`` once for the whole batch — the received frames, packet-outs
-and the TM's transmissions — so a P4Runtime write from a gRPC thread lands between two batches,
-never inside a packet. SIGTERM/SIGINT unwind the loop; sockets, pcaps and the server are closed.
+precision (epoll's own timeout is whole milliseconds, too coarse to pace a 100 Mbit/s port); an
+event due within SPIN_NS is polled for instead, which spares the timer's system calls at high
+rates. Each wake-up reads up to RX_BUDGET frames per port and takes ``handle.lock`` once for the
+whole batch — the received frames, packet-outs and the TM's transmissions — so a P4Runtime write
+from a gRPC thread lands between two batches, never inside a packet. Every frame enters the TM
+at its kernel receive timestamp, so the TM serves its queues between the arrivals of one batch
+as a port at line rate would, and the TM's clock is only moved to "now" once every ring has been
+read empty (frames still waiting in a ring arrived earlier). SIGTERM/SIGINT unwind the loop; sockets, pcaps and the server are closed.
 
 The ``Switch`` object is the handle the P4Runtime server is given:
 
