@@ -17,8 +17,8 @@ rates. Each wake-up reads up to RX_BUDGET frames per port and takes ``handle.loc
 whole batch — the received frames, packet-outs and the TM's transmissions — so a P4Runtime write
 from a gRPC thread lands between two batches, never inside a packet. Every frame enters the TM
 at its kernel receive timestamp, so the TM serves its queues between the arrivals of one batch
-as a port at line rate would, and the TM's clock is only moved to "now" once every ring has been
-read empty (frames still waiting in a ring arrived earlier). SIGTERM/SIGINT unwind the loop; sockets, pcaps and the server are closed.
+as a port at line rate would; the TM's clock follows the arrivals and moves to "now" only on a
+turn without any (see serve()). SIGTERM/SIGINT unwind the loop; sockets, pcaps and the server are closed.
 
 The ``Switch`` object is the handle the P4Runtime server is given:
 
@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import collections
 import ctypes
+import gc
 import json
 import logging
 import os
@@ -51,7 +52,10 @@ log = logging.getLogger(__name__)
 
 RX_BUDGET = 256                # frames read per port per wake-up: the ring is drained in a few
                                # turns, and a busy port cannot starve the others for long
-SPIN_NS = 50_000               # a TM event sooner than this is polled for, not timer-armed
+SPIN_NS = 10_000               # a TM event sooner than this is polled for, not timer-armed: a timer
+                               # round trip costs a few µs; a longer spin would take CPU that the
+                               # other switches of a fabric need on a small machine
+BACKLOG_NS = 200_000           # how far the TM's clock stays behind now when no frame arrives (see serve)
 RESYNC_AFTER_NS = 20_000_000   # readable yet nothing at our ring slot this long: resync the walk
 STATS_INTERVAL_NS = 1_000_000_000
 
@@ -211,6 +215,9 @@ class Switch:
         next_stats = monotonic_ns() + STATS_INTERVAL_NS
         log.info("switch ready: ports %s", ", ".join(f"{n}@{p.ifname}" for n, p in sorted(self.ports.items())))
         next_event = None
+        # what exists now (the program, its tables, gRPC) lives as long as the switch: keep it out
+        # of the collector's full passes, which would otherwise stall the loop for milliseconds
+        gc.freeze()
         try:
             while not self._stop.is_set():
                 if next_event is None:
@@ -226,7 +233,7 @@ class Switch:
                     continue
                 now = monotonic_ns()
                 to_monotonic = now - time_ns()   # ring timestamps are CLOCK_REALTIME
-                caught_up = True                 # every frame that arrived before `now` is read
+                idle = True                      # no frame read this turn
                 with self.lock:
                     for fd, mask in events:
                         port = by_fd.get(fd)
@@ -235,8 +242,8 @@ class Switch:
                                 port.clear_error()
                             number = port.number
                             frames = port.receive_stamped(RX_BUDGET)
-                            if len(frames) == RX_BUDGET:
-                                caught_up = False
+                            if frames:
+                                idle = False
                             # each frame enters at its own arrival time, so the TM sends what a
                             # real port would have sent between two arrivals of one batch
                             latest = monotonic_ns()      # no stamp is later, unless the clock stepped
@@ -254,14 +261,19 @@ class Switch:
                                 empty_since[fd] = None
                         elif fd == self._wake_fd:
                             os.eventfd_read(self._wake_fd)
-                            self._drain_packet_outs(now)
+                            self._drain_packet_outs(now - BACKLOG_NS)   # on the TM's clock, as below
                         else:
                             timer.clear()
-                    if caught_up:
-                        # not further: frames left in a ring arrived earlier and must find the
-                        # TM's clock no later than their arrival
-                        tm.advance(now)
+                    # A frame is stamped when the kernel takes it in, and may reach the ring
+                    # hundreds of µs later (softirq backlog on a busy CPU); had the TM's clock
+                    # run past its stamp, it would enter at the clock's time, bunched with its
+                    # successors into one burst. So a turn with arrivals leaves the clock at the
+                    # last one (sending what is due by then), and a turn without moves it only to
+                    # BACKLOG_NS before now: queued frames leave that much later, a constant delay.
+                    tm.advance(now - BACKLOG_NS if idle else tm.now)
                     next_event = tm.next_event_time()
+                    if next_event is not None:
+                        next_event += BACKLOG_NS
                 if self._packet_ins:
                     self._deliver_packet_ins()
                 if now >= next_stats:
