@@ -21,6 +21,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("benchmark", choices=[*BENCHMARKS, "all"], help="what to measure")
     parser.add_argument("--json", metavar="FILE", help="write the figures as JSON ('-' for stdout)")
     parser.add_argument("--packets", type=int, default=20_000, help="packets per pipeline measurement")
+    parser.add_argument("--rate", default="100M",
+                        help="host link rate of the traffic benchmark's fabric (default 100M)")
 
 
 def run(args: argparse.Namespace) -> int:

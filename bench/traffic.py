@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from fabriclab.errors import UserError
+from fabriclab.units import parse_rate
 
 HOST_PPS_SECONDS = 2.0
 # Small enough that the python switches' sockets rarely overflow on 2 shared cores: the rx
@@ -111,7 +112,8 @@ def run(args: argparse.Namespace) -> dict:
             spinner.update(f"ring all-reduce: {delivered}/{total} flows of this iteration delivered")
 
         with tempfile.TemporaryDirectory(prefix="fabriclab-bench-traffic-") as tmp:
-            allreduce = allreduce_busbw(Path(tmp) / "run", progress=progress, on_flows=on_flows)
+            fabric = {**ALLREDUCE_FABRIC, "host_rate": parse_rate(args.rate, "--rate")}
+            allreduce = allreduce_busbw(Path(tmp) / "run", fabric=fabric, progress=progress, on_flows=on_flows)
     figures = {"host_pps": round(host["host_pps"]), "host_frame_bytes": host["frame_bytes"],
                "host_mbps": round(host["host_mbps"], 1), **allreduce}
     table = Table(title="host transport")
