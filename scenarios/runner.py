@@ -126,6 +126,11 @@ def traffic_plan(config: dict, description: FabricDescription) -> TrafficPlan:
             owners.append(name)
         entries[name] = {"pattern": part.pattern, "size": size, "ranks": len(members),
                          "flows": list(range(base, len(merged.flows)))}
+    for spec in config["capture"]:
+        switch, _, port = spec.partition(":")
+        if not port.isdigit() or int(port) not in description.switch_ports(switch):
+            raise UserError(f"capture: {spec!r} is not SWITCH:PORT of this topology "
+                            f"(switches: {', '.join(s.name for s in description.switches)})")
     merged.ranks = len(hosts)
     merged.size = sum(e["size"] for e in entries.values())
     return TrafficPlan(hosts, merged, owners, entries, iperf)
@@ -228,6 +233,45 @@ def switch_metrics(samples: list[tuple[float, dict[str, dict]]], lossless: set[i
                            "pause_intervals": sorted(intervals)}}
 
 
+def keep_captures(run_dir: Path, chosen: list[str]) -> None:
+    """The switches capture every port (``--pcap``); keep the chosen ``SWITCH:PORT`` ones."""
+    wanted = {tuple(spec.split(":")) for spec in chosen}
+    for pcap in (run_dir / "pcap").glob("*/port*.pcap"):
+        port = pcap.name.removeprefix("port").split("-")[0]
+        if (pcap.parent.name, port) not in wanted:
+            pcap.unlink()
+
+
+def pfc_log_intervals(run_dir: Path, t0: float) -> tuple[list[list], list[str]] | None:
+    """Exact pause intervals from the switches' PFC logs (``TIME_NS PORT PRIORITY pause|resume
+    tx|rx`` per frame): a port is paused from a received pause until the resume that follows.
+    Also the events in the HPCC simulator's style, ``time node port priority pause|resume``,
+    sent side. None where no switch wrote a log (e.g. the bmv2 target)."""
+    logs = sorted((run_dir / "switches").glob("*.pfc.log"))
+    if not logs:
+        return None
+    intervals, events = [], []
+    for log in logs:
+        switch = log.name.removesuffix(".pfc.log")
+        since: dict[tuple[str, str], float] = {}
+        last = 0.0
+        for line in log.read_text().splitlines():
+            try:
+                time_ns, port, prio, kind, direction = line.split()
+                t = int(time_ns) / 1e9 - t0
+            except ValueError:
+                continue  # a line cut short by the switch's exit
+            last = max(last, t)
+            if direction == "tx":
+                events.append(f"{t:.6f} {switch} {port} {prio} {kind}")
+            elif kind == "pause":
+                since.setdefault((port, prio), t)
+            elif (port, prio) in since:
+                intervals.append([since.pop((port, prio)), t, f"{switch}:{port}", int(prio)])
+        intervals += [[start, last, f"{switch}:{port}", int(prio)] for (port, prio), start in since.items()]
+    return sorted(intervals), sorted(events, key=lambda e: float(e.split()[0]))
+
+
 def traffic_metrics(plan: TrafficPlan, flows: list, t0: float) -> dict:
     """Per entry: completion time, algbw/busbw (collectives) or rate (single flows)."""
     from fabriclab.traffic.metrics import busbw_factor
@@ -313,6 +357,11 @@ def run_variant(name: str, config: dict, run_dir: Path, progress: Progress) -> d
         ecn = _ecn_marks(sampler)
         sampler.close()
     metrics = switch_metrics(sampler.samples, lossless)
+    keep_captures(run_dir, config["capture"])
+    logged = pfc_log_intervals(run_dir, sampler.t0)
+    if logged is not None:
+        metrics["timeseries"]["pause_intervals"], events = logged
+        (run_dir / "pfc_events.txt").write_text("".join(f"{e}\n" for e in events))
     if result is not None:
         traffic = traffic_metrics(plan, result.flows, sampler.t0)
         metrics["timeseries"].update(traffic.pop("timeseries"))

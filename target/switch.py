@@ -233,7 +233,7 @@ class Switch:
                     continue
                 now = monotonic_ns()
                 to_monotonic = now - time_ns()   # ring timestamps are CLOCK_REALTIME
-                idle = True                      # no frame read this turn
+                idle = True                      # no port had frames for us this turn
                 with self.lock:
                     for fd, mask in events:
                         port = by_fd.get(fd)
@@ -242,8 +242,8 @@ class Switch:
                                 port.clear_error()
                             number = port.number
                             frames = port.receive_stamped(RX_BUDGET)
-                            if frames:
-                                idle = False
+                            if frames or mask & select.EPOLLIN:
+                                idle = False     # readable yet empty: frames wait (see resync below)
                             # each frame enters at its own arrival time, so the TM sends what a
                             # real port would have sent between two arrivals of one batch
                             latest = monotonic_ns()      # no stamp is later, unless the clock stepped

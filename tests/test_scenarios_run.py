@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from fabriclab.scenarios.schema import builtin_scenarios
+from fabriclab.scenarios.schema import builtin_scenarios, load_scenario
+from fabriclab.target.ports import read_pcap
 
 VARIANT_KEYS = {"drops", "pfc_pause_tx", "pfc_pause_rx", "ecn_marked", "cnp", "retransmissions", "cct_s",
                 "busbw_mbps", "max_queue_pkts"}
@@ -36,3 +37,15 @@ def test_builtin_scenario_holds_its_expectations(scenario, tmp_path):
     for plot in PLOTS:
         png = out / f"{plot}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5_000, plot
+    captures = load_scenario(scenario).variants[next(iter(results["variants"]))]["capture"]
+    for name, variant in results["variants"].items():
+        pcaps = sorted((out / name / "pcap").glob("*/port*.pcap"))
+        assert len(pcaps) == len(captures), pcaps  # only the chosen ports are kept
+        frames = [frame for pcap in pcaps for _, frame in read_pcap(pcap)]
+        assert not pcaps or any(f[12:14] == b"\x08\x00" and f[36:38] == (4791).to_bytes(2, "big") for f in frames)
+        if variant["pfc_pause_tx"]:
+            # pauses leave through the uplink: the capture shows them as 802.1Qbb frames
+            assert not pcaps or any(f[12:16] == b"\x88\x08\x01\x01" for f in frames)
+        events = (out / name / "pfc_events.txt").read_text().splitlines()
+        # every PFC frame a switch sent (the counters were sampled a moment before the end)
+        assert len(events) >= variant["pfc_pause_tx"] and bool(events) == bool(variant["pfc_pause_tx"])

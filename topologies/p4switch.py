@@ -82,6 +82,7 @@ class P4Switch(Switch):
         self.bmv2_json = bmv2_json
         self.log_path = self.run_dir / "switches" / f"{name}.log"
         self.stats_path = self.run_dir / "switches" / f"{name}.stats.json"   # python target: final counters stay
+        self.pfc_log_path = self.run_dir / "switches" / f"{name}.pfc.log"   # python target: every PFC frame
         self.process: subprocess.Popen | None = None
 
     @property
@@ -98,7 +99,8 @@ class P4Switch(Switch):
         pcap_dir = self.run_dir / "pcap" / self.name
         if self.target == "python":
             cmd = [sys.executable, "-m", "fabriclab", "switch", *interfaces, "--device-id", str(self.device_id),
-                   "--grpc-addr", self.grpc_addr, "--cpu-port", str(CPU_PORT), "--stats-file", str(self.stats_path)]
+                   "--grpc-addr", self.grpc_addr, "--cpu-port", str(CPU_PORT), "--stats-file", str(self.stats_path),
+                   "--pfc-log", str(self.pfc_log_path)]
             if self.program:   # else the switch waits for the controller's SetForwardingPipelineConfig
                 cmd += ["--p4", self.program]
             if self.config_file:
