@@ -195,7 +195,24 @@ class Port:
         self._next = index
         self.rx_frames += len(got)
         self.rx_bytes += rx_bytes
+        if got:
+            self._order_stamps(got, index)
         return got
+
+    def _order_stamps(self, got: list[tuple[int, bytes]], next_index: int) -> None:
+        """Make arrival times never decrease along the ring: a frame is given no later a time
+        than any frame after it (in ``got``, or the next waiting slot). Under overload the
+        ring holds frames tens of ms old, and a slot the kernel fills out of turn (see
+        ``resync``) can carry a fresh stamp among them; taken as is, it would move the
+        traffic manager's clock far ahead and every older frame after it would bunch up."""
+        status, *_, sec, nsec, _, _ = _TPACKET2_HDR.unpack_from(self._ring, next_index * self._slot)
+        bound = sec * 1_000_000_000 + nsec if status & TP_STATUS_USER else got[-1][0]
+        for i in range(len(got) - 1, -1, -1):
+            stamp = got[i][0]
+            if stamp > bound:
+                got[i] = (bound, got[i][1])
+            else:
+                bound = stamp
 
     def resync(self) -> bool:
         """Move the read position to the oldest frame waiting in the ring, wherever it is.

@@ -39,7 +39,8 @@ def _switch(target, **extra):
     ports = {_Intf("lo"): 0, _Intf("l1-eth2"): 2, _Intf("l1-eth1"): 1}
     params = dict(device_id=3, grpc_port=9562, run_dir=p4switch.Path("/r"), program=None, target=target,
                   config_file="/r/switches/l1.yaml", pcap=True, bmv2_json=None,
-                  log_path=p4switch.Path("/r/switches/l1.log"), stats_path=p4switch.Path("/r/switches/l1.stats.json"))
+                  log_path=p4switch.Path("/r/switches/l1.log"), stats_path=p4switch.Path("/r/switches/l1.stats.json"),
+                  pfc_log_path=p4switch.Path("/r/switches/l1.pfc.log"))
     params.update(extra)
     return _FakeSwitch(ports, **params)
 
@@ -49,7 +50,8 @@ def test_python_target_command():
     assert cmd[1:4] == ["-m", "fabriclab", "switch"]
     assert cmd[4:8] == ["-i", "1@l1-eth1", "-i", "2@l1-eth2"]      # by port number, control 'lo' left out
     for flag, value in (("--device-id", "3"), ("--grpc-addr", "127.0.0.1:9562"), ("--cpu-port", "255"),
-                        ("--config", "/r/switches/l1.yaml"), ("--pcap", "/r/pcap/l1")):
+                        ("--config", "/r/switches/l1.yaml"), ("--pcap", "/r/pcap/l1"),
+                        ("--pfc-log", "/r/switches/l1.pfc.log")):
         assert cmd[cmd.index(flag) + 1] == value
     assert "--p4" not in cmd
     assert "--p4" in _switch("python", program="/p/fabric.p4").command()
