@@ -20,6 +20,7 @@ from fabriclab.scenarios.schema import Scenario
 from fabriclab.topologies.description import FabricDescription
 
 Progress = Callable[[str], None]
+FLOW_SIZE_BINS = [10_000, 100_000, 1_000_000, 10_000_000, 1 << 62]   # bytes, upper bounds
 COLLECTIVE_PATTERNS = ("allreduce", "allreduce-hd", "allgather", "reducescatter", "alltoall", "incast",
                        "background")
 
@@ -274,7 +275,7 @@ def pfc_log_intervals(run_dir: Path, t0: float) -> tuple[list[list], list[str]] 
 
 def traffic_metrics(plan: TrafficPlan, flows: list, t0: float) -> dict:
     """Per entry: completion time, algbw/busbw (collectives) or rate (single flows)."""
-    from fabriclab.traffic.metrics import busbw_factor
+    from fabriclab.traffic.metrics import busbw_factor, slowdown_summary
 
     per_entry: dict[str, dict] = {}
     by_id = {}
@@ -314,6 +315,8 @@ def traffic_metrics(plan: TrafficPlan, flows: list, t0: float) -> dict:
         "retransmissions": sum(r.retransmissions for r in flows),
         "cnp": sum(r.cnps_sent for r in flows),
         "victim_mbps": per_entry.get("victim", {}).get("rate_mbps"),
+        # FCT / FCT alone, p50/p95/p99 per flow-size bin, as the HPCC simulator's analysis reports it
+        "fct_slowdown": slowdown_summary(flows, FLOW_SIZE_BINS),
         "timeseries": {"flow_rate_mbps": flow_rates, "cct_s": ccts, "fct_s": fcts},
     }
 
