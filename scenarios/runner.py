@@ -366,6 +366,9 @@ def run_variant(name: str, config: dict, run_dir: Path, progress: Progress) -> d
         metrics["timeseries"]["pause_intervals"], events = logged
         (run_dir / "pfc_events.txt").write_text("".join(f"{e}\n" for e in events))
     if result is not None:
+        from fabriclab.traffic.metrics import write_jsonl
+
+        write_jsonl([*result.flows, *result.collectives], run_dir / "flows.jsonl")
         traffic = traffic_metrics(plan, result.flows, sampler.t0)
         metrics["timeseries"].update(traffic.pop("timeseries"))
         metrics.update(traffic)
