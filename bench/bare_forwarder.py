@@ -16,7 +16,7 @@ import sys
 
 from fabriclab.bench.rawflow import PACKET_IGNORE_OUTGOING, SOL_PACKET, raw_socket
 
-BATCH = 64          # frames read per socket per wake-up, as the switch
+BATCH = 64          # frames read per socket per wake-up
 MAX_FRAME = 65535
 
 

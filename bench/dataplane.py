@@ -46,10 +46,8 @@ STEP_SECONDS = 1.0
 BISECTIONS = 5
 TCP_SECONDS = 3.0
 PINGS = 20
-# The switch reads up to 64 frames per port per wake-up and enqueues them all before its traffic
-# manager transmits any; after a scheduling hiccup the default dynamic queue threshold (~34
-# full frames) would drop the rest of such a batch although a 10G port drains it in
-# microseconds. A static 1 MB lossy queue keeps that artifact out of the capacity figure.
+# 10G ports so the switch's CPU, not its pacing, limits the rate; a static 1 MB lossy queue so
+# that what is measured is forwarding capacity, not the dynamic threshold's drops of a burst.
 SWITCH_YAML = "rate: 10G\nqueue_limit: 1MB\n"
 SWITCH_START_TIMEOUT_S = 90.0     # the switch compiles fabric.p4 at start; 2 cores shared
 ROUTER_MAC = "02:00:00:bd:00:fe"
@@ -286,9 +284,8 @@ def udp_step(topo: TwoHostTopology, dst_mac: str, rate: float, seconds: float) -
 def max_udp_pps(topo: TwoHostTopology, dst_mac: str, seconds: float = STEP_SECONDS,
                 bisections: int = BISECTIONS, on_step=None) -> dict:
     """The highest offered rate with < MAX_LOSS loss: the rate doubles from FIRST_RATE while
-    runs pass, then bisection between the best passing and the lowest failing rate. Ramping up
-    rather than starting flat out keeps the overload mild (a flat-out start has been seen to
-    leave the switch not receiving at all). ``sender_limited``: the sender could not offer the
+    runs pass, then bisection between the best passing and the lowest failing rate (ramping up
+    keeps the overload, and so the run's length, mild). ``sender_limited``: the sender could not offer the
     rate asked while nothing was lost, so the figure is the sender's, a lower bound."""
     steps = []
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import select
 import socket
+import struct
 import subprocess
 import time
 import uuid
@@ -78,4 +79,30 @@ def test_resync_finds_frames_the_walk_no_longer_looks_at(veth):
         assert port.receive(64) == frames(3, 5)
     finally:
         sender.close()
+        port.close()
+
+
+def _fill_slot(port: Port, index: int, frame: bytes, stamp_s: int) -> None:
+    """Write a slot as the kernel would (TPACKET_V2 header, sockaddr_ll, frame) and hand it to us."""
+    offset, mac = index * port._slot, 96
+    ring = port._ring
+    ring[offset + mac:offset + mac + len(frame)] = frame
+    ring[offset + 42] = socket.PACKET_HOST                 # sll_pkttype of the sockaddr_ll
+    struct.pack_into("=IIIHHIIHH", ring, offset, 1, len(frame), len(frame), mac, mac + 14, stamp_s, 0, 0, 0)
+
+
+def test_arrival_times_never_decrease_along_the_ring(veth):
+    _, b = veth
+    port = Port(1, b)                                      # a quiet link: we play the kernel
+    try:
+        # a fresh stamp (30 s) among older ones, as a slot filled out of turn carries
+        for index, stamp in enumerate((10, 30, 20, 25)):
+            _fill_slot(port, index, frames(1, index)[0], stamp)
+        got = port.receive_stamped(2)                      # the third slot bounds the second
+        assert [t // 1_000_000_000 for t, _ in got] == [10, 20]
+        assert [f for _, f in got] == frames(2)
+        got = port.receive_stamped(64)
+        assert [t // 1_000_000_000 for t, _ in got] == [20, 25]
+        assert [f for _, f in got] == frames(2, 2)
+    finally:
         port.close()
