@@ -76,10 +76,14 @@ class FabricCLI(CLI):
         """pfc [switch ...]: PFC pauses sent/received and paused time per port and priority."""
         def show(sw, stats):
             output(f"{sw.name}\n")
+            quiet = True
             for port, p in sorted(stats["tm"]["ports"].items(), key=lambda item: int(item[0])):
                 for prio, q in sorted(p["priorities"].items(), key=lambda item: int(item[0])):
                     if q.get("pfc_tx") or q.get("pfc_rx") or q.get("paused"):
+                        quiet = False
                         output(f"  port {port:>3} prio {prio}: sent {q['pfc_tx']} received {q['pfc_rx']} "
                                f"xoff events {q['xoff_events']} paused {q['paused_ns'] / 1e6:.1f} ms"
                                f"{'  PAUSED' if q['paused'] else ''}\n")
+            if quiet:
+                output("  no PFC frames sent or received\n")
         self._each(line, show)
