@@ -345,18 +345,26 @@ def run_variant(name: str, config: dict, run_dir: Path, progress: Progress) -> d
         sampler = CounterSampler(description, config["sample_interval"])
         sampler.start()
         error = None
+        background = IperfTraffic(plan.iperf, {h.name: h for h in handles})
+        result = None
         try:
             progress(f"{name}: traffic")
-            with ScheduleRunner(plan.schedule, handles, transport_argv(config), line_rate=config["rate"],
-                                mtu=config["transport"]["mtu"],
-                                dcqcn_preset=config["transport"]["preset"] if config["transport"]["dcqcn"] else "",
-                                progress=lambda done, total: progress(f"{name}: traffic {done}/{total} flows")) as runner:
-                result = runner.run(iterations=config["iterations"], timeout=config["duration"])
+            background.start()
+            if plan.schedule.flows:
+                with ScheduleRunner(plan.schedule, handles, transport_argv(config), line_rate=config["rate"],
+                                    mtu=config["transport"]["mtu"],
+                                    dcqcn_preset=config["transport"]["preset"] if config["transport"]["dcqcn"] else "",
+                                    progress=lambda done, total: progress(f"{name}: traffic {done}/{total} flows")
+                                    ) as runner:
+                    result = runner.run(iterations=config["iterations"], timeout=config["duration"])
+            background.join(config["duration"])
             time.sleep(2 * config["sample_interval"])  # let the last queues drain into the samples
         except (TimeoutError, RuntimeError) as exc:
-            error, result = str(exc), None
+            error = str(exc)
         finally:
             sampler.stop()
+            background.join(30)
+        error = error or background.error
         ecn = _ecn_marks(sampler)
         sampler.close()
     metrics = switch_metrics(sampler.samples, lossless)
@@ -372,9 +380,49 @@ def run_variant(name: str, config: dict, run_dir: Path, progress: Progress) -> d
         traffic = traffic_metrics(plan, result.flows, sampler.t0)
         metrics["timeseries"].update(traffic.pop("timeseries"))
         metrics.update(traffic)
+    metrics.setdefault("flows", {}).update(background.results)
+    if "victim" in background.results:
+        metrics["victim_mbps"] = background.results["victim"]["rate_mbps"]
     metrics.update(ecn_marked=ecn, error=error, bring_up_s=bring_up.seconds,
                    wall_s=time.monotonic() - started, routes=bring_up.routes)
     return metrics
+
+
+class IperfTraffic:
+    """The scenario's iperf3 (TCP) entries, each a client/server pair on its own port, running
+    in threads beside the RoCE traffic for the entry's ``duration`` (default 5 s)."""
+
+    BASE_PORT = 5301
+
+    def __init__(self, entries: list[dict], hosts: dict):
+        self.entries, self.hosts = entries, hosts
+        self.results: dict[str, dict] = {}
+        self.error: str | None = None
+        self.threads = [threading.Thread(target=self._run, args=(i, e), daemon=True) for i, e in enumerate(entries)]
+
+    def _run(self, index: int, entry: dict) -> None:
+        from fabriclab.traffic.iperf import IperfServer, run_client
+
+        src, dst = self.hosts[entry["src"]], self.hosts[entry["dst"]]
+        port = self.BASE_PORT + index
+        try:
+            with IperfServer(dst.netns_path, port=port):
+                report = run_client(src.netns_path, dst.ip, seconds=entry.get("duration", 5.0), port=port)
+        except (RuntimeError, OSError, ValueError) as exc:
+            self.error = f"iperf3 {entry['name']}: {exc}"
+            return
+        self.results[entry["name"]] = {"pattern": "iperf3", "rate_mbps": report.bits_per_second / 1e6,
+                                       "bytes": report.received_bytes, "retransmissions": report.retransmits or 0}
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def join(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for thread in self.threads:
+            if thread.is_alive():
+                thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _ecn_marks(sampler: CounterSampler) -> int | None:

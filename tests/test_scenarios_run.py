@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -49,3 +50,15 @@ def test_builtin_scenario_holds_its_expectations(scenario, tmp_path):
         events = (out / name / "pfc_events.txt").read_text().splitlines()
         # every PFC frame a switch sent (the counters were sampled a moment before the end)
         assert len(events) >= variant["pfc_pause_tx"] and bool(events) == bool(variant["pfc_pause_tx"])
+
+
+@pytest.mark.mininet
+def test_iperf3_background_runs_beside_roce(tmp_path):
+    """iperf3 entries run in the hosts' namespaces beside the RoCE traffic and report per entry."""
+    path = Path(__file__).parent / "scenarios" / "background-tcp.yaml"
+    proc = subprocess.run([sys.executable, "-m", "fabriclab", "run", str(path), "--out", str(tmp_path / "run"),
+                           "--json", str(tmp_path / "r.json")], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    flows = json.loads((tmp_path / "r.json").read_text())["variants"]["default"]["flows"]
+    assert flows["tcp"]["pattern"] == "iperf3" and flows["tcp"]["bytes"] > 500_000
+    assert flows["roce"]["bytes"] == 2_000_000
