@@ -26,6 +26,7 @@ ETHERNET_OVERHEAD = 18              # header + FCS: a full-MTU frame is mtu + 18
 LB_ACTIONS = {
     "ecmp": "lb_ecmp",               # per-flow 5-tuple hash
     "spray": "lb_spray_random",      # per-packet random member
+    "spray-rr": "lb_spray_round_robin",  # per-packet, members in turn
     "flowlet": "lb_flowlet",         # new random member after an idle gap (LetFlow)
     "adaptive": "lb_least_loaded",   # power of two choices on egress queue depth
 }

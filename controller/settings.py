@@ -15,7 +15,7 @@ from pathlib import Path
 
 from fabriclab.errors import UserError
 
-LB_MODES = ("ecmp", "spray", "flowlet", "adaptive")
+LB_MODES = ("ecmp", "spray", "spray-rr", "flowlet", "adaptive")
 DEFAULT_DSCP_PRIORITY = {26: 3, 48: 6}
 
 

@@ -33,7 +33,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                       help="switch with device id d serves P4Runtime on this + d (default 9559)")
     fabric = parser.add_argument_group("switches and controller")
     fabric.add_argument("--target", default="python", help="python (default), bmv2, or auto (bmv2 if installed)")
-    fabric.add_argument("--lb", default="ecmp", help="load balancing: ecmp (default), spray, flowlet, adaptive")
+    fabric.add_argument("--lb", default="ecmp", help="load balancing: ecmp (default), spray (random per packet), spray-rr (round robin), flowlet, adaptive")
     fabric.add_argument("--flowlet-gap", default="5ms", help="idle gap that starts a new flowlet (default 5ms)")
     fabric.add_argument("--ecn", action="store_true", help="mark ECN (DCQCN paper thresholds)")
     fabric.add_argument("--config", metavar="SWITCH_YAML", help="switch.yaml applied to every switch "

@@ -43,10 +43,9 @@ def controller_settings(config: dict):
     from fabriclab.controller.settings import ControllerSettings, EcnSettings
 
     sw, transport = config["switch"], config["transport"]
-    lb = {"spray-rr": "spray"}.get(sw["lb"], sw["lb"])
     ecn = sw["ecn"]
     return ControllerSettings(
-        lb=lb, flowlet_gap_s=sw["flowlet_gap"],
+        lb=sw["lb"], flowlet_gap_s=sw["flowlet_gap"],
         dscp_priority={transport["data_dscp"]: 3, transport["cnp_dscp"]: 6},
         ecn=EcnSettings(enabled=ecn["enabled"], kmin_bytes=ecn["kmin"], kmax_bytes=ecn["kmax"], pmax=ecn["pmax"]))
 
