@@ -88,3 +88,17 @@ def test_expectations_evaluate_against_results():
     assert not held and "no metric 'drops.lossless'" in why
     with pytest.raises(ExpectationError):
         parse_expectation("busbw_mbps[a] > busbw_mbps[b] > 1")
+
+
+def test_unknown_host_or_capture_port_fails_before_anything_starts(tmp_path):
+    import subprocess
+    import sys
+
+    for old, new, message in (("dst: h2_2", "dst: h9_9", "no host 'h9_9' in this topology"),
+                              ("name: t", "name: t\ncapture: [\"l7:1\"]", "capture: 'l7:1' is not SWITCH:PORT")):
+        valid = GOOD.replace("h1, h2, h3], dst: h4", "h1_1, h1_2, h2_1], dst: h2_2")
+        path = write(tmp_path, valid.replace(old, new))
+        proc = subprocess.run([sys.executable, "-m", "fabriclab", "run", str(path), "--out", str(tmp_path / "o")],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+        assert not (tmp_path / "o").exists()  # nothing was started or written
