@@ -122,7 +122,7 @@ def traffic_plan(config: dict, description: FabricDescription) -> TrafficPlan:
         base = len(merged.flows)
         for flow in part.flows:
             merged.flows.append(Flow(base + flow.id, ranks[flow.src], ranks[flow.dst], flow.size, flow.step,
-                                     tuple(base + d for d in flow.deps)))
+                                     tuple(base + d for d in flow.deps), entry.get("start", 0.0)))
             owners.append(name)
         entries[name] = {"pattern": part.pattern, "size": size, "ranks": len(members),
                          "flows": list(range(base, len(merged.flows)))}
@@ -404,6 +404,7 @@ class IperfTraffic:
 
         src, dst = self.hosts[entry["src"]], self.hosts[entry["dst"]]
         port = self.BASE_PORT + index
+        time.sleep(entry.get("start", 0.0))
         try:
             with IperfServer(dst.netns_path, port=port):
                 report = run_client(src.netns_path, dst.ip, seconds=entry.get("duration", 5.0), port=port)

@@ -115,7 +115,7 @@ TRANSPORT = {"dcqcn": _bool, "preset": _choice(*DCQCN_PRESETS), "ooo": _bool, "m
              "data_dscp": _int(0, 63), "cnp_dscp": _int(0, 63)}
 FLOW = {
     "name": _str, "pattern": _choice(*PATTERNS), "hosts": _list_of(_str, 1), "src": _str, "dst": _str,
-    "size": _unit(parse_size), "duration": _unit(parse_duration),
+    "size": _unit(parse_size), "start": _unit(parse_duration), "duration": _unit(parse_duration),
 }
 BODY = {
     "topology": TOPOLOGY, "topology_file": _str, "rate": _unit(parse_rate), "scale": _float(1.0, 1e6),

@@ -38,6 +38,7 @@ class Flow:
     size: int         # bytes
     step: int         # step of the collective (for reports)
     deps: tuple[int, ...] = ()
+    start_s: float = 0.0  # a flow without deps starts this long after its iteration begins
 
 
 @dataclass

@@ -118,11 +118,11 @@ class ScheduleRunner:
             agent.stop()
         self._selector.close()
 
-    def _events(self, deadline: float):
+    def _events(self, deadline: float, max_wait: float = 1.0):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError("timed out waiting for the host agents")
-        for key, _ in self._selector.select(min(remaining, 1.0)):
+        for key, _ in self._selector.select(min(remaining, max_wait)):
             rank = key.data
             for event in self.agents[rank].read_events():
                 if event.get("ev") == "error":
@@ -169,12 +169,17 @@ class ScheduleRunner:
                                       iteration=iteration, pattern=sched.pattern)
             self.agents[f.src].send(op="send", flow=fid, peer=dst.ip, qpn=qpn_for(f.src, f.dst), size=f.size)
 
+        began = time.monotonic()
+        timed = sorted((f.start_s, f.id) for f in sched.flows if not f.deps and f.start_s > 0)
         for f in sched.flows:
-            if not f.deps:
+            if not f.deps and f.start_s <= 0:
                 start(f.id)
         total = len(sched.flows)
         while len(delivered) < total or len(acked) < total:
-            for rank, event in self._events(deadline):
+            while timed and time.monotonic() - began >= timed[0][0]:
+                start(timed.pop(0)[1])
+            wait = max(0.0, began + timed[0][0] - time.monotonic()) if timed else 1.0
+            for rank, event in self._events(deadline, max_wait=wait):
                 if event["ev"] == "acked":
                     rec = records[event["flow"]]
                     rec.start = event["t_post"]
