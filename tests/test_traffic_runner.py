@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -80,6 +81,18 @@ def test_cli_runs_a_collective_on_a_described_fabric(veth, tmp_path, capsys):
     shells = [subprocess.Popen(["ip", "netns", "exec", h.netns, sys.executable, "-c", "import time; time.sleep(120)",
                                 f"mininet:{h.netns}"]) for h in veth.hosts]
     try:
+        from fabriclab.errors import UserError
+        from fabriclab.traffic.cli import find_mininet_host_pid
+
+        deadline = time.monotonic() + 10
+        for h in veth.hosts:  # the stand-in shells need a moment to exec into their command line
+            while True:
+                try:
+                    find_mininet_host_pid(h.netns)
+                    break
+                except UserError:
+                    assert time.monotonic() < deadline, f"shell for {h.netns} did not start"
+                    time.sleep(0.05)
         out = tmp_path / "records.jsonl"
         names = ",".join(h.netns for h in veth.hosts)
         code = main(["traffic", "alltoall", "--hosts", names, "--size", "400KB", "--iterations", "2",
