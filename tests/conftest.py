@@ -55,3 +55,21 @@ def no_leftovers():
         time.sleep(0.1)
     assert not any(new.values()), f"test left behind: { {k: sorted(v) for k, v in new.items() if v} }"
 
+
+
+@pytest.fixture
+def veth_pair():
+    """Two ends of a veth pair in the root namespace (names ``fl…a``/``fl…b``), up, jumbo MTU,
+    no IPv6 chatter; removed afterwards."""
+    import uuid
+
+    a = f"fl{uuid.uuid4().hex[:6]}a"
+    b = a[:-1] + "b"
+    subprocess.run(["ip", "link", "add", a, "type", "veth", "peer", "name", b], check=True)
+    try:
+        for name in (a, b):
+            subprocess.run(["sysctl", "-qw", f"net.ipv6.conf.{name}.disable_ipv6=1"], check=True)
+            subprocess.run(["ip", "link", "set", name, "mtu", "9000", "up"], check=True)
+        yield a, b
+    finally:
+        subprocess.run(["ip", "link", "del", a], capture_output=True)

@@ -4,9 +4,7 @@ from __future__ import annotations
 import select
 import socket
 import struct
-import subprocess
 import time
-import uuid
 
 import pytest
 
@@ -17,26 +15,12 @@ pytestmark = pytest.mark.root
 ETH = bytes.fromhex("020000000002" "020000000001") + b"\x88\xb5"
 
 
-@pytest.fixture
-def veth():
-    a = f"fl{uuid.uuid4().hex[:6]}a"
-    b = a[:-1] + "b"
-    subprocess.run(["ip", "link", "add", a, "type", "veth", "peer", "name", b], check=True)
-    try:
-        for name in (a, b):
-            subprocess.run(["sysctl", "-qw", f"net.ipv6.conf.{name}.disable_ipv6=1"], check=True)
-            subprocess.run(["ip", "link", "set", name, "up"], check=True)
-        yield a, b
-    finally:
-        subprocess.run(["ip", "link", "del", a], capture_output=True)
-
-
 def frames(n: int, start: int = 0) -> list[bytes]:
     return [ETH + i.to_bytes(4, "big") + bytes(60) for i in range(start, start + n)]
 
 
-def test_frames_carry_their_own_arrival_times(veth):
-    a, b = veth
+def test_frames_carry_their_own_arrival_times(veth_pair):
+    a, b = veth_pair
     port = Port(1, b)
     sender = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     sender.bind((a, 0))
@@ -57,8 +41,8 @@ def test_frames_carry_their_own_arrival_times(veth):
         port.close()
 
 
-def test_resync_finds_frames_the_walk_no_longer_looks_at(veth):
-    a, b = veth
+def test_resync_finds_frames_the_walk_no_longer_looks_at(veth_pair):
+    a, b = veth_pair
     port = Port(1, b)
     sender = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     sender.bind((a, 0))
@@ -91,8 +75,8 @@ def _fill_slot(port: Port, index: int, frame: bytes, stamp_s: int) -> None:
     struct.pack_into("=IIIHHIIHH", ring, offset, 1, len(frame), len(frame), mac, mac + 14, stamp_s, 0, 0, 0)
 
 
-def test_arrival_times_never_decrease_along_the_ring(veth):
-    _, b = veth
+def test_arrival_times_never_decrease_along_the_ring(veth_pair):
+    _, b = veth_pair
     port = Port(1, b)                                      # a quiet link: we play the kernel
     try:
         # a fresh stamp (30 s) among older ones, as a slot filled out of turn carries

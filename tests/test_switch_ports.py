@@ -1,31 +1,15 @@
-"""AF_PACKET ports on a veth pair: the receive ring, VLAN tags, our own frames, pcap, overflow."""
+"""AF_PACKET ports on a veth_pair pair: the receive ring, VLAN tags, our own frames, pcap, overflow."""
 from __future__ import annotations
 
 import select
 import socket
-import subprocess
 import time
-import uuid
 
 import pytest
 
 from fabriclab.target.ports import Port, read_pcap
 
 pytestmark = pytest.mark.root
-
-
-@pytest.fixture
-def veth():
-    a = f"fl{uuid.uuid4().hex[:6]}a"
-    b = a[:-1] + "b"
-    subprocess.run(["ip", "link", "add", a, "type", "veth", "peer", "name", b], check=True)
-    try:
-        for name in (a, b):
-            subprocess.run(["sysctl", "-qw", f"net.ipv6.conf.{name}.disable_ipv6=1"], check=True)
-            subprocess.run(["ip", "link", "set", name, "mtu", "9000", "up"], check=True)
-        yield a, b
-    finally:
-        subprocess.run(["ip", "link", "del", a], capture_output=True)
 
 
 def raw_sender(ifname: str) -> socket.socket:
@@ -46,8 +30,8 @@ def drain(port: Port, want: int, timeout: float = 5.0) -> list[bytes]:
 ETH = bytes.fromhex("020000000002" "020000000001")
 
 
-def test_ring_receives_frames_and_restores_vlan_tags(veth, tmp_path):
-    a, b = veth
+def test_ring_receives_frames_and_restores_vlan_tags(veth_pair, tmp_path):
+    a, b = veth_pair
     port = Port(1, b, pcap_dir=tmp_path)
     sender = raw_sender(a)
     try:
@@ -69,8 +53,8 @@ def test_ring_receives_frames_and_restores_vlan_tags(veth, tmp_path):
         port.close()
 
 
-def test_oversized_frames_and_ring_overflow_are_counted(veth):
-    a, b = veth
+def test_oversized_frames_and_ring_overflow_are_counted(veth_pair):
+    a, b = veth_pair
     port = Port(1, b, max_frame=1522)
     sender = raw_sender(a)
     try:
