@@ -7,7 +7,8 @@ set egress_spec) the benchmark compiles and instantiates the program, runs its s
 port (so the timed path is the realistic one, not an early drop), then calls
 ``Pipeline.process`` on the frames in turn, in batches. The figure is the median over batches
 of the mean time per packet: the median keeps out batches another process on the machine
-interrupted.
+interrupted. Every program is measured on both engines (the generated Python and the native C
+extension, ``target/native_codegen.py``): a column pair and a JSON object per engine.
 """
 from __future__ import annotations
 
@@ -111,8 +112,9 @@ def time_batches(pipeline, frames: list[TimedFrame], packets: int, on_batch=None
     return means
 
 
-def measure_program(program: Path, packets: int, on_batch=None) -> dict:
-    """{"us_per_packet", "pps", "packets", "batches"} of one program with its setup file."""
+def measure_program(program: Path, packets: int, on_batch=None, engine: str = "auto") -> dict:
+    """{"us_per_packet", "pps", "packets", "batches"} of one program with its setup file, on
+    ``engine`` (``CompiledProgram.instantiate``'s; UserError if native cannot be built)."""
     from fabriclab.target.compiler import compile_file
     from fabriclab.target.diagnostics import CompileError
 
@@ -120,7 +122,7 @@ def measure_program(program: Path, packets: int, on_batch=None) -> dict:
     if not setup.exists():
         raise UserError(f"{program.name}: no setup file {setup} (table entries and frames to time)")
     try:
-        pipeline = compile_file(str(program)).instantiate()
+        pipeline = compile_file(str(program)).instantiate(engine=engine)
     except CompileError as exc:
         raise UserError(f"{program} does not compile: {exc}") from None
     frames = load_setup(pipeline, setup)
@@ -129,7 +131,19 @@ def measure_program(program: Path, packets: int, on_batch=None) -> dict:
     us = statistics.median(means)
     batch, _ = batch_plan(packets)
     return {"us_per_packet": round(us, 3), "pps": round(1e6 / us), "packets": batch * len(means),
-            "batches": len(means)}
+            "batches": len(means), "engine": pipeline.engine.name}
+
+
+def measure_engines(program: Path, packets: int, on_batch=None) -> dict:
+    """Both engines' figures under "python" and "native" (an "unavailable" reason when native
+    cannot run the program); the top-level figures are the engine ``auto`` picks."""
+    results = {"python": measure_program(program, packets, on_batch, "python")}
+    try:
+        results["native"] = measure_program(program, packets, on_batch, "native")
+    except UserError as exc:
+        results["native"] = {"unavailable": str(exc)}
+    chosen = results["native"] if "us_per_packet" in results["native"] else results["python"]
+    return {**chosen, **results}
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -146,14 +160,19 @@ def run(args: argparse.Namespace) -> dict:
     _, batches = batch_plan(packets)
     with Progress(console=console, transient=True) as progress:
         for program in programs:
-            task = progress.add_task(f"pipeline {program.stem}", total=batches)
-            results[program.stem] = measure_program(program, packets,
+            task = progress.add_task(f"pipeline {program.stem}", total=2 * batches)
+            results[program.stem] = measure_engines(program, packets,
                                                     on_batch=lambda t=task: progress.advance(t))
     table = Table(title=f"compiled pipeline, Pipeline.process (median of {batches} batch means)")
     table.add_column("program")
-    table.add_column("µs/packet", justify="right")
-    table.add_column("packets/s", justify="right")
+    for engine in ("python", "native"):
+        table.add_column(f"{engine} µs/packet", justify="right")
+        table.add_column(f"{engine} packets/s", justify="right")
     for name, figures in results.items():
-        table.add_row(name, f"{figures['us_per_packet']:.1f}", f"{figures['pps']:,}")
+        cells = []
+        for engine in ("python", "native"):
+            f = figures[engine]
+            cells += [f"{f['us_per_packet']:.2f}", f"{f['pps']:,}"] if "us_per_packet" in f else ["n/a", "n/a"]
+        table.add_row(name, *cells)
     console.print(table)
     return {"programs": results}

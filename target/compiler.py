@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import linecache
+import logging
 import os
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -16,6 +17,7 @@ from typing import Mapping, Sequence
 from fabriclab.target import ast, codegen, program
 from fabriclab.target.codegen import ControlInstance, control_instances, instance_name, qualified_name
 from fabriclab.target.diagnostics import CompileError
+from fabriclab.errors import UserError
 from fabriclab.target.parser import parse_file, parse_text
 from fabriclab.target.pipeline import Pipeline
 from fabriclab.target.program import ProgramInfo
@@ -27,10 +29,18 @@ from fabriclab.target.typecheck import (
 MANIFEST_FORMAT = "fabriclab-compiled-v1"
 
 
+ENGINES = ("auto", "native", "python")
+log = logging.getLogger(__name__)
+
+
 class CompiledProgram:
-    def __init__(self, info: ProgramInfo, python_source: str):
+    def __init__(self, info: ProgramInfo, python_source: str, typed: TypedProgram | None = None,
+                 native_source: str | None = None):
         self.info = info
         self.python_source = python_source
+        self._typed = typed
+        self._native_source = native_source
+        self._native_problem: str | None = None
         namespace: dict = {}
         filename = f"<fabriclab:{info.name}.py>"
         # tracebacks through generated code show its lines
@@ -38,11 +48,55 @@ class CompiledProgram:
         exec(compile(python_source, filename, "exec"), namespace)
         self._build = namespace["build"]
 
-    def instantiate(self, cpu_port: int | None = None) -> Pipeline:
-        """A new pipeline with its own, empty runtime state."""
+    @property
+    def native_source(self) -> str | None:
+        """The C source of the native engine, None if the program uses what it does not mirror
+        (``native_problem`` then says what)."""
+        if self._native_source is None and self._native_problem is None:
+            if self._typed is None:
+                self._native_problem = "compiled output without its C source (recompile the .p4)"
+            else:
+                from fabriclab.target import native_codegen
+
+                try:
+                    self._native_source = native_codegen.generate(self._typed, self.info.name)
+                except native_codegen.NativeUnsupported as exc:
+                    self._native_problem = f"unsupported: {exc}"
+                except Exception as exc:   # a generator bug must not stop the Python engine
+                    self._native_problem = f"native code generator failed ({type(exc).__name__}: {exc})"
+        return self._native_source
+
+    @property
+    def native_problem(self) -> str | None:
+        return None if self.native_source is not None else self._native_problem
+
+    def instantiate(self, cpu_port: int | None = None, engine: str | None = None) -> Pipeline:
+        """A new pipeline with its own, empty runtime state.
+
+        ``engine``: ``python``, ``native`` (UserError if it cannot be built) or ``auto`` (native
+        when it can be built, else Python with one INFO line saying why); None means
+        ``$FABRICLAB_ENGINE``, else ``auto``.
+        """
+        from fabriclab.target.native_build import NativeUnavailable, load as load_native
+        from fabriclab.target.pipeline import NativeEngine
         from fabriclab.target.state import RuntimeState
 
+        engine = engine or os.environ.get("FABRICLAB_ENGINE") or "auto"
+        if engine not in ENGINES:
+            raise UserError(f"unknown engine {engine!r} (choose from {', '.join(ENGINES)})")
         state = RuntimeState(self.info)
+        if engine != "python":
+            problem = self.native_problem
+            if problem is None:
+                try:
+                    module = load_native(self.native_source)
+                    log.info("%s runs on the native engine", self.info.name)
+                    return Pipeline(self.info, None, state, cpu_port, NativeEngine(module, state))
+                except NativeUnavailable as exc:
+                    problem = str(exc)
+            if engine == "native":
+                raise UserError(f"{self.info.name}: the native engine is not available: {problem}")
+            log.info("%s runs on the Python engine: %s", self.info.name, problem)
         blocks = self._build(state, codegen)
         return Pipeline(self.info, blocks, state, cpu_port)
 
@@ -64,7 +118,7 @@ def _compile(tree: ast.Program, name: str) -> CompiledProgram:
         typed = check_program(tree)
         source = codegen.generate(typed, name)
         info = build_program_info(typed, name)
-        return CompiledProgram(info, source)
+        return CompiledProgram(info, source, typed)
     except CompileError:
         raise
     except Exception as exc:
@@ -84,6 +138,9 @@ def write_output(compiled: CompiledProgram, out_dir: str) -> None:
         f.write(p4info.to_text(compiled.info))
     manifest = {"format": MANIFEST_FORMAT, "name": name, "python": f"{name}.py",
                 "info": dataclasses.asdict(compiled.info)}
+    if compiled.native_source is not None:
+        # the native engine's C source, so a loaded directory can run natively without the .p4
+        manifest["native_source"] = compiled.native_source
     with open(os.path.join(out_dir, f"{name}.json"), "w", encoding="utf-8") as f:
         json.dump(manifest, f, indent=1)
 
@@ -96,7 +153,8 @@ def load(path: str) -> CompiledProgram:
             doc = json.loads(manifest_path.read_text(encoding="utf-8"))
             if doc.get("format") == MANIFEST_FORMAT:
                 source = (manifest_path.parent / doc["python"]).read_text(encoding="utf-8")
-                return CompiledProgram(info_from_dict(doc["info"]), source)
+                return CompiledProgram(info_from_dict(doc["info"]), source,
+                                       native_source=doc.get("native_source"))
         raise CompileError(f"{path}: no compiled program here (no {MANIFEST_FORMAT} manifest)", None)
     return compile_file(path)
 

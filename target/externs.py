@@ -42,7 +42,7 @@ class Register:
         self.values[index] = value & self.mask
 
     def reset(self) -> None:
-        self.values = [0] * self.info.size
+        self.values[:] = [0] * self.info.size    # in place: the native engine holds the list
 
     def dp_read(self, index: int) -> int:
         if 0 <= index < self.info.size:
@@ -78,8 +78,9 @@ class Counter:
         self.bytes[index] = nbytes
 
     def reset(self) -> None:
-        self.packets = [0] * self.info.size
-        self.bytes = [0] * self.info.size
+        # in place: the native engine holds the lists
+        self.packets[:] = [0] * self.info.size
+        self.bytes[:] = [0] * self.info.size
 
 
 @dataclass

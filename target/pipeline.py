@@ -11,9 +11,15 @@ egress, computeChecksum, deparser); this module supplies what simple_switch does
 * at egress: egress_spec starts at a value that is not the drop port, the E2E clone is taken
   after egress (headers kept, metadata reset) even when the packet itself is then dropped, the
   deparsed packet is recirculated (metadata reset except the preserved list) or transmitted.
+
+The blocks come from an engine (``PythonEngine``: the generated Python; ``NativeEngine``: the
+C extension native_codegen.py generates). Both create, copy and preserve contexts through the
+same small interface and fuse the common paths (fresh context + parser + verifyChecksum +
+ingress in one call; egress + computeChecksum + deparser in another), so this glue is shared.
 """
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -63,18 +69,28 @@ class PacketContext:
         return self
 
 
-@dataclass
 class EgressJob:
-    egress_port: int
-    priority: int          # standard_metadata.priority -> queue 0..7
-    length: int            # bytes, for buffer accounting
-    instance_type: int
-    egress_rid: int
-    ingress_port: int
-    ctx: object            # opaque: the packet's headers and metadata between the halves
+    """A packet between the halves: what the traffic manager needs, and its context."""
+
+    __slots__ = ("egress_port", "priority", "length", "instance_type", "egress_rid", "ingress_port", "ctx")
+
+    def __init__(self, egress_port: int, priority: int, length: int, instance_type: int, egress_rid: int,
+                 ingress_port: int, ctx: object):
+        self.egress_port = egress_port
+        self.priority = priority          # standard_metadata.priority -> queue 0..7
+        self.length = length              # bytes, for buffer accounting
+        self.instance_type = instance_type
+        self.egress_rid = egress_rid
+        self.ingress_port = ingress_port
+        self.ctx = ctx                    # opaque: the packet's headers and metadata between the halves
+
+    def __repr__(self) -> str:
+        return (f"EgressJob(egress_port={self.egress_port}, priority={self.priority}, length={self.length}, "
+                f"instance_type={self.instance_type}, egress_rid={self.egress_rid}, "
+                f"ingress_port={self.ingress_port})")
 
 
-@dataclass
+@dataclass(slots=True)
 class QueueMeta:
     now_us: int
     enq_timestamp: int     # µs
@@ -83,20 +99,24 @@ class QueueMeta:
     deq_qdepth: int
 
 
-@dataclass
+@dataclass(slots=True)
 class EgressResult:
     frames: list[tuple[int, bytes]]   # (port, frame) to transmit
     jobs: list[EgressJob]             # E2E clones and recirculation results to enqueue
 
 
-class Pipeline:
-    """An instance of a compiled program: generated blocks + runtime state + v1model glue."""
+class PythonEngine:
+    """The generated Python blocks behind the interface both engines give the glue.
 
-    def __init__(self, info: ProgramInfo, blocks: dict, state: RuntimeState | None = None,
-                 cpu_port: int | None = None):
-        self.info = info
-        self.state = state if state is not None else RuntimeState(info)
-        self.cpu_port = cpu_port
+    ``ingress`` makes a fresh context and runs parser, verifyChecksum and ingress; ``parse``
+    makes one and only parses; ``egress`` runs the egress half and returns the frame, or None
+    when the glue must look at the context (E2E clone, drop, recirculation); ``deparse`` is
+    computeChecksum + deparser + truncation.
+    """
+
+    name = "python"
+
+    def __init__(self, blocks: dict):
         self._new_headers = blocks["new_headers"]
         self._new_metadata = blocks["new_metadata"]
         self._new_standard_metadata = blocks["new_standard_metadata"]
@@ -108,15 +128,8 @@ class Pipeline:
         self._deparse = blocks["deparser"]
         self._preserve = blocks["preserve_field_list"]
 
-    # -- ingress half ---------------------------------------------------------------------
-
-    def ingress(self, frame: bytes, ingress_port: int, now_us: int) -> list[EgressJob]:
-        ctx = self._fresh_context(frame, ingress_port, now_us, NORMAL)
-        return self._run_ingress(ctx, frame, now_us)
-
-    def _fresh_context(self, frame: bytes, ingress_port: int, now_us: int, instance_type: int,
-                       preserved_from: PacketContext | None = None,
-                       field_list: int | None = None) -> PacketContext:
+    def _fresh(self, frame: bytes, ingress_port: int, now_us: int, instance_type: int,
+               preserved_from: PacketContext | None, field_list: int | None) -> PacketContext:
         ctx = PacketContext(self._new_headers(), self._new_metadata(), self._new_standard_metadata())
         if preserved_from is not None:
             self._preserve(field_list, preserved_from.meta, ctx.meta)
@@ -129,12 +142,114 @@ class Pipeline:
         ctx.now_us = now_us
         return ctx
 
-    def _run_ingress(self, ctx: PacketContext, frame: bytes, now_us: int) -> list[EgressJob]:
+    def ingress(self, frame: bytes, ingress_port: int, now_us: int, instance_type: int = NORMAL,
+                preserved_from: PacketContext | None = None, field_list: int | None = None) -> PacketContext:
+        ctx = self._fresh(frame, ingress_port, now_us, instance_type, preserved_from, field_list)
+        self._parse(ctx, frame)
+        self._verify_checksum(ctx)
+        self._ingress(ctx)
+        return ctx
+
+    def parse(self, frame: bytes, ingress_port: int, now_us: int, instance_type: int) -> PacketContext:
+        ctx = self._fresh(frame, ingress_port, now_us, instance_type, None, None)
+        self._parse(ctx, frame)
+        return ctx
+
+    def preserve(self, field_list: int | None, src: PacketContext, dst: PacketContext) -> None:
+        self._preserve(field_list, src.meta, dst.meta)
+
+    def copy(self, ctx: PacketContext) -> PacketContext:
+        copy = PacketContext(ctx.hdr._copy(), ctx.meta._copy(), ctx.sm._copy())
+        copy.payload = ctx.payload
+        copy.truncate_to = ctx.truncate_to
+        copy.reentries = ctx.reentries
+        copy.length = ctx.length
+        return copy
+
+    def egress_clone(self, ctx: PacketContext, length: int) -> PacketContext:
+        # headers as egress left them, metadata reset except the preserved list
+        clone = PacketContext(ctx.hdr._copy(), self._new_metadata(), self._new_standard_metadata())
+        clone.payload = ctx.payload
+        clone.length = length
+        self._preserve(ctx.clone_field_list, ctx.meta, clone.meta)
+        clone.sm.instance_type = EGRESS_CLONE
+        clone.reentries = ctx.reentries
+        return clone
+
+    def egress(self, ctx: PacketContext, egress_port: int, length: int, now_us: int, enq_timestamp: int,
+               enq_qdepth: int, deq_timedelta: int, deq_qdepth: int) -> bytes | None:
+        sm = ctx.sm
+        sm.egress_port = egress_port
+        sm.egress_spec = 0     # simple_switch: anything but the drop port (512 wraps to 0)
+        sm.packet_length = ctx.length = length
+        # the fields are bit<32>/bit<19>/bit<48>: values wrap like simple_switch's
+        sm.enq_timestamp = enq_timestamp & _MASK32
+        sm.enq_qdepth = min(enq_qdepth, _MAX_QDEPTH)
+        sm.deq_timedelta = deq_timedelta & _MASK32
+        sm.deq_qdepth = min(deq_qdepth, _MAX_QDEPTH)
+        sm.egress_global_timestamp = now_us & _MASK48
+        ctx.now_us = now_us
+        ctx.clone_session = None
+        self._egress(ctx)
+        if ctx.clone_session is not None or sm.egress_spec == DROP_PORT or ctx.recirculate_field_list is not None:
+            return None
+        return self.deparse(ctx)
+
+    def deparse(self, ctx: PacketContext) -> bytes:
+        self._compute_checksum(ctx)
+        data = self._deparse(ctx)
+        if ctx.truncate_to is not None:
+            data = data[: ctx.truncate_to]
+        return data
+
+
+class NativeEngine:
+    """A program's extension module (native_codegen) bound to one pipeline's runtime state.
+
+    The module's functions take the engine object first; ``functools.partial`` binds it
+    without a Python frame per call.
+    """
+
+    name = "native"
+
+    def __init__(self, module, state: RuntimeState):
+        from fabriclab.target import codegen
+
+        engine = module.engine(state, codegen)
+        self.ingress = functools.partial(module.ingress, engine)
+        self.parse = functools.partial(module.parse, engine)
+        self.preserve = module.preserve
+        self.copy = module.copy
+        self.egress_clone = module.egress_clone
+        self.egress = module.egress
+        self.deparse = module.deparse
+
+
+class Pipeline:
+    """An instance of a compiled program: an engine's blocks + runtime state + v1model glue."""
+
+    def __init__(self, info: ProgramInfo, blocks: dict | None, state: RuntimeState | None = None,
+                 cpu_port: int | None = None, engine=None):
+        self.info = info
+        self.state = state if state is not None else RuntimeState(info)
+        self.cpu_port = cpu_port
+        self.engine = engine if engine is not None else PythonEngine(blocks)
+
+    # -- ingress half ---------------------------------------------------------------------
+
+    def ingress(self, frame: bytes, ingress_port: int, now_us: int) -> list[EgressJob]:
+        ctx = self.engine.ingress(frame, ingress_port, now_us, NORMAL, None, None)
+        if ctx.clone_session is None and ctx.resubmit_field_list is None:
+            sm = ctx.sm
+            if not sm.mcast_grp:    # the common case: unicast or drop
+                if sm.egress_spec == DROP_PORT:
+                    return []
+                return [EgressJob(sm.egress_spec, sm.priority, ctx.length, NORMAL, 0, sm.ingress_port, ctx)]
+        return self._after_ingress(ctx, frame, now_us)
+
+    def _after_ingress(self, ctx, frame: bytes, now_us: int) -> list[EgressJob]:
         jobs: list[EgressJob] = []
         while True:
-            self._parse(ctx, frame)
-            self._verify_checksum(ctx)
-            self._ingress(ctx)
             sm = ctx.sm
             if ctx.clone_session is not None:
                 self._clone_at_ingress(ctx, frame, now_us, jobs)
@@ -144,8 +259,7 @@ class Pipeline:
                 log.warning("packet resubmitted %d times: dropped", MAX_REENTRIES)
                 return jobs
             # The original packet re-enters ingress; this copy goes nowhere else.
-            ctx = self._fresh_context(frame, sm.ingress_port, now_us, RESUBMIT, ctx,
-                                      ctx.resubmit_field_list)
+            ctx = self.engine.ingress(frame, sm.ingress_port, now_us, RESUBMIT, ctx, ctx.resubmit_field_list)
         mgid = sm.mcast_grp
         if mgid:
             sm.instance_type = REPLICATION
@@ -156,35 +270,33 @@ class Pipeline:
                                   sm.ingress_port, ctx))
         return jobs
 
-    def _clone_at_ingress(self, ctx: PacketContext, frame: bytes, now_us: int,
-                          jobs: list[EgressJob]) -> None:
+    def _clone_at_ingress(self, ctx, frame: bytes, now_us: int, jobs: list[EgressJob]) -> None:
         session = self.state.pre.clone_session(ctx.clone_session)
         if session is None:
             return
         # simple_switch parses the original packet again for the clone.
-        clone = self._fresh_context(frame, ctx.sm.ingress_port, now_us, INGRESS_CLONE)
-        self._parse(clone, frame)
-        self._preserve(ctx.clone_field_list, ctx.meta, clone.meta)
+        clone = self.engine.parse(frame, ctx.sm.ingress_port, now_us, INGRESS_CLONE)
+        self.engine.preserve(ctx.clone_field_list, ctx, clone)
         clone.sm.instance_type = INGRESS_CLONE
         clone.sm.ingress_port = ctx.sm.ingress_port
         self._send_clone(clone, session, len(frame), jobs)
 
-    def _send_clone(self, clone: PacketContext, session, length: int, jobs: list[EgressJob]) -> None:
+    def _send_clone(self, clone, session, length: int, jobs: list[EgressJob]) -> None:
         if session.truncate_length:
             clone.truncate_to = session.truncate_length
         if session.mgid:
             # the replicas must not share the object the port copy below uses
-            replicated = _copy_context(clone) if session.egress_port is not None else clone
+            replicated = self.engine.copy(clone) if session.egress_port is not None else clone
             self._replicate(replicated, session.mgid, length, jobs)
         if session.egress_port is not None:
             sm = clone.sm
             jobs.append(EgressJob(session.egress_port, sm.priority, length, sm.instance_type, 0,
                                   sm.ingress_port, clone))
 
-    def _replicate(self, ctx: PacketContext, mgid: int, length: int, jobs: list[EgressJob]) -> None:
+    def _replicate(self, ctx, mgid: int, length: int, jobs: list[EgressJob]) -> None:
         replicas = self.state.pre.replicate(mgid)
         for i, (port, rid) in enumerate(replicas):
-            copy = ctx if i == len(replicas) - 1 else _copy_context(ctx)
+            copy = ctx if i == len(replicas) - 1 else self.engine.copy(ctx)
             copy.sm.egress_rid = rid
             jobs.append(EgressJob(port, copy.sm.priority, length, copy.sm.instance_type, rid,
                                   copy.sm.ingress_port, copy))
@@ -192,56 +304,39 @@ class Pipeline:
     # -- egress half ----------------------------------------------------------------------
 
     def egress(self, job: EgressJob, meta: QueueMeta) -> EgressResult:
-        ctx: PacketContext = job.ctx
-        sm = ctx.sm
-        sm.egress_port = job.egress_port
-        sm.egress_spec = 0     # simple_switch: anything but the drop port (512 wraps to 0)
-        sm.packet_length = ctx.length = job.length
-        # the fields are bit<32>/bit<19>/bit<48>: values wrap like simple_switch's
-        sm.enq_timestamp = meta.enq_timestamp & _MASK32
-        sm.enq_qdepth = min(meta.enq_qdepth, _MAX_QDEPTH)
-        sm.deq_timedelta = meta.deq_timedelta & _MASK32
-        sm.deq_qdepth = min(meta.deq_qdepth, _MAX_QDEPTH)
-        sm.egress_global_timestamp = meta.now_us & _MASK48
-        ctx.now_us = meta.now_us
-        ctx.clone_session = None
-        self._egress(ctx)
+        ctx = job.ctx
+        data = self.engine.egress(ctx, job.egress_port, job.length, meta.now_us, meta.enq_timestamp,
+                                  meta.enq_qdepth, meta.deq_timedelta, meta.deq_qdepth)
+        if data is not None:
+            return EgressResult([(job.egress_port, data)], [])
         jobs: list[EgressJob] = []
         if ctx.clone_session is not None:
             self._clone_at_egress(ctx, ctx.length, jobs)
-        if sm.egress_spec == DROP_PORT:
+        if ctx.sm.egress_spec == DROP_PORT:
             return EgressResult([], jobs)
-        self._compute_checksum(ctx)
-        data = self._deparse(ctx)
-        if ctx.truncate_to is not None:
-            data = data[: ctx.truncate_to]
+        data = self.engine.deparse(ctx)
         if ctx.recirculate_field_list is not None:
             if ctx.reentries >= MAX_REENTRIES:
                 log.warning("packet recirculated %d times: dropped", MAX_REENTRIES)
                 return EgressResult([], jobs)
-            again = self._fresh_context(data, 0, meta.now_us, RECIRC, ctx, ctx.recirculate_field_list)
-            jobs.extend(self._run_ingress(again, data, meta.now_us))
+            again = self.engine.ingress(data, 0, meta.now_us, RECIRC, ctx, ctx.recirculate_field_list)
+            jobs.extend(self._after_ingress(again, data, meta.now_us))
             return EgressResult([], jobs)
         return EgressResult([(job.egress_port, data)], jobs)
 
-    def _clone_at_egress(self, ctx: PacketContext, length: int, jobs: list[EgressJob]) -> None:
+    def _clone_at_egress(self, ctx, length: int, jobs: list[EgressJob]) -> None:
         session = self.state.pre.clone_session(ctx.clone_session)
         if session is None:
             return
-        # headers as egress left them, metadata reset except the preserved list
-        clone = PacketContext(ctx.hdr._copy(), self._new_metadata(), self._new_standard_metadata())
-        clone.payload = ctx.payload
-        clone.length = length
-        self._preserve(ctx.clone_field_list, ctx.meta, clone.meta)
-        clone.sm.instance_type = EGRESS_CLONE
-        clone.reentries = ctx.reentries
-        self._send_clone(clone, session, length, jobs)
+        self._send_clone(self.engine.egress_clone(ctx, length), session, length, jobs)
 
     # -- both halves ----------------------------------------------------------------------
 
     def process(self, frame: bytes, ingress_port: int, now_us: int = 0) -> list[tuple[int, bytes]]:
         """Ingress then egress with empty queues; E2E clones and recirculations included."""
         pending = self.ingress(frame, ingress_port, now_us)
+        if not pending:
+            return []
         out: list[tuple[int, bytes]] = []
         queue_meta = QueueMeta(now_us, now_us, 0, 0, 0)
         trips = 0
@@ -251,12 +346,3 @@ class Pipeline:
             out.extend(result.frames)
             pending.extend(result.jobs)
         return out
-
-
-def _copy_context(ctx: PacketContext) -> PacketContext:
-    copy = PacketContext(ctx.hdr._copy(), ctx.meta._copy(), ctx.sm._copy())
-    copy.payload = ctx.payload
-    copy.truncate_to = ctx.truncate_to
-    copy.reentries = ctx.reentries
-    copy.length = ctx.length
-    return copy

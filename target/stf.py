@@ -49,12 +49,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME[=VALUE]",
                         help="define a preprocessor macro")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every packet sent and received")
+    parser.add_argument("--engine", choices=("auto", "native", "python"), default="auto",
+                        help="pipeline engine: compiled C, generated Python, or native when it builds (default)")
 
 
 def run(args) -> int:
     defines = dict(d.split("=", 1) if "=" in d else (d, "1") for d in args.defines)
     result = run_stf(args.program, args.stf, include_dirs=args.include_dirs, defines=defines,
-                     verbose=args.verbose)
+                     verbose=args.verbose, engine=args.engine)
     print(result.report())
     return 0 if result.passed else 1
 
@@ -518,10 +520,11 @@ def run_stf_on(pipeline, stf_path: str | Path, verbose: bool = False) -> StfResu
 
 
 def run_stf(program_path: str | Path | None, stf_path: str | Path, include_dirs=(), defines=None,
-            verbose: bool = False) -> StfResult:
+            verbose: bool = False, engine: str | None = None) -> StfResult:
     """Compile the program (or the one the STF file names, if None) and run the STF test.
 
-    ``program_path`` may also be a directory written by ``fabriclab compile``.
+    ``program_path`` may also be a directory written by ``fabriclab compile``; ``engine`` is
+    ``CompiledProgram.instantiate``'s.
     """
     if program_path is None:
         program_path = program_of(stf_path)
@@ -539,4 +542,4 @@ def run_stf(program_path: str | Path | None, stf_path: str | Path, include_dirs=
             compiled = compiler.compile_file(str(program_path), list(include_dirs), dict(defines or {}))
     except CompileError as exc:
         raise UserError(f"{program_path} does not compile: {exc}") from None
-    return run_stf_on(compiled.instantiate(), stf_path, verbose)
+    return run_stf_on(compiled.instantiate(engine=engine), stf_path, verbose)

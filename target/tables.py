@@ -213,6 +213,9 @@ class Table:
         self._lpm_levels: list[tuple[int, dict]] = []   # (mask, dict), longest prefix first
         self._ordered: list[tuple] = []                 # (entry, masked checks, range checks)
         self._order_keys: list[tuple[int, int]] = []    # (-priority, seq), parallel to _ordered
+        # bumped by every change of entries or default action: the native engine's lookup
+        # memo is valid while the version it was filled under is current
+        self.version = 0
         lpm_positions = [i for i, kind in enumerate(self.kinds) if kind == "lpm"]
         if self.needs_priority or len(lpm_positions) > 1:
             self._layout = "ordered"
@@ -233,6 +236,7 @@ class Table:
                           self._order_keys):
             container.clear()
         self._seq = 0
+        self.version += 1
         self.default = ActionCall(self.info.default_action, tuple(self.info.default_args))
         count = len(self.info.const_entries)
         for index, const in enumerate(self.info.const_entries):
@@ -263,6 +267,7 @@ class Table:
             raise StateError("NOT_FOUND", f"{self.info.name}: no such entry")
         self._check_action(entry)
         current.action, current.member_id, current.group_id = entry.action, entry.member_id, entry.group_id
+        self.version += 1
         if entry.meter is not None:
             current.meter = entry.meter
 
@@ -289,11 +294,13 @@ class Table:
         if call.name in self.actions:
             check_action_args(self.actions[call.name], tuple(call.args), self.info.name)
         self.default = ActionCall(call.name, tuple(call.args))
+        self.version += 1
 
     def reset_default(self) -> None:
         if self.info.const_default_action:
             raise StateError("PERMISSION_DENIED", f"{self.info.name}: the default action is const")
         self.default = ActionCall(self.info.default_action, tuple(self.info.default_args))
+        self.version += 1
 
     def resolve(self, entry: TableEntry | None, selector_input: bytes | tuple = b"") -> ActionCall:
         """The action to run for a lookup result: through the profile/selector, or the default."""
@@ -380,6 +387,7 @@ class Table:
 
     def _add(self, entry: TableEntry) -> None:
         self._entries[(entry.match, entry.priority)] = entry
+        self.version += 1
         self._seq += 1
         if self._layout == "exact":
             self._exact[entry.match] = entry
@@ -397,6 +405,7 @@ class Table:
             self._ordered.insert(pos, (entry, *self._checks(entry.match)))
 
     def _remove_from_index(self, entry: TableEntry) -> None:
+        self.version += 1
         if self._layout == "exact":
             del self._exact[entry.match]
         elif self._layout == "lpm":
