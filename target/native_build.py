@@ -24,6 +24,7 @@ from fabriclab.target.native_codegen import MODULE_NAME_PLACEHOLDER
 RUNTIME_HEADER = Path(__file__).resolve().parent / "native_runtime.h"
 CFLAGS = ("-O2", "-shared", "-fPIC", "-fno-strict-aliasing", "-w")
 _loaded: dict[str, object] = {}      # key -> module, so a program is loaded once per process
+CACHE_LIMIT = 256                    # modules kept; every edit of a program builds a new one
 
 
 class NativeUnavailable(Exception):
@@ -67,6 +68,7 @@ def build(c_source: str) -> Path:
     directory = cache_dir()
     target = directory / f"{name}{importlib.machinery.EXTENSION_SUFFIXES[0]}"
     if target.exists():
+        target.touch()       # the cache forgets the least recently used modules first
         return target
     cc, include = _compiler(), _python_include()
     try:
@@ -93,7 +95,25 @@ def build(c_source: str) -> Path:
             first = next((ln for ln in proc.stderr.splitlines() if "error" in ln), proc.stderr.strip()[:200])
             raise NativeUnavailable(f"compiling {source_path} failed: {first}")
         os.replace(tmp_target, target)
+    _prune(directory)
     return target
+
+
+def _prune(directory: Path) -> None:
+    """Keep the CACHE_LIMIT most recently used modules (a process that loaded a removed one
+    keeps its mapping; the next process to need it builds it again)."""
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    modules = []
+    for path in directory.glob(f"fl_*{suffix}"):
+        try:
+            modules.append((path.stat().st_mtime, path))
+        except FileNotFoundError:
+            continue             # another process pruned it
+    modules.sort(reverse=True)
+    for _, path in modules[CACHE_LIMIT:]:
+        stem = path.name[: -len(suffix)]
+        for leftover in (path, directory / f"{stem}.c", directory / f"{stem}.lock"):
+            leftover.unlink(missing_ok=True)
 
 
 def load(c_source: str):

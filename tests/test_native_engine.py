@@ -105,6 +105,17 @@ def test_concurrent_builds_compile_once(cache, tmp_path):
     assert not list(cache.glob("*.tmp*"))                              # renamed into place
 
 
+def test_cache_keeps_the_most_recently_used_modules(cache, monkeypatch):
+    monkeypatch.setattr(native_build, "CACHE_LIMIT", 2)
+    sources = [compile_source(SMALL % n, f"lru{n}").native_source for n in (5, 6, 7)]
+    first, second = native_build.build(sources[0]), native_build.build(sources[1])
+    os.utime(first, (1, 1)); os.utime(second, (2, 2))
+    assert native_build.build(sources[0]) == first        # a hit makes it the most recent
+    third = native_build.build(sources[2])                 # over the limit: the oldest goes
+    assert first.exists() and third.exists() and not second.exists()
+    assert not list(cache.glob(second.name.split(".")[0] + ".*"))   # with its .c and .lock
+
+
 def test_compile_failure_and_missing_compiler_are_one_line(cache, monkeypatch):
     with pytest.raises(native_build.NativeUnavailable) as failed:
         native_build.build("this is not C;\n")
