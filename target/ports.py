@@ -9,8 +9,23 @@ TP_STATUS_USER; should the read position ever part from the kernel's (a deaf por
 fills slots we are not looking at), ``resync`` moves it to the oldest waiting frame.
 Frames the kernel loops back because *we* sent them (sll_pkttype
 PACKET_OUTGOING) are ignored; PACKET_IGNORE_OUTGOING (Linux 4.20+) keeps them out of the ring.
-Sending is one send() per frame with a large socket buffer. Frames carry no FCS (the kernel
-strips it), so a minimum frame here is 60 bytes.
+Frames carry no FCS (the kernel strips it), so a minimum frame here is 60 bytes.
+
+Sending goes through a memory-mapped transmit ring (PACKET_TX_RING, same document) on a second
+socket bound with protocol 0, so it receives nothing: ``stage`` copies a frame into the next free
+slot and marks it TP_STATUS_SEND_REQUEST, ``flush`` makes one send() system call that transmits
+every staged frame (the switch flushes once per loop turn instead of one send() per frame;
+``stage`` flushes by itself once TX_BATCH frames wait, which bounds how long a frame can wait).
+With PACKET_VNET_HDR each slot starts with a virtio_net_hdr whose hdr_len is the frame's
+length, which makes the kernel copy the whole frame into the socket buffer (tpacket_snd copies
+hdr_len bytes, the rest would be page fragments pointing into the ring): a slot is free again
+once its frame left, and a receiver still holding a clone of the frame never sees the slot
+being rewritten. The kernel walks the ring in order from its own position and stops at the first
+frame it cannot take (socket buffer full, device down); those frames are taken back and counted
+as drops, as a refused send() was, so our position and the kernel's never part. A frame that
+does not fit a slot, or is larger than the interface MTU allows, goes through the receive
+socket's plain send() instead (after the staged ones, keeping the order), which reports
+EMSGSIZE as before.
 
 VLAN tags: the kernel's receive path always moves an 802.1Q tag out of the frame into packet
 metadata (``skb_vlan_untag`` in ``__netif_receive_skb_core``, whatever the offload settings);
@@ -28,6 +43,7 @@ import mmap
 import os
 import socket
 import struct
+import sys
 import time
 from pathlib import Path
 
@@ -38,6 +54,8 @@ SOL_PACKET = 263
 PACKET_RX_RING = 5
 PACKET_STATISTICS = 6
 PACKET_VERSION = 10
+PACKET_TX_RING = 13
+PACKET_VNET_HDR = 15
 PACKET_IGNORE_OUTGOING = 23
 TPACKET_V2 = 1
 TP_STATUS_KERNEL = 0
@@ -45,19 +63,34 @@ TP_STATUS_USER = 1 << 0
 TP_STATUS_COPY = 1 << 1
 TP_STATUS_VLAN_VALID = 1 << 4
 TP_STATUS_VLAN_TPID_VALID = 1 << 6
+TP_STATUS_AVAILABLE = 0              # transmit ring slot states
+TP_STATUS_SEND_REQUEST = 1
+TP_STATUS_WRONG_FORMAT = 1 << 2
 SO_SNDBUFFORCE = 32
 SO_RCVBUFFORCE = 33
 SOCKET_BUFFER_BYTES = 8 << 20
 RING_BYTES = 8 << 20                 # per port: 4096 slots of 2 KiB for a 1500-byte MTU
+TX_RING_BYTES = 2 << 20              # 1024 slots: a slot is busy only until the peer consumed the
+                                     # frame (a socket queueing it orphans it), microseconds on a veth
 RING_BLOCK_BYTES = 1 << 16
 RING_HEADROOM = 128                  # tpacket2_hdr + sockaddr_ll + alignment before the frame
 SLL_PKTTYPE_OFFSET = 32 + 10         # sockaddr_ll follows the 32-byte tpacket2_hdr
+TX_VNET_OFFSET = 32                  # TPACKET2_HDRLEN - sizeof(sockaddr_ll): where a sent slot's data starts
+TX_DATA_OFFSET = TX_VNET_OFFSET + 10  # after the virtio_net_hdr
+# the low byte of a slot's 32-bit status word holds every transmit state
+TX_STATUS_BYTE = 0 if sys.byteorder == "little" else 3
+ETH_HLEN = 14
+TX_BATCH = 32                        # staged frames that trigger a flush: the system call's cost is
+                                     # mostly shared beyond this, and the first frame waits less
 MAX_FRAME = 65535
 PCAP_LINKTYPE_ETHERNET = 1
 PACKET_OUTGOING = socket.PACKET_OUTGOING
 
 _TPACKET2_HDR = struct.Struct("=IIIHHIIHH")   # status, len, snaplen, mac, net, sec, nsec, vlan_tci, vlan_tpid
 _STATUS = struct.Struct("I")
+# tp_len, tp_snaplen, 20 bytes of the header the kernel ignores on transmit, then the
+# virtio_net_hdr: flags, gso_type (none), hdr_len, gso_size, csum_start, csum_offset
+_TX_SLOT = struct.Struct("=II20xBBHHHH")
 _VLAN = struct.Struct("!HH")
 _PCAP_GLOBAL = struct.Struct("<IHHiIII")
 _PCAP_RECORD = struct.Struct("<IIII")
@@ -117,8 +150,9 @@ class Port:
             raise UserError("raw sockets need root (CAP_NET_RAW)") from None
         try:
             sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+            self._own_frames_seen = False
         except OSError:
-            pass  # older kernel: the sll_pkttype check in receive() does the job
+            self._own_frames_seen = True   # older kernel: the sll_pkttype check in receive() does the job
         try:  # the FORCE variant ignores the net.core.wmem_max cap; we are root
             sock.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, SOCKET_BUFFER_BYTES)
         except OSError:
@@ -145,8 +179,45 @@ class Port:
         self._next = 0                        # the ring slot to read next
         sock.setblocking(False)
         self.sock = sock
+        try:
+            self._open_tx_ring(ifname)
+        except OSError as exc:
+            self._ring.close()
+            sock.close()
+            raise UserError(f"port {number}: cannot map a transmit ring on {ifname!r}: {exc.strerror}") from None
         self.mac = _interface_mac(ifname)
         self.pcap = PcapWriter(Path(pcap_dir) / f"port{number}-{ifname}.pcap") if pcap_dir else None
+
+    def _open_tx_ring(self, ifname: str) -> None:
+        tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        try:
+            try:
+                tx.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, SOCKET_BUFFER_BYTES)
+            except OSError:
+                tx.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER_BYTES)
+            tx.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V2)
+            tx.setsockopt(SOL_PACKET, PACKET_VNET_HDR, 1)
+            block = max(RING_BLOCK_BYTES, self._slot)
+            self._tx_slots = max(TX_RING_BYTES, block) // self._slot
+            tx.setsockopt(SOL_PACKET, PACKET_TX_RING,
+                          struct.pack("IIII", block, self._tx_slots * self._slot // block, self._slot, self._tx_slots))
+            self._tx_ring = mmap.mmap(tx.fileno(), self._tx_slots * self._slot, mmap.MAP_SHARED,
+                                      mmap.PROT_READ | mmap.PROT_WRITE)
+            try:
+                tx.bind((ifname, 0))           # protocol 0: this socket receives nothing
+            except OSError:
+                self._tx_ring.close()
+                raise
+        except OSError:
+            tx.close()
+            raise
+        tx.setblocking(False)
+        self._tx_sock = tx
+        self._tx_next = 0                      # the slot the next staged frame goes into
+        self._staged: list[bytes] = []         # frames in SEND_REQUEST slots, oldest first
+        # the ring's path checks no MTU (virtio_net_hdr frames may be GSO): larger frames go
+        # through send(), which refuses them as before
+        self._tx_ring_max = min(self._slot - TX_DATA_OFFSET, _interface_mtu(ifname) + ETH_HLEN)
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -165,6 +236,7 @@ class Port:
         got = []
         ring, slot, slots, index = self._ring, self._slot, self._slots, self._next
         unpack, pcap, hand_back = _TPACKET2_HDR.unpack_from, self.pcap, _STATUS.pack_into
+        append, own_frames_seen = got.append, self._own_frames_seen
         rx_bytes = 0
         for _ in range(limit):
             offset = index * slot
@@ -177,14 +249,14 @@ class Port:
                     self._discard_copy()
             elif length < 14:
                 _count(self.drops, "rx_runt")
-            elif ring[offset + SLL_PKTTYPE_OFFSET] != PACKET_OUTGOING:
+            elif not own_frames_seen or ring[offset + SLL_PKTTYPE_OFFSET] != PACKET_OUTGOING:
                 frame = ring[offset + mac:offset + mac + captured]
                 if status & TP_STATUS_VLAN_VALID:
                     if not status & TP_STATUS_VLAN_TPID_VALID:
                         tpid = 0x8100
                     frame = frame[:12] + _VLAN.pack(tpid, tci) + frame[12:]
                 stamp = sec * 1_000_000_000 + nsec
-                got.append((stamp, frame))
+                append((stamp, frame))
                 rx_bytes += len(frame)
                 if pcap is not None:
                     pcap.write(frame, stamp)
@@ -248,16 +320,110 @@ class Port:
         if code:
             _count(self.drops, f"rx_error_{errno.errorcode.get(code, code)}")
 
+    def stage(self, frame: bytes) -> bool:
+        """Put ``frame`` in the transmit ring; it leaves at the next ``flush``. False if it was
+        dropped (and counted): the ring is still full after a flush (the peer takes nothing), or
+        the frame did not fit the ring and send() refused it."""
+        length = len(frame)
+        if not ETH_HLEN <= length <= self._tx_ring_max:
+            self.flush()
+            return self._send_now(frame)
+        ring = self._tx_ring
+        offset = self._tx_next * self._slot
+        if ring[offset + TX_STATUS_BYTE] != TP_STATUS_AVAILABLE:
+            self.flush()                        # staged frames may be holding the slots
+            offset = self._tx_next * self._slot
+            if ring[offset + TX_STATUS_BYTE] != TP_STATUS_AVAILABLE:
+                _count(self.drops, "tx_buffer_full")
+                return False
+        ring[offset + TX_DATA_OFFSET:offset + TX_DATA_OFFSET + length] = frame
+        _TX_SLOT.pack_into(ring, offset + 4, length + 10, length + 10, 0, 0, length, 0, 0, 0)
+        ring[offset + TX_STATUS_BYTE] = TP_STATUS_SEND_REQUEST    # last: the kernel may take it now
+        self._tx_next = self._tx_next + 1 if self._tx_next + 1 < self._tx_slots else 0
+        staged = self._staged
+        staged.append(frame)
+        if len(staged) >= TX_BATCH:
+            self.flush()
+        return True
+
+    @property
+    def staged(self) -> int:
+        """Frames waiting in the transmit ring for ``flush``."""
+        return len(self._staged)
+
+    def flush(self) -> int:
+        """Transmit every staged frame with one system call; returns how many left.
+
+        As with one send() per frame, a frame the kernel refuses (the qdisc dropped it, a
+        malformed frame) costs that frame only; a full socket buffer or a down link costs all
+        that wait."""
+        staged, sent = self._staged, 0
+        while staged:
+            reason, one_frame = None, False
+            try:
+                self._tx_sock.send(b"")
+            except OSError as exc:
+                reason, one_frame = _TX_ERRORS.get(exc.errno), exc.errno in _ONE_FRAME_ERRNOS
+                if reason is None:
+                    raise
+            left = self._take_back(len(staged))
+            taken = len(staged) - left
+            self._count_sent(staged[:taken])
+            sent += taken
+            if left and one_frame:
+                _count(self.drops, reason)
+                rest = staged[taken + 1:]
+                staged.clear()
+                for frame in rest:      # into the slots just taken back: fewer than TX_BATCH, no flush
+                    self.stage(frame)
+                continue
+            if left:
+                _count(self.drops, reason or "tx_buffer_full", left)
+            staged.clear()
+        return sent
+
+    def _take_back(self, count: int) -> int:
+        """After a flush: the kernel takes slots in order and stops at the first it cannot send,
+        so what it left is the tail of the last ``count`` staged slots. Mark those free again and
+        move our position back to the first (where the kernel's stayed); returns how many."""
+        ring, slot, index, left = self._tx_ring, self._slot, self._tx_next, 0
+        while left < count:
+            previous = (index or self._tx_slots) - 1
+            status = ring[previous * slot + TX_STATUS_BYTE]
+            if status != TP_STATUS_SEND_REQUEST and status != TP_STATUS_WRONG_FORMAT:
+                break
+            ring[previous * slot + TX_STATUS_BYTE] = TP_STATUS_AVAILABLE
+            index, left = previous, left + 1
+        self._tx_next = index
+        return left
+
+    def _count_sent(self, frames: list[bytes]) -> None:
+        self.tx_frames += len(frames)
+        if self.pcap is None:
+            self.tx_bytes += sum(map(len, frames))
+            return
+        now = time.time_ns()
+        for frame in frames:
+            self.tx_bytes += len(frame)
+            self.pcap.write(frame, now)
+
     def send(self, frame: bytes) -> bool:
-        """Transmit one frame; a full socket buffer or a down link counts a drop instead."""
+        """Transmit one frame now; a full buffer or a down link counts a drop instead."""
+        self.flush()                            # what was staged before goes first
+        if not self.stage(frame):
+            return False
+        ours = self.staged                      # 0 if it went out through send() already
+        return self.flush() == ours
+
+    def _send_now(self, frame: bytes) -> bool:
+        """One send() of a frame the ring does not take (too big for a slot or the MTU, or a runt)."""
         try:
             self.sock.send(frame)
         except BlockingIOError:
             _count(self.drops, "tx_buffer_full")
             return False
         except OSError as exc:
-            reason = {errno.EMSGSIZE: "tx_too_big", errno.ENOBUFS: "tx_buffer_full",
-                      errno.ENETDOWN: "tx_interface_down", errno.ENXIO: "tx_interface_down"}.get(exc.errno)
+            reason = _TX_ERRORS.get(exc.errno)
             if reason is None:
                 raise
             _count(self.drops, reason)
@@ -286,8 +452,17 @@ class Port:
     def close(self) -> None:
         self._ring.close()
         self.sock.close()
+        self._tx_ring.close()
+        self._tx_sock.close()
         if self.pcap is not None:
             self.pcap.close()
+
+
+def _interface_mtu(ifname: str) -> int:
+    try:
+        return int(Path(f"/sys/class/net/{ifname}/mtu").read_text())
+    except (OSError, ValueError):
+        return 1500
 
 
 def _interface_mac(ifname: str) -> bytes:
@@ -296,6 +471,13 @@ def _interface_mac(ifname: str) -> bytes:
         return bytes.fromhex(text.replace(":", ""))
     except (OSError, ValueError):
         return bytes(6)
+
+
+_TX_ERRORS = {errno.EMSGSIZE: "tx_too_big", errno.ENOBUFS: "tx_buffer_full", errno.EAGAIN: "tx_buffer_full",
+              errno.ENETDOWN: "tx_interface_down", errno.ENXIO: "tx_interface_down", errno.EINVAL: "tx_invalid"}
+# what a flush reports about the one frame it stopped at (ENOBUFS: the qdisc dropped it); the
+# others (EAGAIN: socket buffer full, ENETDOWN...) hold for every frame that waits
+_ONE_FRAME_ERRNOS = {errno.EMSGSIZE, errno.EINVAL, errno.ENOBUFS}
 
 
 def _count(counter: dict[str, int], reason: str, n: int = 1) -> None:

@@ -15,7 +15,9 @@ precision (epoll's own timeout is whole milliseconds, too coarse to pace a 100 M
 event due within SPIN_NS is polled for instead, which spares the timer's system calls at high
 rates. Each wake-up reads up to RX_BUDGET frames per port and takes ``handle.lock`` once for the
 whole batch — the received frames, packet-outs and the TM's transmissions — so a P4Runtime write
-from a gRPC thread lands between two batches, never inside a packet. Every frame enters the TM
+from a gRPC thread lands between two batches, never inside a packet. Transmissions are staged in
+each port's transmit ring and leave with one system call per port at the end of the turn (sooner
+every ``ports.TX_BATCH`` frames, and at once for PFC/PAUSE frames). Every frame enters the TM
 at its kernel receive timestamp, so the TM serves its queues between the arrivals of one batch
 as a port at line rate would; the TM's clock follows the arrivals and moves to "now" only on a
 turn without any (see serve()). SIGTERM/SIGINT unwind the loop; sockets, pcaps and the server are closed.
@@ -165,11 +167,42 @@ class Switch:
     def _transmit(self, port: int, frame: bytes) -> None:
         out = self.ports.get(port)
         if out is not None:
-            out.send(frame)
+            out.stage(frame)
+            if frame[12:14] == b"\x88\x08":   # PFC/PAUSE: the peer must hear it now, not at the turn's end
+                out.flush()
         elif port == self.cpu_port:
             self._packet_ins.append(frame)
         else:
             _count(self.drops, "no_such_port")
+
+    def _ingress_batch(self, port: int, frames: list[tuple[int, bytes]], to_monotonic: int, latest: int) -> None:
+        """``_ingress`` for a batch of (kernel stamp, frame) from one port: each frame enters at
+        its own arrival time (on the monotonic clock, never later than ``latest``), so the TM
+        sends what a real port would have sent between two arrivals of one batch."""
+        pipeline, tm = self.pipeline, self.tm
+        enqueue = tm.enqueue
+        for stamp, frame in frames:
+            at = stamp + to_monotonic
+            if at > latest:
+                at = latest
+            if frame[12] == 0x88 and frame[13] == 0x08:
+                tm.receive_control(port, frame, at)
+                continue
+            if pipeline is None:
+                _count(self.drops, "no_pipeline")
+                continue
+            try:
+                jobs = pipeline.ingress(frame, port, at // 1000)
+            except Exception:
+                self._pipeline_failed(port)
+                continue
+            for job in jobs:
+                enqueue(job, at)
+
+    def _pipeline_failed(self, port: int) -> None:
+        _count(self.drops, "pipeline_error")
+        if self.drops["pipeline_error"] == 1:
+            log.exception("the pipeline failed on a packet from port %d (logged once)", port)
 
     def _ingress(self, port: int, frame: bytes, now_ns: int) -> None:
         tm = self.tm
@@ -183,9 +216,7 @@ class Switch:
         try:
             jobs = pipeline.ingress(frame, port, now_ns // 1000)
         except Exception:
-            _count(self.drops, "pipeline_error")
-            if self.drops["pipeline_error"] == 1:
-                log.exception("the pipeline failed on a packet from port %d (logged once)", port)
+            self._pipeline_failed(port)
             return
         for job in jobs:
             tm.enqueue(job, now_ns)
@@ -210,7 +241,8 @@ class Switch:
         poller.register(timer.fd, select.EPOLLIN)
         empty_since: dict[int, int | None] = dict.fromkeys(by_fd)   # readable, yet our ring slot empty
         tm = self.tm
-        ingress = self._ingress
+        ingress_batch = self._ingress_batch
+        ports = tuple(self.ports.values())
         monotonic_ns, time_ns = time.monotonic_ns, time.time_ns
         next_stats = monotonic_ns() + STATS_INTERVAL_NS
         log.info("switch ready: ports %s", ", ".join(f"{n}@{p.ifname}" for n, p in sorted(self.ports.items())))
@@ -244,12 +276,8 @@ class Switch:
                             frames = port.receive_stamped(RX_BUDGET)
                             if frames or mask & select.EPOLLIN:
                                 idle = False     # readable yet empty: frames wait (see resync below)
-                            # each frame enters at its own arrival time, so the TM sends what a
-                            # real port would have sent between two arrivals of one batch
-                            latest = monotonic_ns()      # no stamp is later, unless the clock stepped
-                            for stamp, frame in frames:
-                                at = stamp + to_monotonic
-                                ingress(number, frame, at if at < latest else latest)
+                            if frames:   # no stamp is later than now, unless the clock stepped
+                                ingress_batch(number, frames, to_monotonic, monotonic_ns())
                             if frames or not mask & select.EPOLLIN:
                                 empty_since[fd] = None
                             elif empty_since[fd] is None:
@@ -274,12 +302,16 @@ class Switch:
                     next_event = tm.next_event_time()
                     if next_event is not None:
                         next_event += BACKLOG_NS
+                    for port in ports:
+                        port.flush()
                 if self._packet_ins:
                     self._deliver_packet_ins()
                 if now >= next_stats:
                     self._flush_files(stats_file)
                     next_stats = now + STATS_INTERVAL_NS
         finally:
+            for port in ports:
+                port.flush()
             poller.close()
             timer.close()
             self._flush_files(stats_file)
@@ -351,6 +383,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pfc-log", metavar="FILE", help="append one line per PFC frame sent or received: "
                         "'TIME_NS PORT PRIORITY pause|resume tx|rx' (monotonic clock)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--engine", choices=("auto", "native", "python"), default="auto",
+                        help="pipeline engine: compiled C, generated Python, or native when it builds (default)")
 
 
 def _load_program(path: str):
@@ -421,6 +455,7 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise UserError(f"--pcap {args.pcap}: {exc.strerror}") from None
     config = load_config(args.config)
+    os.environ["FABRICLAB_ENGINE"] = args.engine   # CompiledProgram.instantiate, also for P4Runtime loads
     try:
         compiled = _load_program(args.p4) if args.p4 else None
     except CompileError as exc:

@@ -44,6 +44,11 @@ HIGHEST_SET = tuple(m.bit_length() - 1 for m in range(1 << NUM_PRIORITIES))   # 
 class _Port:
     """One egress port's queues, scheduler state and counters."""
 
+    __slots__ = ("number", "rate_bps", "delay_ns", "pfc", "mac", "ns_per_byte_q16", "queues", "qbytes",
+                 "nonempty", "control", "delay_line", "busy_until", "due", "deficit", "rr", "rr_credited",
+                 "enqueued", "dequeued", "max_qdepth", "max_qbytes", "drops", "tx_frames", "tx_bytes",
+                 "control_tx")
+
     def __init__(self, number: int, rate_bps: int | None, delay_ns: int, pfc: PfcState | None, mac: bytes):
         self.number = number
         self.rate_bps = rate_bps
@@ -71,10 +76,6 @@ class _Port:
         self.tx_bytes = 0
         self.control_tx = 0
 
-    def wire_ns(self, length: int) -> int:
-        wire = (length + WIRE_OVERHEAD) if length + 4 >= MIN_WIRE_FRAME else MIN_WIRE_FRAME + 20
-        return (wire * self.ns_per_byte_q16) >> 16
-
 
 class TrafficManager:
     """Queues, shared buffer, PFC and line-rate scheduling for every port of one switch."""
@@ -87,6 +88,7 @@ class TrafficManager:
         self.pipeline = pipeline
         self.now = now_ns
         self.lossless = cfg.lossless
+        self._lossless_mask = sum(1 << q for q in cfg.lossless)
         self.alpha = cfg.alpha
         self.queue_limit = cfg.queue_limit_bytes
         self.dwrr = cfg.scheduler == "dwrr"
@@ -165,7 +167,7 @@ class TrafficManager:
         q = job.priority & 7
         length = job.length
         free = self.shared_bytes - self.shared_used
-        if q in self.lossless:
+        if self._lossless_mask >> q & 1:
             ingress = self.ports.get(job.ingress_port)
             pfc = ingress.pfc if ingress is not None else None
             if pfc is None:  # from the CPU port or recirculation: nobody to pause, keep it anyway
@@ -189,21 +191,36 @@ class TrafficManager:
         if self.shared_used > self.max_shared_used:
             self.max_shared_used = self.shared_used
         queue = port.queues[q]
-        queue.append((job, now, len(queue)))
-        port.nonempty |= 1 << q
+        depth = len(queue)
+        queue.append((job, now, depth))
         port.enqueued[q] += 1
-        port.qbytes[q] += length
-        if len(queue) > port.max_qdepth[q]:
-            port.max_qdepth[q] = len(queue)
-        if port.qbytes[q] > port.max_qbytes[q]:
-            port.max_qbytes[q] = port.qbytes[q]
-        self._refresh(port)
+        qbytes = port.qbytes
+        qbytes[q] += length
+        if depth >= port.max_qdepth[q]:
+            port.max_qdepth[q] = depth + 1
+        if qbytes[q] > port.max_qbytes[q]:
+            port.max_qbytes[q] = qbytes[q]
+        if port.nonempty or port.control or port.delay_line or port.pfc is not None and port.pfc.xoff_count:
+            port.nonempty |= 1 << q
+            self._refresh(port)
+        else:
+            # the common case, an idle port: it is due when the wire is free (or its pause ends)
+            port.nonempty = 1 << q
+            pfc = port.pfc
+            due = port.busy_until
+            if pfc is not None and pfc.paused_until[q] > due:
+                due = pfc.paused_until[q]
+            port.due = due
+            self._active.add(port)
         return True
 
     def _release(self, port: _Port, q: int, job, now: int) -> None:
         length = job.length
         port.qbytes[q] -= length
-        ingress = self.ports.get(job.ingress_port) if q in self.lossless else None
+        if not self._lossless_mask >> q & 1:
+            self.shared_used -= length
+            return
+        ingress = self.ports.get(job.ingress_port)
         pfc = ingress.pfc if ingress is not None else None
         if pfc is None:
             self.shared_used -= length
@@ -238,6 +255,7 @@ class TrafficManager:
         """Run every transmission, pause expiry, refresh and delayed delivery due by ``now_ns``,
         port by port in time order (ports interact through the shared buffer and PFC)."""
         active = self._active
+        step = self._step
         while active:
             best = None
             best_due = now_ns + 1
@@ -248,44 +266,42 @@ class TrafficManager:
                 break
             if best_due > self.now:
                 self.now = best_due
-            self._step(best, self.now)
-            self._refresh(best)
+            step(best, self.now)
         if now_ns > self.now:
             self.now = now_ns
 
     def _refresh(self, port: _Port) -> None:
         """Recompute ``port.due`` after its state changed; only ports with something due stay active."""
-        due = port.due = self._due(port)
-        if due == NEVER:
-            self._active.discard(port)
-        else:
-            self._active.add(port)
-
-    def _due(self, port: _Port) -> int:
-        due = port.delay_line[0][0] if port.delay_line else NEVER
         pfc = port.pfc
-        if pfc is not None and pfc.xoff_count:
-            refresh = min(pfc.refresh_at)
-            if refresh < due:
-                due = refresh
         if port.control:
-            start = port.busy_until
+            due = port.busy_until
         elif port.nonempty:
-            start = port.busy_until
-            if pfc is not None and pfc.pause_horizon > start:
+            due = port.busy_until
+            if pfc is not None and pfc.pause_horizon > due:
                 # the earliest a non-empty queue may send: its pause's end
                 ready = NEVER
                 mask = port.nonempty
                 for q in HIGHEST_FIRST:
                     if mask >> q & 1 and pfc.paused_until[q] < ready:
                         ready = pfc.paused_until[q]
-                if ready > start:
-                    start = ready
+                if ready > due:
+                    due = ready
         else:
-            return due
-        return start if start < due else due
+            due = NEVER
+        if port.delay_line and port.delay_line[0][0] < due:
+            due = port.delay_line[0][0]
+        if pfc is not None and pfc.xoff_count:
+            refresh = min(pfc.refresh_at)
+            if refresh < due:
+                due = refresh
+        port.due = due
+        if due == NEVER:
+            self._active.discard(port)
+        else:
+            self._active.add(port)
 
     def _step(self, port: _Port, now: int) -> None:
+        """Whatever is due on ``port`` at ``now``; then ``port.due`` is brought up to date."""
         line = port.delay_line
         while line and line[0][0] <= now:
             self.transmit(port.number, line.popleft()[1])
@@ -294,16 +310,22 @@ class TrafficManager:
             for q in range(NUM_PRIORITIES):
                 if pfc.xoff[q] and pfc.refresh_at[q] <= now:
                     self._send_pfc(port, q, True, now)
-        if now < port.busy_until:
-            return
-        if port.control:
-            port.control_tx += 1
-            self._wire(port, port.control.popleft(), now)
-            return
-        if port.nonempty:
-            q = self._pick(port, now)
-            if q is not None:
-                self._dequeue(port, q, now)
+        if now >= port.busy_until:
+            if port.control:
+                port.control_tx += 1
+                self._wire(port, port.control.popleft(), now)
+            elif port.nonempty:
+                if self.dwrr or pfc is not None and pfc.pause_horizon > now:
+                    q = self._pick(port, now)
+                else:
+                    q = HIGHEST_SET[port.nonempty]
+                if q is not None:
+                    self._dequeue(port, q, now)
+        if port.nonempty or port.control or port.delay_line or pfc is not None and pfc.xoff_count:
+            self._refresh(port)
+        else:                                   # the common case: nothing left to do here
+            port.due = NEVER
+            self._active.discard(port)
 
     def _pick(self, port: _Port, now: int) -> int | None:
         """The queue to serve now, or None if every non-empty queue is paused."""
@@ -341,31 +363,41 @@ class TrafficManager:
         if not queue:
             port.nonempty &= ~(1 << q)
         port.dequeued[q] += 1
-        self._release(port, q, job, now)
-        if self.pipeline is None:
+        if self._lossless_mask >> q & 1:
+            self._release(port, q, job, now)
+        else:                                   # _release's lossy case, inlined: once per frame
+            port.qbytes[q] -= job.length
+            self.shared_used -= job.length
+        pipeline = self.pipeline
+        if pipeline is None:
             _count(port.drops[q], "no_pipeline")
             return
-        meta = QueueMeta(now // 1000, enq_ns // 1000, enq_depth, (now - enq_ns) // 1000, len(queue))
         try:
-            result = self.pipeline.egress(job, meta)
+            result = pipeline.egress(job, QueueMeta(now // 1000, enq_ns // 1000, enq_depth,
+                                                    (now - enq_ns) // 1000, len(queue)))
         except Exception:  # a program bug must cost one packet, not the switch
             _count(port.drops[q], "pipeline_error")
             if port.drops[q]["pipeline_error"] == 1:
                 log.exception("the pipeline's egress failed on a packet for port %d (logged once)", port.number)
             return
+        number = port.number
         for out_port, frame in result.frames:
-            if out_port == port.number:
+            if out_port == number:
                 self._wire(port, frame, now)
             else:
                 self.transmit(out_port, frame)
-        for extra in result.jobs:
-            self._admit(extra, now)
+        if result.jobs:
+            for extra in result.jobs:
+                self._admit(extra, now)
 
     def _wire(self, port: _Port, frame: bytes, now: int) -> None:
         start = now if now > port.busy_until else port.busy_until
-        port.busy_until = start + port.wire_ns(len(frame))
+        length = len(frame)
+        # the time on the wire: bytes + preamble, IFG and FCS, at least a minimum frame's
+        wire = length + WIRE_OVERHEAD if length + 4 >= MIN_WIRE_FRAME else MIN_WIRE_FRAME + 20
+        port.busy_until = start + ((wire * port.ns_per_byte_q16) >> 16)
         port.tx_frames += 1
-        port.tx_bytes += len(frame)
+        port.tx_bytes += length
         if port.delay_ns:
             port.delay_line.append((start + port.delay_ns, frame))   # _step refreshes the port
         else:
