@@ -19,15 +19,18 @@ import cProfile
 import io
 import json
 import pstats
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
 from fabriclab.target.pipeline import EgressJob, EgressResult
 
 SWITCH_YAML = {"rate": "10G", "queue_limit": "1MB"}   # as `bench dataplane`: the CPU is the limit
+ROUND_TIMEOUT_S = 30.0     # a program that drops or misroutes the frames would never end a round
 
 
 class ForwardStub:
@@ -126,9 +129,19 @@ def run_rounds(frames: int, rounds: int, size: int, program: str | None, profile
                 start_wall, start_cpu = time.perf_counter(), time.thread_time()
                 if profiling:
                     profiler.enable()
-                switch.serve()
+                watchdog = threading.Timer(ROUND_TIMEOUT_S, switch.stop)
+                watchdog.start()
+                try:
+                    switch.serve()
+                finally:
+                    watchdog.cancel()
                 if profiling:
                     profiler.disable()
+                if pipeline.done < pipeline.expected:
+                    raise SystemExit(f"switch_loop: {pipeline.expected - pipeline.done} of {frames} frames did not "
+                                     f"leave port 2 within {ROUND_TIMEOUT_S:.0f} s: the pipeline must forward "
+                                     "port 1 -> port 2 (e.g. bench/programs/trivial.p4)")
+                if profiling:
                     continue
                 wall, cpu = time.perf_counter() - start_wall, time.thread_time() - start_cpu
                 results.append({"wall_us_per_frame": wall / frames * 1e6, "cpu_us_per_frame": cpu / frames * 1e6})
@@ -162,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--program", help="a .p4 program or compiled directory instead of the stub")
     parser.add_argument("--profile", action="store_true", help="cProfile one extra round")
     args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the veths are removed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     result = run_rounds(args.frames, args.rounds, args.size, args.program, args.profile)
     profile = result.pop("profile", None)
     print(json.dumps(result))
