@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 
-from fabriclab.target.pipeline import EgressJob, EgressResult
+from fabriclab.target.pipeline import EgressJob
 
 SWITCH_YAML = {"rate": "10G", "queue_limit": "1MB"}   # as `bench dataplane`: the CPU is the limit
 ROUND_TIMEOUT_S = 30.0     # a program that drops or misroutes the frames would never end a round
@@ -47,11 +47,11 @@ class ForwardStub:
     def ingress(self, frame: bytes, port: int, now_us: int) -> list:
         return [EgressJob(2, 0, len(frame), 0, 0, port, frame)]
 
-    def egress(self, job, meta) -> EgressResult:
+    def egress_frame(self, job, *queue_meta) -> bytes:
         self.done += 1
         if self.done == self.expected:
             self.switch.stop()
-        return EgressResult([(job.egress_port, job.ctx)], [])
+        return job.ctx
 
 
 class CountingPipeline:
@@ -67,11 +67,11 @@ class CountingPipeline:
     def ingress(self, frame: bytes, port: int, now_us: int) -> list:
         return self.inner.ingress(frame, port, now_us)
 
-    def egress(self, job, meta) -> EgressResult:
+    def egress_frame(self, job, *queue_meta):
         self.done += 1
         if self.done == self.expected:
             self.switch.stop()
-        return self.inner.egress(job, meta)
+        return self.inner.egress_frame(job, *queue_meta)
 
 
 def _sh(*cmd: str) -> None:

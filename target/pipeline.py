@@ -304,25 +304,38 @@ class Pipeline:
     # -- egress half ----------------------------------------------------------------------
 
     def egress(self, job: EgressJob, meta: QueueMeta) -> EgressResult:
+        result = self.egress_frame(job, meta.now_us, meta.enq_timestamp, meta.enq_qdepth,
+                                   meta.deq_timedelta, meta.deq_qdepth)
+        if result is None:
+            return EgressResult([], [])
+        if isinstance(result, EgressResult):
+            return result
+        return EgressResult([(job.egress_port, result)], [])
+
+    def egress_frame(self, job: EgressJob, now_us: int, enq_timestamp: int, enq_qdepth: int,
+                     deq_timedelta: int, deq_qdepth: int) -> bytes | EgressResult | None:
+        """The egress half as the traffic manager runs it for every packet, without per-packet
+        result objects: the frame for ``job.egress_port`` (bytes), None when nothing leaves,
+        or an ``EgressResult`` when the packet made clones or recirculated."""
         ctx = job.ctx
-        data = self.engine.egress(ctx, job.egress_port, job.length, meta.now_us, meta.enq_timestamp,
-                                  meta.enq_qdepth, meta.deq_timedelta, meta.deq_qdepth)
+        data = self.engine.egress(ctx, job.egress_port, job.length, now_us, enq_timestamp,
+                                  enq_qdepth, deq_timedelta, deq_qdepth)
         if data is not None:
-            return EgressResult([(job.egress_port, data)], [])
+            return data
         jobs: list[EgressJob] = []
         if ctx.clone_session is not None:
             self._clone_at_egress(ctx, ctx.length, jobs)
         if ctx.sm.egress_spec == DROP_PORT:
-            return EgressResult([], jobs)
+            return EgressResult([], jobs) if jobs else None
         data = self.engine.deparse(ctx)
         if ctx.recirculate_field_list is not None:
             if ctx.reentries >= MAX_REENTRIES:
                 log.warning("packet recirculated %d times: dropped", MAX_REENTRIES)
-                return EgressResult([], jobs)
-            again = self.engine.ingress(data, 0, meta.now_us, RECIRC, ctx, ctx.recirculate_field_list)
-            jobs.extend(self._after_ingress(again, data, meta.now_us))
+                return EgressResult([], jobs) if jobs else None
+            again = self.engine.ingress(data, 0, now_us, RECIRC, ctx, ctx.recirculate_field_list)
+            jobs.extend(self._after_ingress(again, data, now_us))
             return EgressResult([], jobs)
-        return EgressResult([(job.egress_port, data)], jobs)
+        return EgressResult([(job.egress_port, data)], jobs) if jobs else data
 
     def _clone_at_egress(self, ctx, length: int, jobs: list[EgressJob]) -> None:
         session = self.state.pre.clone_session(ctx.clone_session)

@@ -30,7 +30,6 @@ from typing import Callable
 
 from fabriclab.target.pfc import (NEVER, NUM_PRIORITIES, PfcState, build_pfc_frame, is_mac_control,
                                   parse_mac_control)
-from fabriclab.target.pipeline import QueueMeta
 from fabriclab.target.switch_config import ResolvedConfig
 
 log = logging.getLogger(__name__)
@@ -373,20 +372,22 @@ class TrafficManager:
             _count(port.drops[q], "no_pipeline")
             return
         try:
-            result = pipeline.egress(job, QueueMeta(now // 1000, enq_ns // 1000, enq_depth,
-                                                    (now - enq_ns) // 1000, len(queue)))
+            result = pipeline.egress_frame(job, now // 1000, enq_ns // 1000, enq_depth,
+                                           (now - enq_ns) // 1000, len(queue))
         except Exception:  # a program bug must cost one packet, not the switch
             _count(port.drops[q], "pipeline_error")
             if port.drops[q]["pipeline_error"] == 1:
                 log.exception("the pipeline's egress failed on a packet for port %d (logged once)", port.number)
             return
-        number = port.number
-        for out_port, frame in result.frames:
-            if out_port == number:
-                self._wire(port, frame, now)
-            else:
-                self.transmit(out_port, frame)
-        if result.jobs:
+        if result.__class__ is bytes:      # the common case: one frame for this port
+            self._wire(port, result, now)
+        elif result is not None:
+            number = port.number
+            for out_port, frame in result.frames:
+                if out_port == number:
+                    self._wire(port, frame, now)
+                else:
+                    self.transmit(out_port, frame)
             for extra in result.jobs:
                 self._admit(extra, now)
 

@@ -6,7 +6,7 @@ import heapq
 import pytest
 
 from fabriclab.target.pfc import build_pause_frame, build_pfc_frame, parse_mac_control, quanta_to_ns
-from fabriclab.target.pipeline import EgressJob, EgressResult
+from fabriclab.target.pipeline import EgressJob, QueueMeta
 from fabriclab.target.switch_config import config_from_dict
 from fabriclab.target.traffic_manager import TrafficManager
 
@@ -21,9 +21,9 @@ class EchoPipeline:
     def __init__(self):
         self.metas = []
 
-    def egress(self, job, meta):
-        self.metas.append(meta)
-        return EgressResult([(job.egress_port, job.ctx)], [])
+    def egress_frame(self, job, now_us, enq_timestamp, enq_qdepth, deq_timedelta, deq_qdepth):
+        self.metas.append(QueueMeta(now_us, enq_timestamp, enq_qdepth, deq_timedelta, deq_qdepth))
+        return job.ctx
 
 
 class Wire:
@@ -342,10 +342,10 @@ def test_set_pipeline_flushes_queues_and_releases_buffer():
 
 def test_egress_failure_costs_one_packet():
     class Flaky(EchoPipeline):
-        def egress(self, job, meta):
+        def egress_frame(self, job, *meta):
             if job.ctx == frame(100, 1):
                 raise ZeroDivisionError("bug in the program")
-            return super().egress(job, meta)
+            return super().egress_frame(job, *meta)
 
     tm, wire, _ = make_tm({"rate": "100M"}, [1, 2])
     tm.set_pipeline(Flaky())
