@@ -390,8 +390,9 @@ def compare_forwarders(tag: str = "bd", seconds: float = STEP_SECONDS, bisection
                 fwd.stop()
         stats = Path(tmp) / SWITCH_STATS     # written by the switch as it exits
         switch_drops = drops_in([stats]) if stats.exists() else {}
+        engine = json.loads(stats.read_text()).get("engine") if stats.exists() else None
     bare, fab = figures["bare"], figures["fabriclab"]
-    return {"program": "fabric.p4", "frame_bytes": FRAME_SIZE,
+    return {"program": "fabric.p4", "engine": engine, "frame_bytes": FRAME_SIZE,
             "fabriclab_pps": round(fab["pps"]), "bare_pps": round(bare["pps"]),
             "ratio": round(fab["pps"] / bare["pps"], 3) if bare["pps"] else None,
             "fabriclab_tcp_mbps": round(fab["tcp_mbps"], 1), "bare_tcp_mbps": round(bare["tcp_mbps"], 1),
@@ -418,7 +419,7 @@ def run(args: argparse.Namespace) -> dict:
         figures = compare_forwarders(status=status)
     table = Table(title=f"two hosts through one forwarder ({FRAME_SIZE}-byte UDP frames, < 1 % loss)")
     table.add_column("")
-    table.add_column(f"fabriclab switch ({figures['program']})", justify="right")
+    table.add_column(f"fabriclab switch ({figures['program']}, {figures['engine']} engine)", justify="right")
     table.add_column("bare AF_PACKET forwarder", justify="right")
     table.add_row("UDP packets/s", f"{figures['fabriclab_pps']:,}", f"{figures['bare_pps']:,}")
     table.add_row("TCP Mbit/s (iperf3)", f"{figures['fabriclab_tcp_mbps']:.0f}", f"{figures['bare_tcp_mbps']:.0f}")

@@ -60,6 +60,7 @@ def test_compare_forwarders_reports_every_figure(tmp_path):
     for key in ("fabriclab_pps", "bare_pps", "fabriclab_tcp_mbps", "bare_tcp_mbps", "rtt_ms", "bare_rtt_ms"):
         assert figures[key] > 0, key
     assert figures["program"] == "fabric.p4"
+    assert figures["engine"] == "native"        # gcc and python3-dev come with `make install`
     # read back from the switch's own counters as it exited: reasons and positive counts
     assert all(":" in reason and count > 0 for reason, count in figures["fabriclab_switch_drops"].items())
     assert figures["ratio"] == pytest.approx(figures["fabriclab_pps"] / figures["bare_pps"], rel=0.01)
