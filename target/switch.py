@@ -159,7 +159,10 @@ class Switch:
 
     def stats(self) -> dict:
         with self.lock:
-            return {"ports": {n: p.stats() for n, p in sorted(self.ports.items())},
+            pipeline = self.pipeline
+            return {"program": pipeline.info.name if pipeline else None,
+                    "engine": pipeline.engine.name if pipeline else None,
+                    "ports": {n: p.stats() for n, p in sorted(self.ports.items())},
                     "drops": dict(self.drops), "tm": self.tm.stats()}
 
     # ---- the data plane ----
@@ -383,8 +386,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pfc-log", metavar="FILE", help="append one line per PFC frame sent or received: "
                         "'TIME_NS PORT PRIORITY pause|resume tx|rx' (monotonic clock)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    parser.add_argument("--engine", choices=("auto", "native", "python"), default="auto",
-                        help="pipeline engine: compiled C, generated Python, or native when it builds (default)")
+    parser.add_argument("--engine", choices=("auto", "native", "python"),
+                        help="native (C, built with gcc) or python; auto (default, or $FABRICLAB_ENGINE): "
+                             "native where it builds")
 
 
 def _load_program(path: str):
@@ -455,7 +459,8 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise UserError(f"--pcap {args.pcap}: {exc.strerror}") from None
     config = load_config(args.config)
-    os.environ["FABRICLAB_ENGINE"] = args.engine   # CompiledProgram.instantiate, also for P4Runtime loads
+    if args.engine:    # read by CompiledProgram.instantiate, also for programs loaded over P4Runtime
+        os.environ["FABRICLAB_ENGINE"] = args.engine
     try:
         compiled = _load_program(args.p4) if args.p4 else None
     except CompileError as exc:
