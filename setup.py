@@ -15,7 +15,7 @@ setup(
     python_requires=">=3.10",
     packages=["fabriclab"] + [f"fabriclab.{name}" for name in SUBPACKAGES],
     package_dir={"fabriclab": "fabriclab", **{f"fabriclab.{name}": name for name in SUBPACKAGES}},
-    package_data={"fabriclab.target": ["p4include/*.p4", "native_runtime.h"], "fabriclab.scenarios": ["*.yaml"]},
+    package_data={"fabriclab.target": ["p4include/*.p4", "native_runtime.h", "native_tm.c", "native_ports.c"], "fabriclab.scenarios": ["*.yaml"]},
     install_requires=[
         # finsy bundles P4Runtime/P4Info stubs generated for current protobuf (upb);
         # the p4runtime wheel's stubs only work in protobuf's slow pure-Python mode.

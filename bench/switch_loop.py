@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 import uuid
 
 from fabriclab.target.pipeline import EgressJob
@@ -38,6 +39,7 @@ class ForwardStub:
     Stops the switch once ``expected`` frames have been through egress."""
 
     cpu_port = None
+    info = engine = types.SimpleNamespace(name="stub")     # what Switch.stats() names
 
     def __init__(self):
         self.switch = None
@@ -59,6 +61,7 @@ class CountingPipeline:
 
     def __init__(self, pipeline):
         self.inner = pipeline
+        self.info, self.engine = pipeline.info, pipeline.engine
         self.cpu_port = None
         self.switch = None
         self.expected = 0

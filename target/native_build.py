@@ -132,3 +132,12 @@ def load(c_source: str):
             raise NativeUnavailable(f"loading {path} failed: {exc}") from None
         _loaded[key] = module
     return module
+
+
+def load_shipped(filename: str):
+    """The extension module built from a C source shipped next to this file (e.g. native_tm.c)."""
+    try:
+        source = (Path(__file__).resolve().parent / filename).read_text()
+    except OSError as exc:
+        raise NativeUnavailable(f"cannot read {filename}: {exc.strerror}") from None
+    return load(source)

@@ -110,7 +110,7 @@ class Switch:
     def __init__(self, config, interfaces: list[tuple[int, str]], cpu_port: int | None = None,
                  pcap_dir: str | None = None):
         from fabriclab.target.ports import Port
-        from fabriclab.target.traffic_manager import TrafficManager
+        from fabriclab.target.traffic_manager import make_traffic_manager
 
         self.lock = threading.RLock()
         self.cpu_port = cpu_port
@@ -125,8 +125,8 @@ class Switch:
             self.close()
             raise
         resolved = config.resolve(sorted(self.ports))
-        self.tm = TrafficManager(resolved, self._transmit, now_ns=time.monotonic_ns(),
-                                 macs={n: p.mac for n, p in self.ports.items()})
+        self.tm = make_traffic_manager(resolved, self._transmit, now_ns=time.monotonic_ns(),
+                                       macs={n: p.mac for n, p in self.ports.items()})
         if cpu_port is not None:
             self.tm.add_unshaped_port(cpu_port)
         self._packet_outs: collections.deque[bytes] = collections.deque()

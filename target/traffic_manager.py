@@ -19,12 +19,19 @@ when it starts serializing, plus the port's propagation delay; the port stays bu
 serialization time. MAC Control (PFC) frames go before queued data and are never paused
 (IEEE 802.3 31B.3.1), but do not preempt a frame on the wire.
 
+Two implementations: ``TrafficManager`` here is the reference; ``NativeTrafficManager``
+(target/native_tm.c, built like the native P4 engine) does the same in C, about 1.5 µs less per
+frame. ``make_traffic_manager`` picks the C one where it builds; tests/test_tm_native_differential.py
+holds them to identical transmissions, QueueMeta, PFC events and stats. When several ports are
+due at the same time, both serve the lowest port number first.
+
 Egress sees ``QueueMeta`` as simple_switch fills it: enq_qdepth and deq_qdepth in packets
 (of the packet's own queue, excluding the packet), enq_timestamp and deq_timedelta in µs.
 """
 from __future__ import annotations
 
 import logging
+import os
 from collections import deque
 from typing import Callable
 
@@ -259,8 +266,10 @@ class TrafficManager:
             best = None
             best_due = now_ns + 1
             for port in active:
-                if port.due < best_due:
-                    best, best_due = port, port.due
+                due = port.due
+                # ties: the lowest port number first, so the order never depends on the set's
+                if due < best_due or due == best_due and best is not None and port.number < best.number:
+                    best, best_due = port, due
             if best is None:
                 break
             if best_due > self.now:
@@ -440,3 +449,72 @@ def _count(counter: dict[str, int], reason: str) -> None:
 def _default_mac(port: int) -> bytes:
     """A locally administered source MAC for PFC frames of a port whose MAC we were not told."""
     return bytes((0x02, 0x66, 0x6C, 0, (port >> 8) & 0xFF, port & 0xFF))
+
+
+class _NativeLoader:
+    """The native TM's class, built once per process (None with the reason when it cannot be)."""
+
+    cls: type | None = None
+    problem: str | None = None
+
+    @classmethod
+    def get(cls) -> type | None:
+        if cls.cls is None and cls.problem is None:
+            from fabriclab.target.native_build import NativeUnavailable, load_shipped
+            try:
+                cls.cls = _native_class(load_shipped("native_tm.c").Core)
+            except NativeUnavailable as exc:
+                cls.problem = str(exc)
+        return cls.cls
+
+
+def _native_class(core: type) -> type:
+    class NativeTrafficManager(core):
+        """``TrafficManager`` in C (target/native_tm.c): the same constructor, public methods and
+        attributes (not the per-port internals) and the same stats()."""
+
+        __slots__ = ()
+
+        def __init__(self, resolved: ResolvedConfig, transmit: Callable[[int, bytes], None], pipeline=None,
+                     now_ns: int = 0, macs: dict[int, bytes] | None = None):
+            cfg = resolved.config
+            macs = macs or {}
+            ports = [(number, params.rate_bps, params.delay_ns, params.headroom_bytes,
+                      bytes(macs.get(number, _default_mac(number)))) for number, params in resolved.ports.items()]
+            super().__init__(resolved, transmit, pipeline, now_ns, cfg.lossless, float(cfg.alpha),
+                             cfg.queue_limit_bytes, cfg.scheduler == "dwrr",
+                             tuple(w * cfg.max_frame for w in cfg.weights), resolved.shared_bytes,
+                             resolved.xoff_bytes, resolved.xon_bytes, resolved.xon_offset, cfg.pause_quanta, ports)
+
+    return NativeTrafficManager
+
+
+def native_traffic_manager_class() -> type | None:
+    """The C implementation, or None if it cannot be built here (``native_problem()`` says why)."""
+    return _NativeLoader.get()
+
+
+def native_problem() -> str | None:
+    _NativeLoader.get()
+    return _NativeLoader.problem
+
+
+def make_traffic_manager(resolved: ResolvedConfig, transmit: Callable[[int, bytes], None], pipeline=None,
+                         now_ns: int = 0, macs: dict[int, bytes] | None = None, engine: str | None = None):
+    """A traffic manager: the C one where it builds, else the Python reference.
+
+    ``engine``: "native" (UserError if it cannot be built), "python", or "auto"; None means
+    ``$FABRICLAB_ENGINE``, else "auto" (the same switch as the P4 engine's)."""
+    from fabriclab.errors import UserError
+
+    engine = engine or os.environ.get("FABRICLAB_ENGINE") or "auto"
+    if engine not in ("auto", "native", "python"):
+        raise UserError(f"unknown engine {engine!r} (choose from auto, native, python)")
+    if engine != "python":
+        native = native_traffic_manager_class()
+        if native is not None:
+            return native(resolved, transmit, pipeline, now_ns, macs)
+        if engine == "native":
+            raise UserError(f"the native traffic manager is not available: {native_problem()}")
+        log.info("the traffic manager runs in Python: %s", native_problem())
+    return TrafficManager(resolved, transmit, pipeline, now_ns, macs)

@@ -8,7 +8,7 @@ import pytest
 from fabriclab.target.pfc import build_pause_frame, build_pfc_frame, parse_mac_control, quanta_to_ns
 from fabriclab.target.pipeline import EgressJob, QueueMeta
 from fabriclab.target.switch_config import config_from_dict
-from fabriclab.target.traffic_manager import TrafficManager
+from fabriclab.target.traffic_manager import TrafficManager, native_problem, native_traffic_manager_class
 
 PEER_MAC = bytes.fromhex("020000000099")
 
@@ -43,9 +43,25 @@ class Wire:
         return [(t, parse_mac_control(f)) for t, p, f in self.sent if p == port and parse_mac_control(f)]
 
 
+IMPLEMENTATION = {"class": TrafficManager}
+
+
+@pytest.fixture(autouse=True, params=["python", "native"])
+def implementation(request):
+    """Every test runs on the Python reference TM and on the C one (native_tm.c)."""
+    if request.param == "native":
+        native = native_traffic_manager_class()
+        assert native is not None, native_problem()
+        IMPLEMENTATION["class"] = native
+    else:
+        IMPLEMENTATION["class"] = TrafficManager
+    yield request.param
+    IMPLEMENTATION["class"] = TrafficManager
+
+
 def make_tm(config: dict, ports: list[int]) -> tuple[TrafficManager, Wire, EchoPipeline]:
     wire, pipeline = Wire(), EchoPipeline()
-    tm = TrafficManager(config_from_dict(config).resolve(ports), wire, pipeline)
+    tm = IMPLEMENTATION["class"](config_from_dict(config).resolve(ports), wire, pipeline)
     wire.tm = tm
     return tm, wire, pipeline
 
@@ -227,8 +243,9 @@ def _incast(priority: int, frames_per_sender: int, config: dict) -> tuple[Traffi
     senders = list(range(1, 9))
     egress = 9
     tm, wire, _ = make_tm(config, senders + [egress])
-    rate = tm.ports[egress].rate_bps
-    delay = tm.ports[1].delay_ns
+    port_stats = tm.stats()["ports"]
+    rate = port_stats[egress]["rate_bps"]
+    delay = port_stats[1]["delay_ns"]
     size = 1000
     ser = (size + 24) * 8 * 10**9 // rate
     pfc_wire = 84 * 8 * 10**9 // rate
@@ -302,7 +319,7 @@ def test_dynamic_threshold_caps_lossy_queues(alpha, congested):
             tm.enqueue(job(2, q, frame(500)), 0)
     expected = alpha * shared / (1 + congested * alpha)   # T = alpha (S - n T)
     for q in range(congested):
-        held = tm.ports[2].qbytes[q]
+        held = tm.stats()["ports"][2]["priorities"][q]["qbytes"]
         assert abs(held - expected) <= 500 * congested
         assert tm.stats()["ports"][2]["priorities"][q]["drops"]["queue_limit"] > 0
 
@@ -311,7 +328,7 @@ def test_static_queue_limit():
     tm, _, _ = make_tm({"rate": "100M", "queue_limit": "10KB", "lossless": []}, [1, 2])
     tm.receive_control(2, build_pfc_frame(PEER_MAC, {0: 0xFFFF}), 0)
     accepted = sum(tm.enqueue(job(2, 0, frame(1000)), 0) for _ in range(50))
-    assert accepted == 10 and tm.ports[2].qbytes[0] == 10_000
+    assert accepted == 10 and tm.stats()["ports"][2]["priorities"][0]["qbytes"] == 10_000
 
 
 def test_headroom_overflow_is_counted_not_dropped(caplog):
