@@ -32,6 +32,11 @@ metadata (``skb_vlan_untag`` in ``__netif_receive_skb_core``, whatever the offlo
 the ring's frame header carries it (tp_vlan_tci). The P4 program must see the PCP that
 classifies lossless traffic, so receiving puts the tag back where it was, as libpcap does.
 
+The per-frame loops (the receive walk, ``resync``'s scan, staging and the take-back after a
+flush) also exist in C, target/native_ports.c, built like the native P4 engine's modules; a port
+uses them unless ``$FABRICLAB_ENGINE`` is ``python`` or they cannot be built (no gcc, no Python.h),
+with one INFO line per process saying which. Both paths keep the same counters and state here.
+
 The pcap writer is classic libpcap format (https://wiki.wireshark.org/Development/LibpcapFileFormat):
 a 24-byte global header (magic 0xa1b2c3d4, version 2.4, snaplen, linktype 1 = Ethernet), then per
 record a 16-byte header (seconds, microseconds, captured length, original length) and the bytes.
@@ -39,6 +44,7 @@ record a 16-byte header (seconds, microseconds, captured length, original length
 from __future__ import annotations
 
 import errno
+import logging
 import mmap
 import os
 import socket
@@ -46,8 +52,11 @@ import struct
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 
 from fabriclab.errors import UserError
+
+log = logging.getLogger(__name__)
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
@@ -73,6 +82,7 @@ RING_BYTES = 8 << 20                 # per port: 4096 slots of 2 KiB for a 1500-
 TX_RING_BYTES = 2 << 20              # 1024 slots: a slot is busy only until the peer consumed the
                                      # frame (a socket queueing it orphans it), microseconds on a veth
 RING_BLOCK_BYTES = 1 << 16
+TPACKET2_HDR_BYTES = 32              # sizeof(struct tpacket2_hdr): a frame starts after it
 RING_HEADROOM = 128                  # tpacket2_hdr + sockaddr_ll + alignment before the frame
 SLL_PKTTYPE_OFFSET = 32 + 10         # sockaddr_ll follows the 32-byte tpacket2_hdr
 TX_VNET_OFFSET = 32                  # TPACKET2_HDRLEN - sizeof(sockaddr_ll): where a sent slot's data starts
@@ -94,6 +104,32 @@ _TX_SLOT = struct.Struct("=II20xBBHHHH")
 _VLAN = struct.Struct("!HH")
 _PCAP_GLOBAL = struct.Struct("<IHHiIII")
 _PCAP_RECORD = struct.Struct("<IIII")
+
+
+_native_state: dict[str, object] = {}      # "module": the C helpers once loaded; "logged": the last reason
+
+
+def native_ports() -> ModuleType | None:
+    """The C helpers of target/native_ports.c, or None for the Python path: ``$FABRICLAB_ENGINE``
+    is ``python`` or the module cannot be built here. Logs the choice once per process."""
+    if os.environ.get("FABRICLAB_ENGINE") == "python":
+        problem = "FABRICLAB_ENGINE=python"
+    elif "module" in _native_state:
+        return _native_state["module"]
+    else:
+        from fabriclab.target.native_build import NativeUnavailable, load_shipped
+        try:
+            module = load_shipped("native_ports.c")
+        except NativeUnavailable as exc:
+            problem = str(exc)
+        else:
+            _native_state["module"] = module
+            log.info("ports: receive walk and transmit staging in C (native_ports.c)")
+            return module
+    if _native_state.get("logged") != problem:
+        _native_state["logged"] = problem
+        log.info("ports: receive walk and transmit staging in Python: %s", problem)
+    return None
 
 
 class PcapWriter:
@@ -179,6 +215,7 @@ class Port:
         self._next = 0                        # the ring slot to read next
         sock.setblocking(False)
         self.sock = sock
+        self._native = native_ports()
         try:
             self._open_tx_ring(ifname)
         except OSError as exc:
@@ -213,11 +250,19 @@ class Port:
             raise
         tx.setblocking(False)
         self._tx_sock = tx
-        self._tx_next = 0                      # the slot the next staged frame goes into
-        self._staged: list[bytes] = []         # frames in SEND_REQUEST slots, oldest first
         # the ring's path checks no MTU (virtio_net_hdr frames may be GSO): larger frames go
         # through send(), which refuses them as before
         self._tx_ring_max = min(self._slot - TX_DATA_OFFSET, _interface_mtu(ifname) + ETH_HLEN)
+        if self._native is None:
+            self._tx = None
+            self._tx_next = 0                  # the slot the next staged frame goes into
+            self._staged: list[bytes] = []     # frames in SEND_REQUEST slots, oldest first
+            return
+        # the C twin of stage() below, bound on the instance so a frame costs no Python frame
+        self._tx = self._native.TxRing(self._tx_ring, self._slot, self._tx_slots, self._tx_ring_max,
+                                       TX_BATCH, tx.fileno(), self.flush, self._stage_refused)
+        self._staged = self._tx.staged         # the C object's own list
+        self.stage = self._tx.stage
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -233,6 +278,17 @@ class Port:
         CLOCK_REALTIME ns): a batch read at once still carries each frame's own arrival time.
         The walk goes on from the slot after the last one read while slots are TP_STATUS_USER;
         ``resync`` repairs the position if it ever stops matching the kernel's."""
+        if self._native is not None:
+            got, self._next, rx_bytes = self._native.rx_walk(
+                self._ring, self._slot, self._slots, self._next, limit, self._own_frames_seen,
+                self.sock.fileno(), self.drops)
+            if got:
+                self.rx_frames += len(got)
+                self.rx_bytes += rx_bytes
+                if self.pcap is not None:
+                    for stamp, frame in got:
+                        self.pcap.write(frame, stamp)
+            return got
         got = []
         ring, slot, slots, index = self._ring, self._slot, self._slots, self._next
         unpack, pcap, hand_back = _TPACKET2_HDR.unpack_from, self.pcap, _STATUS.pack_into
@@ -249,7 +305,11 @@ class Port:
                     self._discard_copy()
             elif length < 14:
                 _count(self.drops, "rx_runt")
-            elif not own_frames_seen or ring[offset + SLL_PKTTYPE_OFFSET] != PACKET_OUTGOING:
+            elif own_frames_seen and ring[offset + SLL_PKTTYPE_OFFSET] == PACKET_OUTGOING:
+                pass                                   # a frame we sent, looped back
+            elif not TPACKET2_HDR_BYTES <= mac <= slot - captured:   # the header lies: not our frame to read
+                _count(self.drops, "rx_malformed_slot")
+            else:
                 frame = ring[offset + mac:offset + mac + captured]
                 if status & TP_STATUS_VLAN_VALID:
                     if not status & TP_STATUS_VLAN_TPID_VALID:
@@ -294,15 +354,18 @@ class Port:
         would receive nothing until the kernel wrapped round to it (thousands of frames).
         The switch calls this when epoll keeps reporting the socket readable while the slot
         at our position stays empty. True if the position moved."""
-        unpack, slot = _TPACKET2_HDR.unpack_from, self._slot
-        oldest = None
-        for index in range(self._slots):
-            status, _, _, _, _, sec, nsec, _, _ = unpack(self._ring, index * slot)
-            if status & TP_STATUS_USER and (oldest is None or (sec, nsec) < oldest[0]):
-                oldest = ((sec, nsec), index)
-        if oldest is None or oldest[1] == self._next:
+        if self._native is not None:
+            oldest = self._native.rx_oldest(self._ring, self._slot, self._slots)
+        else:
+            unpack, slot, first = _TPACKET2_HDR.unpack_from, self._slot, None
+            for index in range(self._slots):
+                status, _, _, _, _, sec, nsec, _, _ = unpack(self._ring, index * slot)
+                if status & TP_STATUS_USER and (first is None or (sec, nsec) < first[0]):
+                    first = ((sec, nsec), index)
+            oldest = -1 if first is None else first[1]
+        if oldest < 0 or oldest == self._next:
             return False
-        self._next = oldest[1]
+        self._next = oldest
         _count(self.drops, "rx_ring_resync")
         return True
 
@@ -346,6 +409,17 @@ class Port:
             self.flush()
         return True
 
+    def _stage_refused(self, frame: bytes) -> bool:
+        """``stage`` of the native path when the C side could not take the frame: it does not fit
+        the ring, or the next slot is busy (the same policy as ``stage``)."""
+        self.flush()
+        if not ETH_HLEN <= len(frame) <= self._tx_ring_max:
+            return self._send_now(frame)
+        if self._tx.try_stage(frame):
+            return True
+        _count(self.drops, "tx_buffer_full")
+        return False
+
     @property
     def staged(self) -> int:
         """Frames waiting in the transmit ring for ``flush``."""
@@ -359,16 +433,16 @@ class Port:
         that wait."""
         staged, sent = self._staged, 0
         while staged:
+            taken, taken_bytes, left, code = self._tx.kick() if self._tx is not None else self._kick()
             reason, one_frame = None, False
-            try:
-                self._tx_sock.send(b"")
-            except OSError as exc:
-                reason, one_frame = _TX_ERRORS.get(exc.errno), exc.errno in _ONE_FRAME_ERRNOS
+            if code:
+                reason, one_frame = _TX_ERRORS.get(code), code in _ONE_FRAME_ERRNOS
                 if reason is None:
-                    raise
-            left = self._take_back(len(staged))
-            taken = len(staged) - left
-            self._count_sent(staged[:taken])
+                    raise OSError(code, os.strerror(code))
+            self.tx_frames += taken
+            self.tx_bytes += taken_bytes
+            if self.pcap is not None:
+                self._capture_sent(staged[:taken])
             sent += taken
             if left and one_frame:
                 _count(self.drops, reason)
@@ -381,6 +455,19 @@ class Port:
                 _count(self.drops, reason or "tx_buffer_full", left)
             staged.clear()
         return sent
+
+    def _kick(self) -> tuple[int, int, int, int]:
+        """One send() for every staged frame, then ``_take_back``: (frames taken, their bytes,
+        frames left, errno or 0)."""
+        code = 0
+        try:
+            self._tx_sock.send(b"")
+        except OSError as exc:
+            code = exc.errno
+        staged = self._staged
+        left = self._take_back(len(staged))
+        taken = len(staged) - left
+        return taken, sum(map(len, staged[:taken])), left, code
 
     def _take_back(self, count: int) -> int:
         """After a flush: the kernel takes slots in order and stops at the first it cannot send,
@@ -397,14 +484,9 @@ class Port:
         self._tx_next = index
         return left
 
-    def _count_sent(self, frames: list[bytes]) -> None:
-        self.tx_frames += len(frames)
-        if self.pcap is None:
-            self.tx_bytes += sum(map(len, frames))
-            return
+    def _capture_sent(self, frames: list[bytes]) -> None:
         now = time.time_ns()
         for frame in frames:
-            self.tx_bytes += len(frame)
             self.pcap.write(frame, now)
 
     def send(self, frame: bytes) -> bool:
@@ -450,6 +532,8 @@ class Port:
                 "tx_frames": self.tx_frames, "tx_bytes": self.tx_bytes, "drops": dict(self.drops)}
 
     def close(self) -> None:
+        if self._tx is not None:
+            self._tx.close()                    # drops its callbacks: no cycle with this port
         self._ring.close()
         self.sock.close()
         self._tx_ring.close()

@@ -7,9 +7,16 @@ import time
 
 import pytest
 
-from fabriclab.target.ports import Port, read_pcap
+from fabriclab.target.ports import Port, native_ports, read_pcap
 
 pytestmark = pytest.mark.root
+
+
+@pytest.fixture(autouse=True, params=["native", "python"])
+def ports_path(request, monkeypatch):
+    """Every test runs on the C helpers (native_ports.c, which must build here) and on Python."""
+    monkeypatch.setenv("FABRICLAB_ENGINE", "auto" if request.param == "native" else "python")
+    assert (native_ports() is not None) == (request.param == "native")
 
 
 def raw_sender(ifname: str) -> socket.socket:

@@ -9,11 +9,18 @@ import time
 import pytest
 
 from fabriclab.target.pfc import build_pfc_frame
-from fabriclab.target.ports import Port
+from fabriclab.target.ports import Port, native_ports
 from fabriclab.target.switch import Switch
 from fabriclab.target.switch_config import config_from_dict
 
 pytestmark = pytest.mark.root
+
+
+@pytest.fixture(autouse=True, params=["native", "python"])
+def ports_path(request, monkeypatch):
+    """Every test runs on the C helpers (native_ports.c, which must build here) and on Python."""
+    monkeypatch.setenv("FABRICLAB_ENGINE", "auto" if request.param == "native" else "python")
+    assert (native_ports() is not None) == (request.param == "native")
 
 DATA = bytes.fromhex("020000000002" "020000000001" "88b5") + bytes(100)
 
