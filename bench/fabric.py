@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> dict:
             with tempfile.TemporaryDirectory(prefix=f"fabriclab-bench-{name}-") as tmp:
                 results[name] = measure_fabric(params, Path(tmp) / "run", prefix=f"flbf{index}",
                                                grpc_port_base=GRPC_PORT_BASE + 100 * index, progress=progress)
-    table = Table(title="Mininet leaf-spine bring-up (python switches, fabric.p4, os-ken controller)",
+    table = Table(title="Mininet leaf-spine bring-up (fabriclab switches, fabric.p4, os-ken controller)",
                   caption="up: to routes installed and hosts configured; ping: every ordered host pair; "
                           "RSS: mean per switch process")
     table.add_column("fabric", no_wrap=True)
