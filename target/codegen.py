@@ -212,7 +212,9 @@ def instance_name(inst: InstanceEntity, path: str | None) -> str:
 # ---------------------------------------------------------------------------- generator
 
 
-class _Emitter:
+class Emitter:
+    """Indented lines of generated source (Python here, C in native_codegen)."""
+
     def __init__(self):
         self.lines: list[str] = []
         self.depth = 0
@@ -227,8 +229,15 @@ class _Emitter:
         self.depth -= 1
 
 
-def _mask(width: int) -> int:
+def ones(width: int) -> int:
+    """The all-ones value of ``width`` bits."""
     return (1 << width) - 1
+
+
+def key_width(k: ast.KeyElement) -> int:
+    """Bits of a table or selector key element as the runtime packs it."""
+    t = k.expr.checked_type
+    return 1 if isinstance(t, BoolT) else flat_width(t) if not isinstance(t, ErrorT) else 16
 
 
 def _default_value(t) -> str:
@@ -241,7 +250,7 @@ class Generator:
     def __init__(self, typed: TypedProgram, name: str):
         self.typed = typed
         self.name = name
-        self.out = _Emitter()
+        self.out = Emitter()
         self.classes: dict[str, str] = {}           # struct-like type name -> Python class
         self.tmp = 0
         self.bound: list[str] = []                  # lines binding runtime state, at build() top
@@ -445,7 +454,7 @@ class Generator:
             shift -= w
             raw = f"(x >> {shift})" if shift else "x"
             if shift + w < width:
-                raw = f"({raw} & {_mask(w)})"
+                raw = f"({raw} & {ones(w)})"
             if isinstance(ft, BitT) and ft.signed:
                 raw = f"(({raw} ^ {1 << (w - 1)}) - {1 << (w - 1)})"
             elif isinstance(ft, BoolT):
@@ -467,7 +476,7 @@ class Generator:
             if isinstance(ft, BoolT):
                 v = f"int({v})"
             elif (isinstance(ft, BitT) and ft.signed) or (isinstance(ft, EnumT) and ft.underlying.signed):
-                v = f"({v} & {_mask(w)})"
+                v = f"({v} & {ones(w)})"
             parts.append(f"({v} << {shift})" if shift else v)
         o.line(f"return ({' | '.join(parts) or '0'}).to_bytes({width // 8}, 'big')")
         o.dedent()
@@ -820,7 +829,7 @@ class Generator:
         o.indent()
         o.line("hit = True")
         if decl.implementation is not None:
-            sel = ", ".join(f"({self.key_value(k)}, {self.key_width(k)})" for k in selector_keys)
+            sel = ", ".join(f"({self.key_value(k)}, {key_width(k)})" for k in selector_keys)
             o.line(f"a = {tvar}.resolve(e, ({sel}{',' if selector_keys else ''}))")
         else:
             o.line("a = e.action")
@@ -851,9 +860,6 @@ class Generator:
             return f"int({code})"
         return code
 
-    def key_width(self, k: ast.KeyElement) -> int:
-        t = k.expr.checked_type
-        return 1 if isinstance(t, BoolT) else flat_width(t) if not isinstance(t, ErrorT) else 16
 
     # -- statements -------------------------------------------------------------------------
 
@@ -989,8 +995,8 @@ class Generator:
         if isinstance(target, ast.Slice):
             base_t = target.expr.checked_type
             lo, hi = target.lo.const_value, target.hi.const_value
-            m = _mask(hi - lo + 1) << lo
-            keep = _mask(base_t.width) & ~m
+            m = ones(hi - lo + 1) << lo
+            keep = ones(base_t.width) & ~m
             new = f"(({self.ex(target.expr)} & {keep}) | (({value}) << {lo}))"
             if base_t.signed:
                 new = f"RT.to_signed({new}, {base_t.width})"
@@ -1180,7 +1186,7 @@ class Generator:
         if isinstance(t, BoolT):
             return f"int({code})"
         if isinstance(t, BitT) and t.signed:
-            return f"({code} & {_mask(t.width)})"
+            return f"({code} & {ones(t.width)})"
         return code
 
     def algorithm(self, e: ast.Expression) -> str:
@@ -1212,7 +1218,7 @@ class Generator:
         if name == "csum16":
             code, nbits = self.packed_fields(data)
             return f"RT.csum16_of({code}, {nbits}{', ' + payload if payload else ''})"
-        return f"S.hash_unit.compute({name!r}, {self.packed_bytes(data, ' + ' + payload if payload else '')}) & {_mask(width)}"
+        return f"S.hash_unit.compute({name!r}, {self.packed_bytes(data, ' + ' + payload if payload else '')}) & {ones(width)}"
 
     def extern_function(self, call: ast.MethodCall) -> None:
         o = self.out
@@ -1236,7 +1242,7 @@ class Generator:
                 m = self.fresh("max")
                 o.line(f"{m} = {self.ex(maxv)}")
                 reduced = f"({self.ex(base)} + {h} % {m} if {m} else {h})"
-            self.assign(result, f"(({reduced}) & {_mask(width)})")
+            self.assign(result, f"(({reduced}) & {ones(width)})")
         elif name == "random":
             result, lo, hi = args
             self.assign(result, f"RT.random_source.randint({self.ex(lo)}, {self.ex(hi)})")
@@ -1366,7 +1372,7 @@ class Generator:
     def x_Slice(self, e: ast.Slice) -> str:
         lo, hi = e.lo.const_value, e.hi.const_value
         base = self.ex(e.expr)
-        m = _mask(hi - lo + 1)
+        m = ones(hi - lo + 1)
         return f"(({base} >> {lo}) & {m})" if lo else f"({base} & {m})"
 
     def x_Unary(self, e: ast.Unary) -> str:
@@ -1377,7 +1383,7 @@ class Generator:
         if e.op == "+":
             return x
         if e.op == "~":
-            return f"(~{x})" if t.signed else f"({x} ^ {_mask(t.width)})"
+            return f"(~{x})" if t.signed else f"({x} ^ {ones(t.width)})"
         return self.wrap(f"-{x}", t)
 
     def wrap(self, code: str, t) -> str:
@@ -1385,8 +1391,8 @@ class Generator:
             return f"({code})"
         if t.signed:
             h = 1 << (t.width - 1)
-            return f"(((({code}) + {h}) & {_mask(t.width)}) - {h})"
-        return f"(({code}) & {_mask(t.width)})"
+            return f"(((({code}) + {h}) & {ones(t.width)}) - {h})"
+        return f"(({code}) & {ones(t.width)})"
 
     def x_Binary(self, e: ast.Binary) -> str:
         op = e.op
@@ -1402,9 +1408,9 @@ class Generator:
         if op == "++":
             rt = e.right.checked_type
             if rt.signed:
-                r = f"({r} & {_mask(rt.width)})"
+                r = f"({r} & {ones(rt.width)})"
             if lt.signed:
-                l = f"({l} & {_mask(lt.width)})"
+                l = f"({l} & {ones(lt.width)})"
                 return f"RT.to_signed(({l} << {rt.width}) | {r}, {t.width})"
             return f"(({l} << {rt.width}) | {r})"
         if op in ("&", "|", "^"):
@@ -1421,7 +1427,7 @@ class Generator:
             if t.signed:
                 h = 1 << (t.width - 1)
                 return f"max(min({l} {sym} {r}, {h - 1}), {-h})"
-            return f"min({l} + {r}, {_mask(t.width)})" if sym == "+" else f"max({l} - {r}, 0)"
+            return f"min({l} + {r}, {ones(t.width)})" if sym == "+" else f"max({l} - {r}, 0)"
         if op == "<<":
             if hasattr(e.right, "const_value"):
                 amount = e.right.const_value
@@ -1429,7 +1435,7 @@ class Generator:
                     return "0"
                 return self.wrap(f"{l} << {amount}", t)
             if t.signed:
-                return f"RT.to_signed(RT.shl({l} & {_mask(t.width)}, {r}, {t.width}), {t.width})"
+                return f"RT.to_signed(RT.shl({l} & {ones(t.width)}, {r}, {t.width}), {t.width})"
             return f"RT.shl({l}, {r}, {t.width})"
         if op == ">>":
             return f"({l} >> {r})"
@@ -1456,10 +1462,10 @@ class Generator:
                 if not st.signed and st.width <= t.width - 1:
                     return x       # widening an unsigned value into a wider signed type
                 h = 1 << (t.width - 1)
-                return f"(((({x}) & {_mask(t.width)}) ^ {h}) - {h})"
+                return f"(((({x}) & {ones(t.width)}) ^ {h}) - {h})"
             if not st.signed and st.width <= t.width:
                 return x
-            return f"({x} & {_mask(t.width)})"
+            return f"({x} & {ones(t.width)})"
         return x
 
     def x_ListExpression(self, e: ast.ListExpression) -> str:
