@@ -1,12 +1,12 @@
 """fabriclab: a Mininet-based lossless Ethernet testbed for AI data-center fabrics.
 
 Every top-level folder that holds Python is mapped into the single ``fabriclab``
-namespace, so ``target/`` imports as ``fabriclab.target`` and so on.
+namespace, so ``compiler/`` imports as ``fabriclab.compiler`` and so on.
 """
 from setuptools import setup
 
 # top-level folder -> subpackage of fabriclab
-SUBPACKAGES = ["target", "topologies", "controller", "traffic", "scenarios", "labs", "bench"]
+SUBPACKAGES = ["compiler", "v1model", "p4runtime", "switch", "topologies", "controller", "traffic", "scenarios", "labs", "bench"]
 
 setup(
     name="fabriclab",
@@ -15,7 +15,9 @@ setup(
     python_requires=">=3.10",
     packages=["fabriclab"] + [f"fabriclab.{name}" for name in SUBPACKAGES],
     package_dir={"fabriclab": "fabriclab", **{f"fabriclab.{name}": name for name in SUBPACKAGES}},
-    package_data={"fabriclab.target": ["p4include/*.p4", "native_runtime.h", "native_tm.c", "native_ports.c"], "fabriclab.scenarios": ["*.yaml"]},
+    package_data={"fabriclab.compiler": ["p4include/*.p4", "native_runtime.h"],
+                  "fabriclab.switch": ["native_tm.c", "native_ports.c", "switch.yaml"],
+                  "fabriclab.scenarios": ["*.yaml"]},
     install_requires=[
         # finsy bundles P4Runtime/P4Info stubs generated for current protobuf (upb);
         # the p4runtime wheel's stubs only work in protobuf's slow pure-Python mode.

@@ -3,7 +3,7 @@
     python -m fabriclab.bench.bare_forwarder IFNAME1 IFNAME2
 
 Every frame received on one interface is sent unchanged out of the other: the same sockets,
-buffers and epoll loop shape as ``fabriclab switch`` (target/switch.py, target/ports.py), minus
+buffers and epoll loop shape as ``fabriclab switch`` (switch/switch.py, switch/ports.py), minus
 parsing, tables and the traffic manager. ``fabriclab bench dataplane`` compares the two.
 Prints "ready" once both sockets are bound; runs until SIGTERM/SIGINT.
 """

@@ -222,7 +222,7 @@ def start_fabriclab_switch(topo: TwoHostTopology, workdir: Path,
 
 def _connect(fwd: Forwarder, addr: str):
     """A P4Runtime client of the starting switch, once it serves its pipeline's P4Info."""
-    from fabriclab.controller.p4runtime_client import P4RuntimeClient, P4RuntimeError
+    from fabriclab.p4runtime.client import P4RuntimeClient, P4RuntimeError
 
     deadline = time.monotonic() + SWITCH_START_TIMEOUT_S
     while True:

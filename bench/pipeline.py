@@ -8,7 +8,7 @@ port (so the timed path is the realistic one, not an early drop), then calls
 ``Pipeline.process`` on the frames in turn, in batches. The figure is the median over batches
 of the mean time per packet: the median keeps out batches another process on the machine
 interrupted. Every program is measured on both engines (the generated Python and the native C
-extension, ``target/native_codegen.py``): a column pair and a JSON object per engine.
+extension, ``compiler/native_codegen.py``): a column pair and a JSON object per engine.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from pathlib import Path
 
 from fabriclab import P4_DIR
 from fabriclab.errors import UserError
+from fabriclab.v1model.loader import instantiate
 
 PROGRAMS_DIR = P4_DIR
 SETUP_DIR = Path(__file__).resolve().parent / "programs"
@@ -45,8 +46,8 @@ def setup_path(program: Path) -> Path:
 
 def load_setup(pipeline, setup: Path) -> list[TimedFrame]:
     """Run the setup file's statements against ``pipeline``; return its ``packet`` frames."""
-    from fabriclab.target.stf import StfRunner, parse_int
-    from fabriclab.target.tables import StateError
+    from fabriclab.v1model.stf import StfRunner, parse_int
+    from fabriclab.v1model.tables import StateError
 
     try:
         text = setup.read_text()
@@ -115,14 +116,14 @@ def time_batches(pipeline, frames: list[TimedFrame], packets: int, on_batch=None
 def measure_program(program: Path, packets: int, on_batch=None, engine: str = "auto") -> dict:
     """{"us_per_packet", "pps", "packets", "batches"} of one program with its setup file, on
     ``engine`` (``CompiledProgram.instantiate``'s; UserError if native cannot be built)."""
-    from fabriclab.target.compiler import compile_file
-    from fabriclab.target.diagnostics import CompileError
+    from fabriclab.compiler.driver import compile_file
+    from fabriclab.compiler.diagnostics import CompileError
 
     setup = setup_path(program)
     if not setup.exists():
         raise UserError(f"{program.name}: no setup file {setup} (table entries and frames to time)")
     try:
-        pipeline = compile_file(str(program)).instantiate(engine=engine)
+        pipeline = instantiate(compile_file(str(program)), engine=engine)
     except CompileError as exc:
         raise UserError(f"{program} does not compile: {exc}") from None
     frames = load_setup(pipeline, setup)

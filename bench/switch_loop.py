@@ -28,7 +28,8 @@ import time
 import types
 import uuid
 
-from fabriclab.target.pipeline import EgressJob
+from fabriclab.v1model.pipeline import EgressJob
+from fabriclab.v1model.loader import instantiate
 
 SWITCH_YAML = {"rate": "10G", "queue_limit": "1MB"}   # as `bench dataplane`: the CPU is the limit
 ROUND_TIMEOUT_S = 30.0     # a program that drops or misroutes the frames would never end a round
@@ -99,8 +100,8 @@ def _fill_ring(ifname: str, frame: bytes, count: int) -> None:
 
 
 def run_rounds(frames: int, rounds: int, size: int, program: str | None, profile: bool) -> dict:
-    from fabriclab.target.switch import Switch
-    from fabriclab.target.switch_config import config_from_dict
+    from fabriclab.switch.switch import Switch
+    from fabriclab.switch.switch_config import config_from_dict
 
     tag = uuid.uuid4().hex[:5]
     pairs = [(f"fl{tag}a{i}", f"fl{tag}b{i}") for i in (1, 2)]
@@ -113,9 +114,9 @@ def run_rounds(frames: int, rounds: int, size: int, program: str | None, profile
         switch = Switch(config_from_dict(SWITCH_YAML), [(1, pairs[0][1]), (2, pairs[1][1])])
         try:
             if program:
-                from fabriclab.target import compiler
+                from fabriclab.compiler import driver
 
-                pipeline = CountingPipeline(compiler.load(program).instantiate())
+                pipeline = CountingPipeline(instantiate(driver.load(program)))
             else:
                 pipeline = ForwardStub()
             pipeline.switch = switch

@@ -1,4 +1,4 @@
-"""What a python switch dropped, from the JSON it writes with ``--stats-file`` (target/switch.py
+"""What a python switch dropped, from the JSON it writes with ``--stats-file`` (switch/switch.py
 ``Switch.stats``): the benchmarks report it next to their figures, because a drop's place says
 why a rate was not reached (a full socket: the process fell behind; the traffic manager: a queue
 over its threshold; the pipeline: the program or its entries)."""

@@ -62,11 +62,11 @@ class ControllerConfig:
 
             bmv2_json, p4info_text = self.bmv2
             return text_format.Parse(p4info_text.read_text(), p4i.P4Info()), bmv2_json.read_bytes()
-        from fabriclab.target import compiler
-        from fabriclab.target.p4info import build_p4info
-        from fabriclab.target.p4runtime_server import pack_device_config
+        from fabriclab.compiler import driver
+        from fabriclab.compiler.p4info import build_p4info
+        from fabriclab.p4runtime.codec import pack_device_config
 
-        compiled = compiler.compile_file(str(self.program), [], {})
+        compiled = driver.compile_file(str(self.program), [], {})
         return build_p4info(compiled.info), pack_device_config(str(self.program))
 
 
@@ -139,7 +139,7 @@ class FabricController(app_manager.OSKenApp):
             return dict(pool.map(program, [sw.name for sw in description.switches]))
 
     def _connect(self, name: str) -> Any:
-        from fabriclab.controller.p4runtime_client import P4RuntimeClient, P4RuntimeError
+        from fabriclab.p4runtime.client import P4RuntimeClient, P4RuntimeError
 
         sw = self.config.description.switch(name)
         deadline = time.monotonic() + self.config.settings.connect_timeout_s

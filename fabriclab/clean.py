@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 # command-line fragments of the processes a fabric runs
-PROCESS_TAGS = ("fabriclab switch", "fabriclab.target.switch", "fabriclab controller", "fabriclab.controller",
+PROCESS_TAGS = ("fabriclab switch", "fabriclab.switch.switch", "fabriclab controller", "fabriclab.controller",
                 "simple_switch_grpc")
 
 

@@ -14,10 +14,10 @@ from fabriclab.errors import UserError
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "compile": ("fabriclab.target.compile_cmd", "compile a P4_16 v1model program for fabriclab's target"),
-    "stf": ("fabriclab.target.stf", "run an STF packet test against a P4 program"),
-    "switch": ("fabriclab.target.switch", "run the software switch (PFC traffic manager, P4Runtime) on interfaces"),
-    "switch-cli": ("fabriclab.target.switch_cli", "simple_switch_CLI-style commands over P4Runtime, plus queue/PFC views"),
+    "compile": ("fabriclab.compiler.compile_cmd", "compile a P4_16 v1model program for fabriclab's target"),
+    "stf": ("fabriclab.v1model.stf", "run an STF packet test against a P4 program"),
+    "switch": ("fabriclab.switch.switch", "run the software switch (PFC traffic manager, P4Runtime) on interfaces"),
+    "switch-cli": ("fabriclab.switch.switch_cli", "simple_switch_CLI-style commands over P4Runtime, plus queue/PFC views"),
     "bench": ("fabriclab.bench.cli", "measure speed and memory (pipeline, dataplane, fabric, traffic)"),
     "up": ("fabriclab.up", "bring a fabric up in Mininet (P4 switches, controller, routes); --check to test it"),
     "clean": ("fabriclab.clean", "remove switch/controller processes, veths and namespaces left by fabrics"),

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
                                   ecn=EcnSettings(enabled=args.ecn))
     switch_config = {}
     if args.config:
-        from fabriclab.target.switch_config import load_config
+        from fabriclab.switch.switch_config import load_config
 
         load_config(args.config)   # validate now: one clear error instead of N dead switches
         switch_config = yaml.safe_load(Path(args.config).read_text()) or {}

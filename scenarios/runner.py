@@ -143,7 +143,7 @@ class CounterSampler(threading.Thread):
 
     def __init__(self, description: FabricDescription, interval: float):
         super().__init__(daemon=True, name="counter-sampler")
-        from fabriclab.target.runtime_api import RuntimeApiClient, default_api_addr
+        from fabriclab.switch.runtime_api import RuntimeApiClient, default_api_addr
 
         self.interval = interval
         self.clients = {sw.name: RuntimeApiClient(default_api_addr(sw.grpc_addr)) for sw in description.switches}

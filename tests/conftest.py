@@ -1,7 +1,11 @@
 """Shared fixtures. Every test is checked for leftovers: network namespaces, veths and
-fabriclab processes that exist after the test but did not before it fail the test."""
+fabriclab processes that exist after the test but did not before it fail the test.
+
+Each test holds a machine-wide lock while it runs, so test runs of several checkouts on one
+machine take turns instead of seeing each other's namespaces and fabrics as leftovers."""
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import time
@@ -30,7 +34,7 @@ def _fabriclab_processes() -> set[int]:
                 cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if any(tag in cmd for tag in ("fabriclab switch", "fabriclab.target.switch", "fabriclab controller",
+        if any(tag in cmd for tag in ("fabriclab switch", "fabriclab.switch.switch", "fabriclab controller",
                                        "fabriclab.controller", "fabriclab host-agent", "fabriclab.traffic.agent",
                                        "simple_switch_grpc")):
             found.add(int(pid))
@@ -41,8 +45,21 @@ def leftovers() -> dict[str, set]:
     return {"netns": _netns(), "veth": _veths(), "processes": _fabriclab_processes()}
 
 
+TEST_LOCK = "/run/fabriclab-tests.lock"
+
+
 @pytest.fixture(autouse=True)
-def no_leftovers():
+def machine_lock():
+    with open(TEST_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers(machine_lock):
     """Fail the test if it leaves a namespace, veth or fabriclab process behind."""
     before = leftovers()
     yield

@@ -9,14 +9,15 @@ import pytest
 from fabriclab.bench import pipeline as bench
 from fabriclab.cli import main
 from fabriclab.errors import UserError
+from fabriclab.v1model.loader import instantiate
 
 FABRIC = bench.PROGRAMS_DIR / "fabric.p4"
 TRIVIAL = bench.SETUP_DIR / "trivial.p4"
 
 
 def _pipeline(program):
-    from fabriclab.target.compiler import compile_file
-    return compile_file(str(program)).instantiate()
+    from fabriclab.compiler.driver import compile_file
+    return instantiate(compile_file(str(program)))
 
 
 def test_every_benchmarked_program_has_a_setup_file():

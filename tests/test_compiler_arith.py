@@ -12,7 +12,8 @@ import functools
 
 from hypothesis import given, settings, strategies as st
 
-from fabriclab.target.compiler import compile_source
+from fabriclab.compiler.driver import compile_source
+from fabriclab.v1model.loader import instantiate
 
 WIDTHS = (2, 5, 8, 13, 16, 31, 32, 48, 64)    # the corner-case sweep; hypothesis draws any 2..64
 
@@ -106,7 +107,7 @@ V1Switch(P(), VC(), Ing(), Eg(), CC(), Dep()) main;
 
 @functools.lru_cache(maxsize=None)
 def pipeline(w: int):
-    return compile_source(program_text(w), f"arith{w}").instantiate()
+    return instantiate(compile_source(program_text(w), f"arith{w}"))
 
 
 def wrap(v: int, width: int, signed: bool) -> int:
@@ -189,8 +190,8 @@ def test_extremes_for_every_width():
        st.binary(max_size=9))
 def test_inline_csum16_equals_the_reference_on_packed_bytes(fields, payload):
     """The generated code's csum16 (on the packed integer) against hashing.csum16."""
-    from fabriclab.target.codegen import csum16_of
-    from fabriclab.target.hashing import csum16, pack_fields
+    from fabriclab.v1model.runtime import csum16_of
+    from fabriclab.v1model.hashing import csum16, pack_fields
 
     value, nbits = 0, 0
     for v, w in fields:

@@ -2,13 +2,14 @@
 action list does not name NoAction."""
 from pathlib import Path
 
-from fabriclab.target.compiler import compile_file
+from fabriclab.compiler.driver import compile_file
+from fabriclab.v1model.loader import instantiate
 
 PROGRAM = Path(__file__).parent / "programs" / "implicit_noaction.p4"
 
 
 def test_miss_runs_implicit_noaction_and_p4info_lists_it():
-    pipeline = compile_file(str(PROGRAM)).instantiate()
+    pipeline = instantiate(compile_file(str(PROGRAM)))
     table = pipeline.info.tables["I.t"]
     assert table.default_action == "NoAction"
     assert [(a.name, a.scope) for a in table.actions] == [("I.fwd", "TABLE_AND_DEFAULT"),

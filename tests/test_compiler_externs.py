@@ -4,9 +4,10 @@ from __future__ import annotations
 import logging
 
 import pytest
-from fabriclab.target.codegen import P4AssertionError, value_set
-from fabriclab.target.compiler import compile_source
-from fabriclab.target.tables import ActionCall, TableEntry
+from fabriclab.v1model.runtime import P4AssertionError, value_set
+from fabriclab.compiler.driver import compile_source
+from fabriclab.v1model.tables import ActionCall, TableEntry
+from fabriclab.v1model.loader import instantiate
 
 SKELETON = """
 #include <core.p4>
@@ -37,7 +38,7 @@ def compiled(ingress: str, decls: str = "", parser: str = PARSER):
 
 
 def test_control_locals_are_shared_with_actions_and_reset_per_packet(caplog):
-    p = compiled("""
+    p = instantiate(compiled("""
     struct_t p;
     bit<8> step = 3;
     action bump() { p.x = p.x + step; step = step + 1; }
@@ -48,7 +49,7 @@ def test_control_locals_are_shared_with_actions_and_reset_per_packet(caplog):
         hdr.h.b = p.x & ~0;
         log_msg("a={} b={}", {hdr.h.a, hdr.h.b});
         sm.egress_spec = 1;
-    }""", decls="struct struct_t { bit<8> x; }").instantiate()
+    }""", decls="struct struct_t { bit<8> x; }"))
     with caplog.at_level(logging.INFO, logger="fabriclab.p4"):
         assert p.process(b"\x05\x00rest", 0) == [(1, b"\x05\x0crest")]
         assert p.process(b"\x05\x00rest", 0) == [(1, b"\x05\x0crest")]
@@ -56,7 +57,7 @@ def test_control_locals_are_shared_with_actions_and_reset_per_packet(caplog):
 
 
 def test_direct_meter_colors_follow_the_entry_config():
-    p = compiled("""
+    p = instantiate(compiled("""
     direct_meter<bit<8>>(MeterType.packets) dm;
     action color() { dm.read(hdr.h.b); sm.egress_spec = 1; }
     table t {
@@ -64,7 +65,7 @@ def test_direct_meter_colors_follow_the_entry_config():
         actions = { color; NoAction; }
         meters = dm;
     }
-    apply { t.apply(); }""").instantiate()
+    apply { t.apply(); }"""))
     assert p.info.meters["Ing.dm"].direct_table == "Ing.t"
     table = p.state.tables["Ing.t"]
     # 1 packet/s committed with burst 1, 2 packets/s peak with burst 2; the clock stands still
@@ -74,13 +75,13 @@ def test_direct_meter_colors_follow_the_entry_config():
 
 
 def test_random_truncate_and_assert():
-    p = compiled("""
+    p = instantiate(compiled("""
     apply {
         random(hdr.h.b, 8w10, 8w12);
         if (hdr.h.a == 1) { truncate(1); }
         assert(hdr.h.a != 9);
         sm.egress_spec = 1;
-    }""").instantiate()
+    }"""))
     seen = {p.process(b"\x00\x00tail", 0)[0][1][1] for _ in range(60)}
     assert seen == {10, 11, 12}
     assert p.process(b"\x01\x00tail", 0) == [(1, b"\x01")]
@@ -99,7 +100,7 @@ def test_value_set_in_select():
 """
     c = compiled("apply { hdr.h.b = meta.m; sm.egress_spec = 1; }", parser=parser)
     assert c.info.value_sets["P.special"].size == 4
-    p = c.instantiate()
+    p = instantiate(c)
     assert p.process(b"\x42\x00", 0) == [(1, b"\x42\x00")]
     value_set(p.state, "P.special").entries.append((0x42, 0xFF))
     assert p.process(b"\x42\x00", 0) == [(1, b"\x42\x01")]
@@ -127,7 +128,7 @@ def test_program_info_annotations_ids_and_controller_headers():
     assert info.counters["Ing.c"].unit == "bytes"
     assert info.controller_headers["packet_in"].fields == [("ingress_port", 9), ("pad", 7)]
     assert info.controller_headers["packet_in"].type_name == "packet_in_t"
-    p = c.instantiate()
+    p = instantiate(c)
     p.state.tables["global_table"].insert(TableEntry(match=(3,), action=ActionCall("Ing.renamed", (0x99,))))
     assert p.process(b"\x03\x00", 0) == [(0, b"\x03\x99")]
     assert p.state.registers["Ing.regs"].read(0) == 1
@@ -135,13 +136,13 @@ def test_program_info_annotations_ids_and_controller_headers():
 
 
 def test_packet_in_header_emitted_first_when_valid():
-    p = compiled("""
+    p = instantiate(compiled("""
     apply {
         if (hdr.h.a == 0xcc) {
             hdr.cpu.setValid();
             hdr.cpu.ingress_port = sm.ingress_port;
             sm.egress_spec = 255;
         }
-    }""").instantiate()
+    }"""))
     assert p.process(b"\xcc\x01", 5) == [(255, b"\x02\x80\xcc\x01")]   # port 5 in 9 bits, then 7 pad bits
     assert p.process(b"\x01\x01", 5) == [(0, b"\x01\x01")]

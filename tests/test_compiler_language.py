@@ -4,10 +4,11 @@ from __future__ import annotations
 import pytest
 from scapy.all import IP, UDP, Ether, raw
 
-from fabriclab.target.compiler import compile_source
-from fabriclab.target.diagnostics import CompileError
-from fabriclab.target.hashing import v1model_hash
-from fabriclab.target.tables import ActionCall, TableEntry
+from fabriclab.compiler.driver import compile_source
+from fabriclab.compiler.diagnostics import CompileError
+from fabriclab.v1model.hashing import v1model_hash
+from fabriclab.v1model.tables import ActionCall, TableEntry
+from fabriclab.v1model.loader import instantiate
 
 HEADERS = """
 header ethernet_t { bit<48> dst; bit<48> src; bit<16> etherType; }
@@ -59,7 +60,7 @@ V1Switch(P(), VC(), Ing(), Eg(), CC(), Dep()) main;
 
 
 def pipe(ingress: str, **kw):
-    return compile_source(program(ingress, **kw), "t").instantiate()
+    return instantiate(compile_source(program(ingress, **kw), "t"))
 
 
 def udp(dst: str = "10.0.1.2", **ip) -> bytes:
@@ -427,7 +428,7 @@ def test_multicast_replicas_get_rid_and_instance_type():
 
 
 def test_clone_i2e_and_e2e_with_preserved_fields():
-    from fabriclab.target.pre import CloneSession
+    from fabriclab.v1model.pre import CloneSession
     p = pipe("""apply {
         meta.m = 0x1234;
         sm.egress_spec = 1;
@@ -482,7 +483,7 @@ def test_resubmit_and_recirculate_preserve_field_lists():
 
 
 def test_egress_sees_queue_metadata_and_packet_length():
-    from fabriclab.target.pipeline import QueueMeta
+    from fabriclab.v1model.pipeline import QueueMeta
     p = pipe("apply { sm.egress_spec = 4; sm.priority = 5; hdr.res.setValid(); }",
              egress="apply { hdr.res.a = (bit<32>)sm.enq_qdepth; hdr.res.b = sm.packet_length; }")
     frame = udp()
@@ -504,19 +505,19 @@ def test_update_and_verify_checksum():
     src = src.replace("control VC(inout headers_t hdr, inout meta_t meta) { apply { } }",
                       "control VC(inout headers_t hdr, inout meta_t meta) { apply { verify_checksum(hdr.ipv4.isValid(), "
                       f"{fields}, hdr.ipv4.hdrChecksum, HashAlgorithm.csum16); }} }}")
-    p = compile_source(src, "ck").instantiate()
+    p = instantiate(compile_source(src, "ck"))
     (_, data), = p.process(udp(ttl=64), 0)
     assert data == udp(ttl=63)          # scapy computes the IPv4 checksum itself
 
 
 def test_write_output_and_load_round_trip(tmp_path):
-    from fabriclab.target import compiler
+    from fabriclab.compiler import driver
     compiled = compile_source(program(TABLES), "tables")
-    compiler.write_output(compiled, str(tmp_path))
+    driver.write_output(compiled, str(tmp_path))
     assert {p.name for p in tmp_path.iterdir()} == {"tables.py", "tables.json", "tables.p4info.txtpb"}
-    loaded = compiler.load(str(tmp_path))
+    loaded = driver.load(str(tmp_path))
     assert loaded.info == compiled.info
-    p = loaded.instantiate()
+    p = instantiate(loaded)
     p.state.tables["Ing.fwd"].insert(TableEntry(match=((0x0A000100, 24), 1), action=ActionCall("Ing.set_port", (5,))))
     assert p.process(udp(dst="10.0.1.9", ttl=5), 0)[0][0] == 5
 
@@ -558,7 +559,7 @@ control Acl(inout headers_t hdr, inout standard_metadata_t sm) {
     }""").replace(
         "control Ing(", sub + "\ncontrol Ing("), "sub")
     assert "Ing.acl.rules" in c.info.tables and "Ing.acl.deny" in c.info.actions
-    p = c.instantiate()
+    p = instantiate(c)
     p.state.tables["Ing.acl.rules"].insert(TableEntry(match=(0x0A000001,), action=ActionCall("Ing.acl.deny")))
     assert p.process(udp(), 0) == []
     assert p.process(raw(Ether() / IP(src="10.0.0.9") / UDP()), 0)[0][0] == 5
@@ -607,7 +608,7 @@ V1Switch(P(), VC(), Ing(), Eg(), CC(), Dep()) main;
 
 
 def test_out_parameters_signed_fields_bool_and_enum_keys_stack_assignment():
-    p = compile_source(MIXED, "mixed").instantiate()
+    p = instantiate(compile_source(MIXED, "mixed"))
     # s = -2, flag 1, c 5, color RED: the const entry (RED, true) paints it BLUE; s - 1 < 0 exits
     # after the switch's default set port 3; v = m + y where getv gives m = 5, twice makes 10 and 5
     assert p.process(bytes([0xFE, 0xD1, 0x00]), 0) == [(3, bytes.fromhex("fdd20ffdd299"))]
@@ -625,7 +626,7 @@ def test_serializable_enum_converts_to_its_underlying_type():
 
 
 def test_clock_values_wrap_to_the_standard_metadata_widths():
-    from fabriclab.target.pipeline import QueueMeta
+    from fabriclab.v1model.pipeline import QueueMeta
     p = pipe("apply { sm.egress_spec = 1; hdr.res.setValid(); }",
              egress="apply { hdr.res.a = sm.enq_timestamp; hdr.res.b = (bit<32>)sm.egress_global_timestamp; }")
     now = 1_700_000_000_000_000                      # µs since the epoch: more than 48 bits

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from fabriclab.target.compiler import compile_file
+from fabriclab.compiler.driver import compile_file
+from fabriclab.v1model.loader import instantiate
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAMS = sorted((ROOT / "tests" / "programs").glob("*.p4")) + sorted((ROOT / "p4").glob("*.p4"))
@@ -13,7 +14,7 @@ PROGRAMS = sorted((ROOT / "tests" / "programs").glob("*.p4")) + sorted((ROOT / "
 
 @pytest.mark.parametrize("path", PROGRAMS, ids=[p.name for p in PROGRAMS])
 def test_program_compiles_and_runs_on_malformed_frames(path):
-    pipeline = compile_file(str(path)).instantiate()
+    pipeline = instantiate(compile_file(str(path)))
     assert pipeline.info.name == path.stem
     # truncated and garbage frames: parser errors, never exceptions
     for frame in (b"", b"\x00", bytes(13), bytes(range(60)), b"\xff" * 100):

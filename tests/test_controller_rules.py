@@ -15,9 +15,9 @@ from fabriclab.topologies.network import DEFAULT_PROGRAM
 
 @pytest.fixture(scope="module")
 def program_info():
-    from fabriclab.target import compiler
+    from fabriclab.compiler import driver
 
-    return compiler.compile_file(str(DEFAULT_PROGRAM), [], {}).info
+    return driver.compile_file(str(DEFAULT_PROGRAM), [], {}).info
 
 
 def _rules(lb="ecmp", ecn=False, spines=2, policy=None):

@@ -10,8 +10,9 @@ from pathlib import Path
 from scapy.all import ARP, IP, TCP, UDP, Dot1Q, Ether, Raw, raw
 from scapy.contrib.roce import BTH
 
-from fabriclab.target.pipeline import QueueMeta
-from fabriclab.target.tables import ActionCall, TableEntry
+from fabriclab.v1model.pipeline import QueueMeta
+from fabriclab.v1model.tables import ActionCall, TableEntry
+from fabriclab.v1model.loader import instantiate
 
 FABRIC_P4 = Path(__file__).resolve().parent.parent / "p4" / "fabric.p4"
 CPU_PORT = 255
@@ -26,7 +27,7 @@ HOP_RECORD = struct.Struct("!IHHIIHI")   # switch_id, ingress, egress, enq_qdept
 
 @functools.lru_cache(maxsize=1)
 def compiled_fabric():
-    from fabriclab.target.compiler import compile_file
+    from fabriclab.compiler.driver import compile_file
     return compile_file(str(FABRIC_P4))
 
 
@@ -43,7 +44,7 @@ class FabricSwitch:
     """One fresh instance of fabric.p4 and the writes a controller would make."""
 
     def __init__(self, switch_id: int = 7, hash_seed: int = 0):
-        self.pipeline = compiled_fabric().instantiate()
+        self.pipeline = instantiate(compiled_fabric())
         self.state = self.pipeline.state
         self.state.tables["FabricIngress.switch_config"].set_default(
             ActionCall("FabricIngress.set_switch_config", (switch_id, mac_int(ROUTER_MAC), hash_seed)))

@@ -6,7 +6,7 @@ from collections import Counter
 
 from scapy.all import Ether
 
-from fabriclab.target.tables import ActionCall, TableEntry
+from fabriclab.v1model.tables import ActionCall, TableEntry
 from test_fabric_p4 import FabricSwitch, udp_frame
 
 MEMBERS = [(2, "00:00:00:00:00:02"), (3, "00:00:00:00:00:03"), (4, "00:00:00:00:00:04"),

@@ -14,7 +14,7 @@ from fabriclab.cli import COMMANDS
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("package", ["target", "topologies", "controller", "traffic", "scenarios", "bench"])
+@pytest.mark.parametrize("package", ["compiler", "v1model", "p4runtime", "switch", "topologies", "controller", "traffic", "scenarios", "bench"])
 def test_top_level_folders_import_under_fabriclab(package):
     module = importlib.import_module(f"fabriclab.{package}")
     assert Path(module.__file__).resolve().parent == ROOT / package

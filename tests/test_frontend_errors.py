@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from fabriclab.target.diagnostics import CompileError, SourceLocation, register_source
-from fabriclab.target.parser import parse_file
+from fabriclab.compiler.diagnostics import CompileError, SourceLocation, register_source
+from fabriclab.compiler.parser import parse_file
 
 ERRORS_DIR = Path(__file__).parent / "programs" / "errors"
 EXPECT_RE = re.compile(r"//\s*expect:\s*(\d+:\d+: error: .+?)\s*$")
@@ -23,9 +23,9 @@ PROGRAMS = sorted(ERRORS_DIR.glob("*.p4"))
 def compile_program(path: str) -> None:
     """The whole compiler when the back-end exists, else the front-end alone."""
     try:
-        compiler = importlib.import_module("fabriclab.target.compiler")
+        compiler = importlib.import_module("fabriclab.compiler.driver")
     except ModuleNotFoundError as exc:
-        if exc.name != "fabriclab.target.compiler":
+        if exc.name != "fabriclab.compiler.driver":
             raise
         parse_file(path)
         return

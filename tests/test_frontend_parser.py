@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fabriclab.target import ast
-from fabriclab.target.diagnostics import CompileError
-from fabriclab.target.parser import _BINARY_LEVELS, _PRECEDENCE, parse_text
-from fabriclab.target.preprocessor import P4INCLUDE_DIR
+from fabriclab.compiler import ast
+from fabriclab.compiler.diagnostics import CompileError
+from fabriclab.compiler.parser import _BINARY_LEVELS, _PRECEDENCE, parse_text
+from fabriclab.compiler.preprocessor import P4INCLUDE_DIR
 
 BASIC = r"""
 #include <core.p4>

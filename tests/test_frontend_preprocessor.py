@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from fabriclab.target.diagnostics import CompileError
-from fabriclab.target.lexer import EOF, IDENT, INT, parse_integer, tokenize
-from fabriclab.target.preprocessor import P4INCLUDE_DIR, preprocess, preprocess_text
+from fabriclab.compiler.diagnostics import CompileError
+from fabriclab.compiler.lexer import EOF, IDENT, INT, parse_integer, tokenize
+from fabriclab.compiler.preprocessor import P4INCLUDE_DIR, preprocess, preprocess_text
 
 
 def texts(tokens) -> list[str]:

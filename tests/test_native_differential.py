@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from fabriclab.target import codegen
-from fabriclab.target.compiler import compile_file, compile_source
-from fabriclab.target.pipeline import QueueMeta
-from fabriclab.target.pre import CloneSession
-from fabriclab.target.stf import StfRunner, program_of
-from fabriclab.target.tables import ActionCall, TableEntry
+from fabriclab.v1model import runtime
+from fabriclab.compiler.driver import compile_file, compile_source
+from fabriclab.v1model.pipeline import QueueMeta
+from fabriclab.v1model.pre import CloneSession
+from fabriclab.v1model.stf import StfRunner, program_of
+from fabriclab.v1model.tables import ActionCall, TableEntry
+from fabriclab.v1model.loader import instantiate
 
 ROOT = Path(__file__).resolve().parent.parent
 STF_DIR = ROOT / "tests" / "stf"
@@ -120,7 +121,7 @@ def pipelines(program, lines: list[str], setup=None):
     assert compiled.native_problem is None, compiled.native_problem
     out = []
     for engine in ("python", "native"):
-        p = compiled.instantiate(cpu_port=255, engine=engine)
+        p = instantiate(compiled, cpu_port=255, engine=engine)
         assert p.engine.name == engine
         runner = StfRunner(p, compiled.info.name)
         for number, line in enumerate(lines, 1):
@@ -134,7 +135,7 @@ def pipelines(program, lines: list[str], setup=None):
 
 def run_one(p, port: int, frame: bytes, now_us: int, seed: int, qmeta: QueueMeta):
     """Everything observable about one packet: jobs, then each egress result (or the exception)."""
-    codegen.random_source.seed(seed)
+    runtime.random_source.seed(seed)
     try:
         jobs = p.ingress(frame, port, now_us)
         seen = [("job", j.egress_port, j.priority, j.length, j.instance_type, j.egress_rid, j.ingress_port)
@@ -471,7 +472,7 @@ V1Switch(P(), VC(), Ing(), Eg(), CC(), Dep()) main;
 
 def sink_setup(p) -> None:
     s = p.state
-    codegen.value_set(s, "P.more_recs").entries.append((0x0B00, 0xFF00))
+    runtime.value_set(s, "P.more_recs").entries.append((0x0B00, 0xFF00))
     s.pre.insert_multicast_group(1, [(2, 1), (3, 2)])
     s.pre.insert_multicast_group(2, [(5, 7)])
     s.pre.insert_clone_session(CloneSession(5, egress_port=9))

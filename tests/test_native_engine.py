@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from fabriclab.errors import UserError
-from fabriclab.target import native_build
-from fabriclab.target.compiler import compile_source
-from fabriclab.target.stf import run_stf
+from fabriclab.compiler import native_build
+from fabriclab.compiler.driver import compile_source
+from fabriclab.v1model.stf import run_stf
+from fabriclab.v1model.loader import instantiate
 
 ROOT = Path(__file__).resolve().parent.parent
 STF_FILES = sorted((ROOT / "tests" / "stf").glob("*.stf"))
@@ -59,7 +60,7 @@ def test_every_stf_test_passes_natively(stf):
 
 
 def test_small_program_forwards_natively(cache):
-    p = compile_source(SMALL % 1, "small").instantiate(engine="native")
+    p = instantiate(compile_source(SMALL % 1, "small"), engine="native")
     assert p.engine.name == "native"
     frame = bytes(6) + bytes.fromhex("0000000000ff") + b"\x08\x03" + b"payload"
     assert p.process(frame, 1) == [(3, bytes(6) + bytes(4) + b"\x01\x00" + b"\x08\x03" + b"payload")]
@@ -93,7 +94,7 @@ def test_concurrent_builds_compile_once(cache, tmp_path):
     cc.chmod(0o755)
     source_file = tmp_path / "source.c"
     source_file.write_text(compile_source(SMALL % 4, "locked").native_source)
-    script = ("import sys; from fabriclab.target import native_build; "
+    script = ("import sys; from fabriclab.compiler import native_build; "
               f"print(native_build.build(open({str(source_file)!r}).read()))")
     env = dict(os.environ, CC=str(cc), FABRICLAB_CACHE=str(cache.parent))
     procs = [subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
@@ -128,15 +129,15 @@ def test_compile_failure_and_missing_compiler_are_one_line(cache, monkeypatch):
 def test_unsupported_program_falls_back_to_python_with_a_log_line(cache, caplog):
     compiled = compile_source(SIGNED % 1, "signed")
     assert "action parameter by of shift in a table" in compiled.native_problem
-    with caplog.at_level(logging.INFO, logger="fabriclab.target.compiler"):
-        p = compiled.instantiate(engine="auto")
+    with caplog.at_level(logging.INFO, logger="fabriclab.v1model.loader"):
+        p = instantiate(compiled, engine="auto")
     assert p.engine.name == "python"
     lines = [r.getMessage() for r in caplog.records if "Python engine" in r.getMessage()]
     assert len(lines) == 1 and lines[0].startswith("signed runs on the Python engine: unsupported: action parameter by")
     frame = bytes(12) + b"\x08\x02"
     assert p.process(frame, 1) == [(2, bytes(11) + b"\x01" + b"\x08\x02")]
     with pytest.raises(UserError, match="native engine is not available.*action parameter by"):
-        compiled.instantiate(engine="native")
+        instantiate(compiled, engine="native")
 
 
 def test_engine_native_on_the_command_line_is_one_line_exit_2(tmp_path):
@@ -156,17 +157,17 @@ def test_engine_native_on_the_command_line_is_one_line_exit_2(tmp_path):
 
 def test_unknown_engine_is_a_user_error():
     with pytest.raises(UserError, match="unknown engine"):
-        compile_source(SMALL % 1, "small").instantiate(engine="turbo")
+        instantiate(compile_source(SMALL % 1, "small"), engine="turbo")
 
 
 def test_compiled_output_directory_keeps_the_native_source(cache, tmp_path):
-    from fabriclab.target import compiler
+    from fabriclab.compiler import driver
 
     compiled = compile_source(SMALL % 5, "saved")
-    compiler.write_output(compiled, str(tmp_path / "out"))
-    loaded = compiler.load(str(tmp_path / "out"))
+    driver.write_output(compiled, str(tmp_path / "out"))
+    loaded = driver.load(str(tmp_path / "out"))
     assert loaded.native_source == compiled.native_source
-    p = loaded.instantiate(engine="native")
+    p = instantiate(loaded, engine="native")
     assert p.process(bytes(12) + b"\x08\x01", 0) == [(1, bytes(11) + b"\x05\x08\x01")]
 
 

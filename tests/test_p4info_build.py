@@ -2,8 +2,8 @@
 from finsy.proto import p4i
 from google.protobuf import text_format
 
-from fabriclab.target.p4info import build_p4info, to_text
-from fabriclab.target.program import (ActionInfo, ActionParam, ActionProfileInfo, ActionRef, ConstEntry,
+from fabriclab.compiler.p4info import build_p4info, to_text
+from fabriclab.compiler.program import (ActionInfo, ActionParam, ActionProfileInfo, ActionRef, ConstEntry,
                                       ControllerHeaderInfo, CounterInfo, DigestInfo, MatchField, MeterInfo,
                                       ProgramInfo, RegisterInfo, TableInfo, ValueSetInfo)
 

@@ -10,7 +10,7 @@ import itertools
 import pytest
 
 from fabriclab.errors import UserError
-from fabriclab.target.p4info import (ACTION, ACTION_PROFILE, CONTROLLER_HEADER, COUNTER, DIGEST, DIRECT_COUNTER,
+from fabriclab.compiler.p4info import (ACTION, ACTION_PROFILE, CONTROLLER_HEADER, COUNTER, DIGEST, DIRECT_COUNTER,
                                      METER, REGISTER, TABLE, compute_ids, jenkins_one_at_a_time,
                                      shortest_unique_suffixes)
 

@@ -9,14 +9,15 @@ from pathlib import Path
 import finsy as fy
 import pytest
 
-from fabriclab.target import compiler, p4info
+from fabriclab.compiler import driver
+from fabriclab.compiler import p4info
 from test_p4runtime_server import ethernet, program_path, serve  # noqa: F401 (program_path is a fixture)
 
 
 @pytest.fixture
 def finsy_options(tmp_path, program_path) -> fy.SwitchOptions:
     info_path = tmp_path / "program.p4info.txtpb"
-    info_path.write_text(p4info.to_text(compiler.compile_file(str(program_path)).info))
+    info_path.write_text(p4info.to_text(driver.compile_file(str(program_path)).info))
     return fy.SwitchOptions(p4info=info_path, p4blob=Path(program_path), device_id=3)
 
 

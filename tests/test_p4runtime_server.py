@@ -15,10 +15,12 @@ import grpc
 import pytest
 from finsy.proto import p4r, rpc_status
 
-from fabriclab.controller.p4runtime_client import P4RuntimeClient, P4RuntimeError
-from fabriclab.target import compiler, p4info
-from fabriclab.target.p4runtime_server import (CLONE_GROUP_BASE, P4RuntimeServer, decode_int, encode_int,
-                                               pack_device_config)
+from fabriclab.p4runtime.client import P4RuntimeClient, P4RuntimeError
+from fabriclab.compiler import driver
+from fabriclab.compiler import p4info
+from fabriclab.p4runtime.codec import encode_int, pack_device_config
+from fabriclab.p4runtime.server import CLONE_GROUP_BASE, P4RuntimeServer, decode_int
+from fabriclab.v1model.loader import instantiate
 
 CPU_PORT = 255
 
@@ -153,7 +155,7 @@ class FakeSwitch:
         self.ports = ports or {}
 
     def set_pipeline(self, compiled) -> None:
-        pipeline = compiled.instantiate(self.cpu_port)
+        pipeline = instantiate(compiled, self.cpu_port)
         with self.lock:
             self.pipeline = pipeline
 
@@ -257,7 +259,7 @@ def test_get_pipeline_config_response_types(client, program_path):
 def test_verify_checks_without_committing_and_save_then_commit(server, program_path):
     switch = switch_of(server)
     with P4RuntimeClient(server[1], device_id=0, election_id=1).connect() as c:
-        info = p4info.build_p4info(compiler.compile_file(str(program_path)).info)
+        info = p4info.build_p4info(driver.compile_file(str(program_path)).info)
         blob = program_path.read_bytes()      # raw P4 source is a valid device config too
         c.set_pipeline_config(info, blob, action="VERIFY")
         assert switch.pipeline is None
@@ -276,7 +278,7 @@ def test_verify_checks_without_committing_and_save_then_commit(server, program_p
 
 def test_bad_pipeline_configs_are_invalid_argument(server, program_path):
     with P4RuntimeClient(server[1], device_id=0, election_id=1).connect() as c:
-        info = p4info.build_p4info(compiler.compile_file(str(program_path)).info)
+        info = p4info.build_p4info(driver.compile_file(str(program_path)).info)
         with pytest.raises(P4RuntimeError) as err:
             c.set_pipeline_config(info, b"control broken(")
         assert rpc_code(err) == "INVALID_ARGUMENT" and "does not compile" in err.value.message
@@ -294,7 +296,7 @@ def test_bad_pipeline_configs_are_invalid_argument(server, program_path):
 
 def test_ids_come_from_the_controllers_p4info(server, program_path):
     """A P4Info whose ids differ from ours (another compiler's) is honoured, matched by name."""
-    info = p4info.build_p4info(compiler.compile_file(str(program_path)).info)
+    info = p4info.build_p4info(driver.compile_file(str(program_path)).info)
     table = next(t for t in info.tables if t.preamble.name == "MyIngress.ipv4_lpm")
     action = next(a for a in info.actions if a.preamble.name == "MyIngress.forward")
     old_action_id = action.preamble.id
@@ -331,7 +333,7 @@ def test_device_config_carries_local_includes(server, tmp_path):
 
 def test_pipeline_set_by_the_switch_itself_is_served(server, program_path):
     switch = switch_of(server)
-    switch.set_pipeline(compiler.compile_file(str(program_path)))   # as `fabriclab switch --p4`
+    switch.set_pipeline(driver.compile_file(str(program_path)))   # as `fabriclab switch --p4`
     with P4RuntimeClient(server[1], device_id=0, election_id=1).connect() as c:
         assert c.names is not None
         assert not c.get_pipeline_config("COOKIE_ONLY").HasField("cookie")

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from fabriclab.cli import main
-from fabriclab.controller.p4runtime_client import P4RuntimeClient, P4RuntimeError
+from fabriclab.p4runtime.client import P4RuntimeClient, P4RuntimeError
 from test_p4runtime_server import CPU_PORT, ethernet, program_path, wait_for  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.root
@@ -93,14 +93,14 @@ def test_packet_in_and_out_through_the_real_switch(switch_process, capsys):
 def test_both_servers_on_a_real_switch_handle(veth, program_path, capsys):
     """The runtime API and P4Runtime server on ``switch.Switch`` itself (its data-plane loop in
     a thread): the handle interface both servers rely on, and the CLI's live views."""
-    from fabriclab.target import compiler
-    from fabriclab.target.p4runtime_server import P4RuntimeServer
-    from fabriclab.target.runtime_api import RuntimeApiServer
-    from fabriclab.target.switch import Switch
-    from fabriclab.target.switch_config import SwitchConfig
+    from fabriclab.compiler import driver
+    from fabriclab.p4runtime.server import P4RuntimeServer
+    from fabriclab.switch.runtime_api import RuntimeApiServer
+    from fabriclab.switch.switch import Switch
+    from fabriclab.switch.switch_config import SwitchConfig
 
     switch = Switch(SwitchConfig(), [(1, veth[0])], cpu_port=CPU_PORT)
-    switch.set_pipeline(compiler.compile_file(str(program_path)))
+    switch.set_pipeline(driver.compile_file(str(program_path)))
     grpc_server = P4RuntimeServer(switch, "127.0.0.1:0", 0)
     api = RuntimeApiServer(switch, "127.0.0.1:0")
     grpc_server.start()

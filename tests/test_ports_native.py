@@ -1,4 +1,4 @@
-"""The ports' C helpers (target/native_ports.c) against the Python path: every frame size through
+"""The ports' C helpers (switch/native_ports.c) against the Python path: every frame size through
 both rings with wrap-around, exact counters, malformed slots costing one frame, nothing leaked."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import struct
 
 import pytest
 
-from fabriclab.target.ports import Port, native_ports
+from fabriclab.switch.ports import Port, native_ports
 
 pytestmark = pytest.mark.root
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from fabriclab.target.ports import Port, native_ports
+from fabriclab.switch.ports import Port, native_ports
 
 pytestmark = pytest.mark.root
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from fabriclab.target.ports import TX_BATCH, Port, native_ports, read_pcap
+from fabriclab.switch.ports import TX_BATCH, Port, native_ports, read_pcap
 
 pytestmark = pytest.mark.root
 

@@ -9,15 +9,16 @@ from pathlib import Path
 
 from scapy.all import IP, TCP, Ether, Raw, raw
 
-from fabriclab.target.pipeline import QueueMeta
-from fabriclab.target.tables import ActionCall, TableEntry
+from fabriclab.v1model.pipeline import QueueMeta
+from fabriclab.v1model.tables import ActionCall, TableEntry
+from fabriclab.v1model.loader import instantiate
 
 PROGRAMS = Path(__file__).resolve().parent / "programs"
 
 
 @functools.lru_cache(maxsize=None)
 def compiled(name: str):
-    from fabriclab.target.compiler import compile_file
+    from fabriclab.compiler.driver import compile_file
     return compile_file(str(PROGRAMS / f"{name}.p4"))
 
 
@@ -31,7 +32,7 @@ def ipv4(dst: str = "10.0.1.1", ecn: int = 0, sport: int = 1000) -> bytes:
 
 
 def test_ecn_marks_at_the_default_threshold_of_ten_packets():
-    pipeline = compiled("ecn").instantiate()
+    pipeline = instantiate(compiled("ecn"))
     add(pipeline, "MyIngress.ipv4_lpm", ((0x0A000100, 24),), "MyIngress.ipv4_forward", 0x0101, 1)
 
     def ecn_out(depth: int, ecn: int) -> int:
@@ -46,7 +47,7 @@ def test_ecn_marks_at_the_default_threshold_of_ten_packets():
 
 
 def test_load_balance_keeps_flows_whole_and_uses_both_next_hops():
-    pipeline = compiled("load_balance").instantiate()
+    pipeline = instantiate(compiled("load_balance"))
     add(pipeline, "MyIngress.ecmp_group", ((0x0A000000, 24),), "MyIngress.set_ecmp_select", 0, 2)
     add(pipeline, "MyIngress.ecmp_nhop", (0,), "MyIngress.set_nhop", 0x0A0A, 2)
     add(pipeline, "MyIngress.ecmp_nhop", (1,), "MyIngress.set_nhop", 0x0B0B, 3)
@@ -62,7 +63,7 @@ def test_load_balance_keeps_flows_whole_and_uses_both_next_hops():
 
 
 def test_link_monitor_reports_the_interval_between_probes():
-    pipeline = compiled("link_monitor").instantiate()
+    pipeline = instantiate(compiled("link_monitor"))
     probe = bytes.fromhex("ffffffffffff0000000000aa0812") + bytes([0, 1, 2])
     first = pipeline.process(probe, 1, now_us=1_000)[0][1]
     second = pipeline.process(probe, 1, now_us=5_000)[0][1]

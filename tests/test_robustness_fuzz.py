@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from fabriclab.bench.pipeline import load_setup, setup_path
-from fabriclab.target.compiler import compile_file
+from fabriclab.compiler.driver import compile_file
+from fabriclab.v1model.loader import instantiate
 
 ROOT = Path(__file__).resolve().parent.parent
 FRAMES = 12_000
@@ -42,7 +43,7 @@ def fuzz_frames(valid: list[bytes], count: int, seed: int = 7) -> list[bytes]:
 
 def test_fabric_pipeline_survives_fuzzed_frames_and_still_forwards():
     program = ROOT / "p4" / "fabric.p4"
-    pipeline = compile_file(str(program)).instantiate()
+    pipeline = instantiate(compile_file(str(program)))
     valid = load_setup(pipeline, setup_path(program))
     ports = set()
     for n, frame in enumerate(fuzz_frames([v.frame for v in valid], FRAMES)):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fabriclab.scenarios.schema import builtin_scenarios, load_scenario
-from fabriclab.target.ports import read_pcap
+from fabriclab.switch.ports import read_pcap
 
 VARIANT_KEYS = {"drops", "pfc_pause_tx", "pfc_pause_rx", "ecn_marked", "cnp", "retransmissions", "cct_s",
                 "busbw_mbps", "max_queue_pkts"}

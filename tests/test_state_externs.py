@@ -1,12 +1,12 @@
 """Registers, counters, meters (indirect and direct), the PRE and RuntimeState.reset."""
 import pytest
 
-from fabriclab.target.externs import GREEN, RED, YELLOW, Counter, Meter, Register, execute_direct_meter
-from fabriclab.target.pre import CloneSession, PacketReplicationEngine
-from fabriclab.target.program import (ActionInfo, ActionRef, CounterInfo, MatchField, MeterInfo, ProgramInfo,
+from fabriclab.v1model.externs import GREEN, RED, YELLOW, Counter, Meter, Register, execute_direct_meter
+from fabriclab.v1model.pre import CloneSession, PacketReplicationEngine
+from fabriclab.compiler.program import (ActionInfo, ActionRef, CounterInfo, MatchField, MeterInfo, ProgramInfo,
                                       RegisterInfo, TableInfo)
-from fabriclab.target.state import RuntimeState
-from fabriclab.target.tables import ActionCall, StateError, TableEntry
+from fabriclab.v1model.state import RuntimeState
+from fabriclab.v1model.tables import ActionCall, StateError, TableEntry
 
 
 def code_of(call):

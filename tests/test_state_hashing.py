@@ -3,8 +3,8 @@ import zlib
 
 from hypothesis import given, strategies as st
 
-from fabriclab.target import hashing
-from fabriclab.target.hashing import HashUnit, crc16, crc32, csum16, pack_fields, v1model_hash
+from fabriclab.v1model import hashing
+from fabriclab.v1model.hashing import HashUnit, crc16, crc32, csum16, pack_fields, v1model_hash
 
 CHECK = b"123456789"   # the CRC catalogue's check input
 

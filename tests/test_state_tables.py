@@ -4,10 +4,10 @@ from collections import Counter as Tally
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from fabriclab.target.program import (ActionInfo, ActionParam, ActionProfileInfo, ActionRef, ConstEntry,
+from fabriclab.compiler.program import (ActionInfo, ActionParam, ActionProfileInfo, ActionRef, ConstEntry,
                                       MatchField, ProgramInfo, TableInfo)
-from fabriclab.target.state import RuntimeState
-from fabriclab.target.tables import ActionCall, StateError, TableEntry
+from fabriclab.v1model.state import RuntimeState
+from fabriclab.v1model.tables import ActionCall, StateError, TableEntry
 
 
 def actions():

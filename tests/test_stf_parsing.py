@@ -3,10 +3,10 @@ hand-written pipeline (so they are tested independently of the compiler)."""
 import pytest
 
 from fabriclab.errors import UserError
-from fabriclab.target.program import (ActionInfo, ActionParam, ActionRef, CounterInfo, MatchField, ProgramInfo,
+from fabriclab.compiler.program import (ActionInfo, ActionParam, ActionRef, CounterInfo, MatchField, ProgramInfo,
                                       RegisterInfo, TableInfo)
-from fabriclab.target.state import RuntimeState
-from fabriclab.target.stf import (StfRunner, match_packet, parse_lpm, parse_ternary, resolve_name, run_stf,
+from fabriclab.v1model.state import RuntimeState
+from fabriclab.v1model.stf import (StfRunner, match_packet, parse_lpm, parse_ternary, resolve_name, run_stf,
                                   run_stf_on)
 
 

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from fabriclab.target.stf import program_of, run_stf
+from fabriclab.v1model.stf import program_of, run_stf
 
 STF_DIR = Path(__file__).parent / "stf"
 STF_FILES = sorted(STF_DIR.glob("*.stf"))

@@ -9,11 +9,11 @@ import socket
 import pytest
 
 from fabriclab.cli import main
-from fabriclab.controller.p4runtime_client import P4RuntimeClient
-from fabriclab.target.runtime_api import (RuntimeApiClient, RuntimeApiError, RuntimeApiServer,
+from fabriclab.p4runtime.client import P4RuntimeClient
+from fabriclab.switch.runtime_api import (RuntimeApiClient, RuntimeApiError, RuntimeApiServer,
                                           default_api_addr)
-from fabriclab.target.switch_config import SwitchConfig
-from fabriclab.target.traffic_manager import TrafficManager
+from fabriclab.switch.switch_config import SwitchConfig
+from fabriclab.switch.traffic_manager import TrafficManager
 from test_p4runtime_server import FakeSwitch, ipv4_frame, program_path, serve  # noqa: F401 (fixture)
 
 

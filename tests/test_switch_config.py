@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from fabriclab.errors import UserError
-from fabriclab.target.switch_config import (SHARED_FRAMES_PER_PORT, VENDOR_RESPONSE_BYTES, config_from_dict,
+from fabriclab.switch.switch_config import (SHARED_FRAMES_PER_PORT, VENDOR_RESPONSE_BYTES, config_from_dict,
                                             load_config)
 
 
@@ -79,6 +79,6 @@ def test_load_config_file(tmp_path):
 
 def test_example_file_documents_the_defaults():
     from fabriclab import ROOT
-    from fabriclab.target.switch_config import SwitchConfig
+    from fabriclab.switch.switch_config import SwitchConfig
 
-    assert load_config(ROOT / "target" / "switch.yaml") == SwitchConfig()
+    assert load_config(ROOT / "switch" / "switch.yaml") == SwitchConfig()

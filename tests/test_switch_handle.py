@@ -13,11 +13,11 @@ import uuid
 
 import pytest
 
-from fabriclab.controller.p4runtime_client import P4RuntimeClient
-from fabriclab.target.compiler import compile_source
-from fabriclab.target.ports import Port
-from fabriclab.target.switch import Switch
-from fabriclab.target.switch_config import config_from_dict
+from fabriclab.p4runtime.client import P4RuntimeClient
+from fabriclab.compiler.driver import compile_source
+from fabriclab.switch.ports import Port
+from fabriclab.switch.switch import Switch
+from fabriclab.switch.switch_config import config_from_dict
 
 pytestmark = pytest.mark.root
 

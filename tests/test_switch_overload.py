@@ -17,10 +17,10 @@ import uuid
 import pytest
 
 from fabriclab.bench.rawflow import TAG_OFFSET
-from fabriclab.target import compiler
-from fabriclab.target.ports import Port
-from fabriclab.target.switch import Switch
-from fabriclab.target.switch_config import load_config
+from fabriclab.compiler import driver
+from fabriclab.switch.ports import Port
+from fabriclab.switch.switch import Switch
+from fabriclab.switch.switch_config import load_config
 
 pytestmark = pytest.mark.root
 
@@ -73,7 +73,7 @@ class Rig:
             config_path.write_text(config)
             self.sink = Port(9, self.h2)
             self.switch = Switch(load_config(str(config_path)), [(1, self.s1), (2, self.s2)])
-            self.switch.set_pipeline(compiler.load(str(program)))
+            self.switch.set_pipeline(driver.load(str(program)))
             self.thread = threading.Thread(target=self.switch.serve, daemon=True)
             self.thread.start()
         except BaseException:

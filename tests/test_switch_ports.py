@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from fabriclab.target.ports import Port, native_ports, read_pcap
+from fabriclab.switch.ports import Port, native_ports, read_pcap
 
 pytestmark = pytest.mark.root
 

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from fabriclab.target.pfc import build_pfc_frame
-from fabriclab.target.ports import Port, native_ports
-from fabriclab.target.switch import Switch
-from fabriclab.target.switch_config import config_from_dict
+from fabriclab.switch.pfc import build_pfc_frame
+from fabriclab.switch.ports import Port, native_ports
+from fabriclab.switch.switch import Switch
+from fabriclab.switch.switch_config import config_from_dict
 
 pytestmark = pytest.mark.root
 

@@ -20,8 +20,8 @@ import pytest
 from scapy.contrib.mac_control import MACControlClassBasedFlowControl
 from scapy.layers.l2 import Ether
 
-from fabriclab.target.pfc import build_pfc_frame, parse_mac_control
-from fabriclab.target.ports import Port
+from fabriclab.switch.pfc import build_pfc_frame, parse_mac_control
+from fabriclab.switch.ports import Port
 
 pytestmark = pytest.mark.root
 
@@ -178,7 +178,7 @@ def test_forwards_both_ways_through_the_compiled_program(lab):
     assert [f for _, f in at_1] == [tagged(2, 1, 5, s) for s in range(count)]   # tag and PCP intact
     # the runtime API (switch-cli's TM views) answers from inside the switch's namespace
     api_port = re.search(r"runtime API on 127.0.0.1:0 \(port (\d+)\)", lab.log_file.read_text()).group(1)
-    client = ("import json; from fabriclab.target.runtime_api import RuntimeApiClient; "
+    client = ("import json; from fabriclab.switch.runtime_api import RuntimeApiClient; "
               f"print(json.dumps(RuntimeApiClient('127.0.0.1:{api_port}').call('stats')))")
     live = json.loads(subprocess.run(["ip", "netns", "exec", lab.netns, sys.executable, "-c", client],
                                      capture_output=True, text=True, check=True, timeout=30).stdout)

@@ -11,10 +11,10 @@ import random
 import pytest
 
 from fabriclab.errors import UserError
-from fabriclab.target.pfc import build_pause_frame, build_pfc_frame
-from fabriclab.target.pipeline import EgressJob, EgressResult
-from fabriclab.target.switch_config import config_from_dict
-from fabriclab.target.traffic_manager import TrafficManager, native_problem, native_traffic_manager_class
+from fabriclab.switch.pfc import build_pause_frame, build_pfc_frame
+from fabriclab.v1model.pipeline import EgressJob, EgressResult
+from fabriclab.switch.switch_config import config_from_dict
+from fabriclab.switch.traffic_manager import TrafficManager, native_problem, native_traffic_manager_class
 
 CPU_PORT = 64
 PEER_MAC = bytes.fromhex("020000000099")
@@ -248,7 +248,7 @@ def test_a_tm_in_a_reference_cycle_is_collected(native_class):
 
 
 def test_factory_chooses_the_implementation(monkeypatch, native_class):
-    from fabriclab.target.traffic_manager import make_traffic_manager
+    from fabriclab.switch.traffic_manager import make_traffic_manager
 
     resolved = config_from_dict({}).resolve([1, 2])
     monkeypatch.delenv("FABRICLAB_ENGINE", raising=False)
@@ -262,13 +262,13 @@ def test_factory_chooses_the_implementation(monkeypatch, native_class):
 
 
 def test_factory_falls_back_to_python_when_c_cannot_be_built(monkeypatch, caplog):
-    from fabriclab.target import traffic_manager
+    from fabriclab.switch import traffic_manager
 
     monkeypatch.setattr(traffic_manager._NativeLoader, "cls", None)
     monkeypatch.setattr(traffic_manager._NativeLoader, "problem", "no C compiler (gcc) found")
     monkeypatch.delenv("FABRICLAB_ENGINE", raising=False)
     resolved = config_from_dict({}).resolve([1, 2])
-    with caplog.at_level("INFO", logger="fabriclab.target.traffic_manager"):
+    with caplog.at_level("INFO", logger="fabriclab.switch.traffic_manager"):
         assert type(traffic_manager.make_traffic_manager(resolved, print)) is TrafficManager
     assert "no C compiler" in caplog.text
     with pytest.raises(UserError, match="not available: no C compiler"):

@@ -5,7 +5,7 @@ import pytest
 from scapy.contrib.mac_control import MACControlClassBasedFlowControl, MACControlPause
 from scapy.layers.l2 import Ether
 
-from fabriclab.target.pfc import (OPCODE_PAUSE, OPCODE_PFC, PfcState, build_pause_frame, build_pfc_frame,
+from fabriclab.switch.pfc import (OPCODE_PAUSE, OPCODE_PFC, PfcState, build_pause_frame, build_pfc_frame,
                                   is_mac_control, parse_mac_control, quanta_to_ns)
 
 SRC = bytes.fromhex("02aabbccddee")

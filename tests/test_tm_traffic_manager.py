@@ -5,10 +5,10 @@ import heapq
 
 import pytest
 
-from fabriclab.target.pfc import build_pause_frame, build_pfc_frame, parse_mac_control, quanta_to_ns
-from fabriclab.target.pipeline import EgressJob, QueueMeta
-from fabriclab.target.switch_config import config_from_dict
-from fabriclab.target.traffic_manager import TrafficManager, native_problem, native_traffic_manager_class
+from fabriclab.switch.pfc import build_pause_frame, build_pfc_frame, parse_mac_control, quanta_to_ns
+from fabriclab.v1model.pipeline import EgressJob, QueueMeta
+from fabriclab.switch.switch_config import config_from_dict
+from fabriclab.switch.traffic_manager import TrafficManager, native_problem, native_traffic_manager_class
 
 PEER_MAC = bytes.fromhex("020000000099")
 

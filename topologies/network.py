@@ -31,7 +31,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PROGRAM = REPO_ROOT / "p4" / "fabric.p4"
 SWITCH_START_TIMEOUT_S = 60.0     # one Python interpreter with grpc per switch, on 2 shared cores
 CONTROLLER_TIMEOUT_S = 120.0
-RUNTIME_API_OFFSET = 1000          # target/runtime_api.py default_api_addr: the P4Runtime port + 1000
+RUNTIME_API_OFFSET = 1000          # switch/runtime_api.py default_api_addr: the P4Runtime port + 1000
 
 Progress = Callable[[str], None]
 

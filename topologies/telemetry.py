@@ -1,7 +1,7 @@
 """Reading a running switch's counters and queues, for the CLI, tests and policies.
 
 - ``switch_stats``: the switch's own view (ports, traffic manager queues, PFC) from its runtime
-  API (JSON over TCP on the P4Runtime port + 1000, see target/runtime_api.py); ``saved_stats``:
+  API (JSON over TCP on the P4Runtime port + 1000, see switch/runtime_api.py); ``saved_stats``:
   the same document from the file the switch rewrites every second and at exit (``--stats-file``).
 - ``p4_port_counter``: the data plane's per-port counters of fabric.p4 (``port_rx``,
   ``port_tx``) read over P4Runtime as a non-primary client, so the controller keeps its role.
@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from fabriclab.errors import UserError
-from fabriclab.target.runtime_api import RuntimeApiClient, default_api_addr
+from fabriclab.switch.runtime_api import RuntimeApiClient, default_api_addr
 from fabriclab.topologies.description import SwitchSpec
 
 
@@ -32,7 +32,7 @@ def saved_stats(path: Path) -> dict:
 
 def p4_port_counter(sw: SwitchSpec, counter: str = "FabricEgress.port_tx") -> dict[int, tuple[int, int]]:
     """``{port: (packets, bytes)}`` of an indirect per-port counter, for ports that counted."""
-    from fabriclab.controller.p4runtime_client import P4RuntimeClient
+    from fabriclab.p4runtime.client import P4RuntimeClient
 
     with P4RuntimeClient(sw.grpc_addr, device_id=sw.device_id) as client:
         client.fetch_p4info()

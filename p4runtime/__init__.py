@@ -1,0 +1,1 @@
+"""fabriclab.p4runtime: the P4Runtime server every switch runs and the client the controller uses."""

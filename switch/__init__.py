@@ -1,0 +1,1 @@
+"""fabriclab.switch: the software switch process — ports, traffic manager, PFC, runtime API."""
