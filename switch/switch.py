@@ -9,7 +9,8 @@ Without ``--p4`` it forwards nothing until a controller sends SetForwardingPipel
 Besides P4Runtime it serves the runtime API (``runtime_api.py``: live TM stats and thresholds
 for ``switch-cli`` and scenario samplers) on the gRPC port + 1000 unless ``--api-addr`` says otherwise.
 
-One thread runs the data plane: an epoll loop over the port sockets, a wake-up eventfd (packet-outs
+One thread runs the data plane (of this switch, or of every switch of a worker process, see
+``serve_switches`` and switch/worker.py): an epoll loop over the port sockets, a wake-up eventfd (packet-outs
 from gRPC threads) and a timerfd armed at the traffic manager's next event with nanosecond
 precision (epoll's own timeout is whole milliseconds, too coarse to pace a 100 Mbit/s port); an
 event due within SPIN_NS is polled for instead, which spares the timer's system calls at high
@@ -110,6 +111,7 @@ class Switch:
 
     def __init__(self, config, interfaces: list[tuple[int, str]], cpu_port: int | None = None,
                  pcap_dir: str | None = None, name: str = "switch"):
+        from fabriclab.switch.carrier import CarrierMonitor
         from fabriclab.switch.ports import Port
         from fabriclab.switch.traffic_manager import make_traffic_manager
 
@@ -120,11 +122,15 @@ class Switch:
         self.packet_in_sink: Callable[[bytes], None] | None = None
         self.drops: dict[str, int] = {}
         self.ports: dict = {}
+        self.carrier = None
+        self.link_events: list[dict] = []          # carrier changes: {"seq", "port", "up", "time_ns"}
+        self.link_changed = threading.Condition()
         resolved = config.resolve(sorted(number for number, _ in interfaces))
         try:
             for number, ifname in interfaces:
                 self.ports[number] = Port(number, ifname, pcap_dir, config.max_frame,
                                           resolved.ports[number].rate_bps)
+            self.carrier = CarrierMonitor({n: p.ifname for n, p in self.ports.items()})
         except BaseException:
             self.close()
             raise
@@ -139,6 +145,7 @@ class Switch:
         self._pfc_log = None
         self.next_event: int | None = None       # when the TM next needs a turn (monotonic ns, see turn)
         self._empty_since: dict = {}             # port -> since when it is readable, yet our ring slot empty
+        self.down = {n for n, up in self.carrier.up.items() if not up}   # ports without carrier: never sent into
 
     # ---- the handle ----
 
@@ -167,14 +174,40 @@ class Switch:
             pipeline = self.pipeline
             return {"program": pipeline.info.name if pipeline else None,
                     "engine": pipeline.engine.name if pipeline else None,
-                    "ports": {n: p.stats() for n, p in sorted(self.ports.items())},
+                    "ports": {n: {**p.stats(), "up": n not in self.down} for n, p in sorted(self.ports.items())},
                     "drops": dict(self.drops), "tm": self.tm.stats()}
+
+    def wait_link_events(self, since: int | None, timeout: float) -> dict:
+        """Carrier changes after event number ``since`` (None: none, just the state), waiting up
+        to ``timeout`` seconds for one; with every port's state now and the last event number."""
+        with self.link_changed:
+            if since is not None:
+                self.link_changed.wait_for(lambda: self.link_events and self.link_events[-1]["seq"] > since, timeout)
+            events = [e for e in self.link_events if since is not None and e["seq"] > since]
+            return {"seq": self.link_events[-1]["seq"] if self.link_events else 0, "events": events,
+                    "up": {n: n not in self.down for n in sorted(self.ports)}}
+
+    def _carrier_changed(self, now_ns: int) -> None:
+        changes = self.carrier.read()
+        if not changes:
+            return
+        with self.link_changed:
+            for port, up in changes:
+                (self.down.discard if up else self.down.add)(port)
+                seq = self.link_events[-1]["seq"] + 1 if self.link_events else 1
+                self.link_events.append({"seq": seq, "port": port, "up": up, "time_ns": now_ns})
+                log.info("%s: port %d (%s) %s", self.name, port, self.ports[port].ifname, "up" if up else "down: carrier lost")
+            del self.link_events[:-1000]
+            self.link_changed.notify_all()
 
     # ---- the data plane ----
 
     def _transmit(self, port: int, frame: bytes) -> None:
         out = self.ports.get(port)
         if out is not None:
+            if self.down and port in self.down:   # no carrier: the frame would be lost on the wire
+                _count(self.drops, "port_down")
+                return
             out.stage(frame)
             if frame[12:14] == b"\x88\x08":   # PFC/PAUSE: the peer must hear it now, not at the turn's end
                 out.flush()
@@ -244,14 +277,18 @@ class Switch:
 
     def turn(self, events: list[tuple[int, object]], now: int, to_monotonic: int) -> None:
         """One turn of the loop for this switch: read the ports that had ``events`` ((epoll
-        mask, port), or (mask, None) for the wake-up eventfd), move the TM on, flush the rings."""
+        mask, port), or (mask, _WAKE | _CARRIER) for its eventfd and netlink socket), move the TM
+        on, flush the rings."""
         tm = self.tm
         idle = True                      # no port had frames for us this turn
         with self.lock:
             for mask, port in events:
-                if port is None:
+                if port is _WAKE:
                     os.eventfd_read(self._wake_fd)
                     self._drain_packet_outs(now - BACKLOG_NS)   # on the TM's clock, as below
+                    continue
+                if port is _CARRIER:
+                    self._carrier_changed(now)
                     continue
                 if mask & select.EPOLLERR:
                     port.clear_error()
@@ -334,9 +371,14 @@ class Switch:
     def close(self) -> None:
         for port in self.ports.values():
             port.close()
+        if getattr(self, "carrier", None) is not None:
+            self.carrier.close()
+            self.carrier = None
         if getattr(self, "_pfc_log", None) is not None:
             self._pfc_log.close()
             self._pfc_log = None
+        self.next_event: int | None = None       # when the TM next needs a turn (monotonic ns, see turn)
+        self._empty_since: dict = {}             # port -> since when it is readable, yet our ring slot empty
         if getattr(self, "_wake_fd", None) is not None:
             os.close(self._wake_fd)
             self._wake_fd = None
@@ -346,6 +388,9 @@ def _count(counter: dict[str, int], reason: str) -> None:
     counter[reason] = counter.get(reason, 0) + 1
 
 
+_WAKE, _CARRIER = "wake", "carrier"     # turn(): events of a switch's eventfd and netlink socket
+
+
 def serve_switches(members: list[tuple[Switch, str | None]]) -> None:
     """The data plane of one or more switches (with their stats files) on this thread, until
     each is stopped or a signal unwinds it: one epoll over every port, each switch's wake-up
@@ -353,14 +398,15 @@ def serve_switches(members: list[tuple[Switch, str | None]]) -> None:
     A switch whose turn fails is counted and logged (``Switch.turn_failed``); the others go on."""
     timer = _Timer()
     poller = select.epoll()
-    owner: dict[int, tuple[Switch, object]] = {}        # fd -> (switch, port or None for its eventfd)
+    owner: dict[int, tuple[Switch, object]] = {}        # fd -> (switch, port or _WAKE or _CARRIER)
     stats_files = dict((id(switch), stats_file) for switch, stats_file in members)
     running = [switch for switch, _ in members]
     for switch in running:
         switch.next_event = None
         for port in switch.ports.values():
             owner[port.fileno()] = (switch, port)
-        owner[switch._wake_fd] = (switch, None)
+        owner[switch._wake_fd] = (switch, _WAKE)
+        owner[switch.carrier.fileno()] = (switch, _CARRIER)
     for fd in owner:
         poller.register(fd, select.EPOLLIN)
     poller.register(timer.fd, select.EPOLLIN)
@@ -422,6 +468,7 @@ def _leave_loop(switch: Switch, poller: select.epoll, stats_file: str | None) ->
         port.flush()
         poller.unregister(port.fileno())
     poller.unregister(switch._wake_fd)
+    poller.unregister(switch.carrier.fileno())
     switch._flush_files(stats_file)
 
 
