@@ -23,6 +23,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--packets", type=int, default=20_000, help="packets per pipeline measurement")
     parser.add_argument("--rate", default="100M",
                         help="host link rate of the traffic benchmark's fabric (default 100M)")
+    from fabriclab.bench.fabric import configure_fabric_options
+
+    configure_fabric_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
