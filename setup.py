@@ -17,6 +17,7 @@ setup(
     package_dir={"fabriclab": "fabriclab", **{f"fabriclab.{name}": name for name in SUBPACKAGES}},
     package_data={"fabriclab.compiler": ["p4include/*.p4", "native_runtime.h"],
                   "fabriclab.switch": ["native_tm.c", "native_ports.c", "switch.yaml"],
+                  "fabriclab.bench": ["native_rawflow.c"],
                   "fabriclab.scenarios": ["*.yaml"]},
     install_requires=[
         # finsy bundles P4Runtime/P4Info stubs generated for current protobuf (upb);

@@ -33,6 +33,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                       help="switch with device id d serves P4Runtime on this + d (default 9559)")
     fabric = parser.add_argument_group("switches and controller")
     fabric.add_argument("--target", default="python", help="python (default), bmv2, or auto (bmv2 if installed)")
+    fabric.add_argument("--bmv2-log", action="store_true",
+                        help="bmv2: write BMv2's per-packet trace (switches/<name>.txt; it slows BMv2 down)")
     fabric.add_argument("--lb", default="ecmp", help="load balancing: ecmp (default), spray (random per packet), spray-rr (round robin), flowlet, adaptive")
     fabric.add_argument("--flowlet-gap", default="5ms", help="idle gap that starts a new flowlet (default 5ms)")
     fabric.add_argument("--ecn", action="store_true", help="mark ECN (DCQCN paper thresholds)")
@@ -107,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
 
             network = FabricNetwork(description, run_dir, target=choose_target(args.target),
                                     program=args.p4 or DEFAULT_PROGRAM, settings=settings,
-                                    switch_config=switch_config, pcap=args.pcap, progress=progress)
+                                    switch_config=switch_config, pcap=args.pcap, progress=progress,
+                                    bmv2_log=args.bmv2_log)
             report = network.start()
         try:
             console.print(bring_up_table(network, report))
