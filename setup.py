@@ -26,6 +26,8 @@ setup(
         "grpcio>=1.60,<2",
         "protobuf>=5.26,<8",
         "os-ken>=4.0,<5",
+        "WebOb>=1.8,<2",          # the REST API (controller/rest.py), as Ryu's WSGI layer used
+        "Routes>=2.3,<3",
         "scapy>=2.6,<2.9",
         "networkx>=3.0,<4",
         "rich>=13,<16",

@@ -38,6 +38,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     fabric.add_argument("--lb", default="ecmp", help="load balancing: ecmp (default), spray (random per packet), spray-rr (round robin), flowlet, adaptive")
     fabric.add_argument("--flowlet-gap", default="5ms", help="idle gap that starts a new flowlet (default 5ms)")
     fabric.add_argument("--ecn", action="store_true", help="mark ECN (DCQCN paper thresholds)")
+    fabric.add_argument("--policy", default="static",
+                        help="routing policy: static (default), wcmp (re-weigh groups from measured load), "
+                             "elephant (pin heavy flows, Hedera-like)")
+    fabric.add_argument("--poll-interval", default="200ms", help="controller telemetry poll interval (default 200ms)")
+    fabric.add_argument("--rest-port", type=int, default=8080,
+                        help="controller REST API port on 127.0.0.1 (default 8080; 0: any free port)")
     fabric.add_argument("--config", metavar="SWITCH_YAML", help="switch.yaml applied to every switch "
                         "(port rates and delays come from the topology)")
     fabric.add_argument("--p4", metavar="PROGRAM", help="data-plane program (default p4/fabric.p4)")
@@ -82,7 +88,10 @@ def run(args: argparse.Namespace) -> int:
     }
     description = describe(args.topo, params, topo_file=args.topo_file)
     settings = ControllerSettings(lb=args.lb, flowlet_gap_s=parse_duration(args.flowlet_gap, "--flowlet-gap"),
-                                  ecn=EcnSettings(enabled=args.ecn))
+                                  ecn=EcnSettings(enabled=args.ecn), policy=args.policy,
+                                  poll_interval_s=parse_duration(args.poll_interval, "--poll-interval"),
+                                  rest_port=args.rest_port)
+    settings.validate()
     switch_config = {}
     if args.config:
         from fabriclab.switch.switch_config import load_config

@@ -100,6 +100,9 @@ class FabricNetwork:
                 if not port_free(port):
                     raise UserError(f"port {port} ({what} of switch {sw.name}) is in use: another fabric? "
                                     "(give --grpc-port-base)")
+        if self.settings.rest_port and not port_free(self.settings.rest_port, self.settings.rest_host):
+            raise UserError(f"port {self.settings.rest_port} (the controller's REST API) is in use: "
+                            "another fabric? (give --rest-port)")
         try:
             self._step("writing run directory", self._write_run_dir)
             self._step("creating nodes and links", self._build)
@@ -225,6 +228,11 @@ class FabricNetwork:
                 raise UserError(f"controller did not install routes within {CONTROLLER_TIMEOUT_S:.0f} s")
             time.sleep(0.1)
 
+    @property
+    def rest_url(self) -> str | None:
+        """The controller's REST API, once it serves (None without one)."""
+        return self.controller_status().get("rest")
+
     def controller_status(self) -> dict:
         try:
             return json.loads(self.status_json.read_text())
@@ -294,10 +302,10 @@ class FabricNetwork:
         self.stop()
 
 
-def port_free(port: int) -> bool:
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as probe:
         try:
-            probe.bind(("127.0.0.1", port))
+            probe.bind((host, port))
         except OSError:
             return False
     return True
