@@ -142,6 +142,7 @@ class Generator:
         self.frame_attr: dict = {}                  # frame Var -> attribute of F holding it
         self.path: str | None = None
         self.action_fns: dict[int, str] = {}        # id(ActionDecl) -> function, current instance
+        self.function_fns: dict[int, str] = {}      # id(FunctionDecl) -> function (current instance's)
         self.table_fns: dict[int, str] = {}
         self.child_instances: dict[int, ControlInstance] = {}
         self.outs: list[Var] = []                   # scalar out/inout params returned by the function
@@ -542,6 +543,9 @@ class Generator:
         self.action_fns = {}
         self.table_fns = {}
         for local in decl.locals:
+            if isinstance(local, ast.FunctionDecl):
+                self.emit_function(local, inst)
+        for local in decl.locals:
             if isinstance(local, ast.ActionDecl):
                 self.action_fns[id(local)] = self.emit_action(local, inst, decl)
         for local in decl.locals:
@@ -642,19 +646,24 @@ class Generator:
         self.frame_vars = saved
         return fn
 
-    def emit_function(self, decl: ast.FunctionDecl) -> None:
+    def emit_function(self, decl: ast.FunctionDecl, inst: ControlInstance | None = None) -> None:
+        """A top-level function, or (``inst``) one declared in a control, which sees its frame."""
         o = self.out
-        fn = f"fn_{decl.name}"
+        fn = f"fn{inst.index}_{decl.name}" if inst else f"fn_{decl.name}"
+        self.function_fns[id(decl)] = fn
         params = [p.entity.pyname for p in decl.params]
         o.line(f"def {fn}({', '.join(['F'] + params)}):  # function {decl.name}")
         o.indent()
         saved = self.frame_vars
-        self.frame_vars = []
-        self.ctx_expr = "F._ctx"
+        if inst is None:
+            self.frame_vars = []
+            self.ctx_expr = "F._ctx"
         self.outs = [p.entity for p in decl.params if p.direction in ("out", "inout") and not is_aggregate(p.entity.type)]
         self.returns_value = True
+        mark = self.alias_mark()
         self.block(decl.body)
         self.emit_return(None)
+        self.insert_aliases(mark)
         o.dedent()
         o.line("")
         self.frame_vars = saved
@@ -677,17 +686,16 @@ class Generator:
         lookup = self.bind(f"L{inst.index}_{decl.name}", f"{tvar}.lookup")
         acts = f"A{inst.index}_{decl.name}"
         entries = []
-        for entity in decl.action_entities:
+        for entity, ref in zip(decl.action_entities, decl.actions):
             adecl = entity.decl
             aq = qualified_name(adecl.name, adecl.annotations, inst.path if entity.control else None)
             fnname = self.action_fns[id(adecl)] if entity.control else self.top_action_fns[id(adecl)]
+            if ref.args:
+                fnname = self.bound_action(fnname, adecl, ref)
             entries.append(f"{aq!r}: {fnname}")
         if decl.default_action is None and not any(e.startswith("'NoAction'") for e in entries):
             # p4c's implicit default: NoAction, added to the table as a default-only action
             entries.append(f"'NoAction': {self.top_action_fns[id(self.typed.top_actions['NoAction'])]}")
-        for ref in decl.actions:
-            if ref.args:
-                raise unsupported("binding action arguments in a table's action list", ref.loc)
         fn = f"t{inst.index}_{decl.name}"
         o.line(f"def {fn}(F):  # table {qname}")
         o.indent()
@@ -728,6 +736,28 @@ class Generator:
         o.line("")
         return fn
 
+    def bound_action(self, fnname: str, adecl: ast.ActionDecl, ref: ast.ActionRef) -> str:
+        """``actions = { a(x); }``: a function the table calls with the control-plane arguments
+        that passes the bound directional arguments too (copy-in, copy-out)."""
+        o = self.out
+        wrapper = self.fresh("bound")
+        o.line(f"def {wrapper}(F, *cp):  # {ref.name} with bound arguments")
+        o.indent()
+        mark = self.alias_mark()
+        args, outs = [], []
+        for arg, p in zip(ref.args, [p for p in adecl.params if p.direction]):
+            scalar = not is_aggregate(p.entity.type)
+            args.append(_default_value(p.entity.type) if p.direction == "out" and scalar else self.ex(arg.value))
+            if p.direction in ("out", "inout") and scalar:
+                outs.append(arg.value)
+        o.line(f"r = {fnname}(F, {''.join(a + ', ' for a in args)}*cp)")
+        for i, target in enumerate(outs):
+            self.assign(target, f"r[{i}]")
+        self.insert_aliases(mark)
+        o.dedent()
+        o.line("")
+        return wrapper
+
     def meter_unit(self, inst: InstanceEntity) -> str:
         arg = inst.args[0].value if inst.args else None
         member = getattr(arg, "member", "")
@@ -754,7 +784,7 @@ class Generator:
             return
         if isinstance(local, ast.ValueSetDecl):
             return
-        if isinstance(local, ast.Instantiation):
+        if isinstance(local, (ast.Instantiation, ast.FunctionDecl)):
             return   # externs are bound from the runtime state, sub-controls are frames
         if not isinstance(local, ast.VariableDecl):
             raise unsupported(f"local {type(local).__name__}", local.loc)
@@ -775,7 +805,7 @@ class Generator:
         if isinstance(s, ast.AssignmentStatement):
             self.assign(s.target, self.ex(s.value), s.value)
         elif isinstance(s, ast.MethodCallStatement):
-            self.call_stmt(s.call)
+            self.call_stmt(s.call, s.result)
         elif isinstance(s, ast.BlockStatement):
             self.block(s)
         elif isinstance(s, ast.IfStatement):
@@ -792,6 +822,46 @@ class Generator:
             self.switch(s)
         elif isinstance(s, ast.ReturnStatement):
             self.emit_return(self.ex(s.value) if s.value is not None else None)
+        elif isinstance(s, ast.ForStatement):
+            for clause in s.init:
+                self.stmt(clause)
+            first = self.fresh("first")
+            o.line(f"{first} = True")
+            o.line("while True:")
+            o.indent()
+            if s.update:       # the update runs before every test but the first, so continue runs it
+                o.line(f"if {first}:")
+                o.line(f"    {first} = False")
+                o.line("else:")
+                o.indent()
+                for clause in s.update:
+                    self.stmt(clause)
+                o.dedent()
+            if s.cond is not None:
+                o.line(f"if not {self.ex(s.cond)}:")
+                o.line("    break")
+            self.stmt_or_pass(s.body)
+            o.dedent()
+        elif isinstance(s, ast.ForInStatement):
+            var = s.var.entity
+            item = self.fresh("i")
+            c = s.collection
+            if isinstance(c, ast.Range):
+                o.line(f"for {item} in range({self.ex(c.lo)}, {self.ex(c.hi)} + 1):")
+                o.indent()
+                o.line(f"{self.var_code(var)} = {item}")
+            else:
+                if s.var.type is not None:
+                    o.line(f"{var.pyname} = {self.new_value(var.type)}")
+                o.line(f"for {item} in {self.ex(c)}.hs:")
+                o.indent()
+                o.line(f"{var.pyname}._assign({item})")
+            self.stmt_or_pass(s.body)
+            o.dedent()
+        elif isinstance(s, ast.BreakStatement):
+            o.line("break")
+        elif isinstance(s, ast.ContinueStatement):
+            o.line("continue")
         elif isinstance(s, ast.ExitStatement):
             o.line("raise Exit()")
         elif isinstance(s, ast.EmptyStatement):
@@ -890,13 +960,16 @@ class Generator:
 
     # -- calls as statements -----------------------------------------------------------------
 
-    def call_stmt(self, call: ast.MethodCall) -> None:
+    def call_stmt(self, call: ast.MethodCall, result: ast.Expression | None = None) -> None:
         kind = call.kind
         o = self.out
         if kind in ("action", "function", "control_apply"):
             code, outs = self.call_with_outs(call)
             if kind == "function" and outs:
-                outs = [None] + outs
+                outs = [result] + outs
+            elif result is not None:
+                self.assign(result, code)
+                return
             if outs:
                 tmp = self.fresh("r")
                 o.line(f"{tmp} = {code}")
@@ -966,7 +1039,7 @@ class Generator:
             fn = self.action_fns.get(id(entity.decl)) if entity.control else self.top_action_fns[id(entity.decl)]
             return f"{fn}({', '.join(args)})", outs
         if call.kind == "function":
-            return f"fn_{call.target.decl.name}({', '.join(args)})", outs
+            return f"{self.function_fns[id(call.target.decl)]}({', '.join(args)})", outs
         # sub-control apply: a fresh frame, parameters in, scalar outs read back from the frame
         child = self.child_instances[id(call.target.decl)]
         frame = self.fresh("f")

@@ -21,6 +21,7 @@ from itertools import count
 
 from fabriclab.compiler import ast
 from fabriclab.compiler.diagnostics import CompileError, SourceLocation, unsupported
+from fabriclab.compiler.sideeffects import Hoister, has_writing_call
 
 # ---------------------------------------------------------------------------- types
 
@@ -360,6 +361,7 @@ class _Checker:
         self.in_action = False
         self.in_parser = False
         self.return_type: Type | None = None
+        self.loops = 0                                  # for statements around this one
 
     # -- top level --------------------------------------------------------------------------
 
@@ -569,8 +571,7 @@ class _Checker:
             if state.name in ("accept", "reject"):
                 raise _err(f"state '{state.name}' is predefined", state)
             body = Scope(scope)
-            for stmt in state.statements:
-                self.stmt(stmt, body)
+            state.statements = self.statements(state.statements, body)
             t = state.transition
             if t is None:
                 continue
@@ -632,7 +633,9 @@ class _Checker:
                 scope.declare(local.name, entity, local.loc)
                 self.table(local, scope)
             elif isinstance(local, ast.FunctionDecl):
-                raise unsupported("functions declared inside controls", local.loc)
+                scope.declare(local.name, FunctionEntity(local), local.loc)
+                self.check_function(local, scope)
+                local.control = decl
             else:
                 self.local_decl(local, scope, "frame")
         if decl.apply is not None:
@@ -795,9 +798,11 @@ class _Checker:
                            f"got {len(ref.args)}", ref)
             wanted = directional if ref.args else []
         else:
-            if directional:
-                raise unsupported("default/entry actions with directional parameters", ref.loc)
-            wanted = params
+            # directional arguments are the ones the `actions` list binds: an entry or default
+            # action gives the control-plane ones, or restates the bound ones first
+            wanted = [p for p in params if not p.direction]
+            if directional and len(ref.args) == len(params):
+                ref.args = ref.args[len(directional):]
             if len(ref.args) != len(wanted):
                 raise _err(f"action '{ref.name}' takes {len(wanted)} arguments, got {len(ref.args)}", ref)
         for arg, p in zip(ref.args, wanted):
@@ -838,8 +843,41 @@ class _Checker:
 
     def block_stmt(self, block: ast.BlockStatement, scope: Scope) -> None:
         inner = Scope(scope)
-        for s in block.statements:
-            self.stmt(s, inner)
+        block.statements = self.statements(block.statements, inner)
+
+    def statements(self, statements: list, scope: Scope) -> list:
+        """Check each statement; calls with out arguments inside expressions move before it."""
+        out = []
+        for s in statements:
+            self.stmt(s, scope)
+            hoister = Hoister(self.temp_var)
+            hoister.statement(s)
+            out.extend(hoister.pending)
+            out.append(s)
+        return out
+
+    def temp_var(self, t: Type, loc) -> tuple[ast.Name, ast.VariableDecl]:
+        var = Var("tmp", t, "local")
+        decl = ast.VariableDecl(loc=loc, name=var.name, type=None)
+        decl.entity = var
+        name = ast.Name(loc=loc, name=var.name)
+        name.ref, name.checked_type = var, t
+        return name, decl
+
+    def loop_body(self, s: ast.Node, scope: Scope) -> ast.Node:
+        self.loops += 1
+        try:
+            return self.branch(s, Scope(scope))
+        finally:
+            self.loops -= 1
+
+    def branch(self, s: ast.Node, scope: Scope) -> ast.Node:
+        """An if branch: a lone statement that gains hoisted calls becomes a block."""
+        if isinstance(s, ast.BlockStatement):
+            self.block_stmt(s, scope)
+            return s
+        out = self.statements([s], scope)
+        return s if len(out) == 1 else ast.BlockStatement(loc=s.loc, statements=out)
 
     def stmt(self, s: ast.Node, scope: Scope) -> None:
         if isinstance(s, ast.AssignmentStatement):
@@ -855,9 +893,9 @@ class _Checker:
             ct = self.expr(s.cond, scope, BoolT())
             if not isinstance(ct, BoolT):
                 raise _err(f"if condition must be bool, not {ct}", s.cond)
-            self.stmt(s.then, Scope(scope))
+            s.then = self.branch(s.then, Scope(scope))
             if s.otherwise is not None:
-                self.stmt(s.otherwise, Scope(scope))
+                s.otherwise = self.branch(s.otherwise, Scope(scope))
         elif isinstance(s, ast.SwitchStatement):
             self.switch(s, scope)
         elif isinstance(s, ast.ReturnStatement):
@@ -871,6 +909,50 @@ class _Checker:
                 self.coerce(s.value, rt, "return value")
             elif rt is not None and not isinstance(rt, VoidT):
                 raise _err(f"missing return value of type {rt}", s)
+        elif isinstance(s, ast.ForStatement):
+            inner = Scope(scope)
+            s.init = self.statements(s.init, inner)
+            if s.cond is not None:
+                ct = self.expr(s.cond, inner, BoolT())
+                if not isinstance(ct, BoolT):
+                    raise _err(f"for condition must be bool, not {ct}", s.cond)
+                if has_writing_call(s.cond):
+                    raise unsupported("a call with out arguments in a for condition", s.cond.loc)
+            s.update = self.statements(s.update, inner)
+            s.body = self.loop_body(s.body, inner)
+        elif isinstance(s, ast.ForInStatement):
+            inner = Scope(scope)
+            c = s.collection
+            existing = scope.lookup(s.var.name) if s.var.type is None else None
+            if s.var.type is None and not isinstance(existing, Var):
+                raise _err(f"'{s.var.name}' is not a variable", s.var)
+            if isinstance(c, ast.Range):
+                declared = self.resolve_type(s.var.type) if s.var.type is not None else existing.type
+                lt = self.expr(c.lo, scope, declared)
+                self.expr(c.hi, scope, declared or lt)
+                t = declared or (lt if not isinstance(lt, IntegerT) else c.hi.checked_type)
+                if not isinstance(t, BitT):
+                    raise _err(f"a range loop variable must be bit<W> or int<W>, not {t}", s.var)
+                self.coerce(c.lo, t, "range")
+                self.coerce(c.hi, t, "range")
+            else:
+                ct = self.expr(c, scope)
+                if not isinstance(ct, StackT):
+                    raise _err(f"for ... in needs a range 'lo .. hi' or a header stack, not {ct}", c)
+                t = ct.element
+                if s.var.type is not None and not _same(self.resolve_type(s.var.type), t):
+                    raise _err(f"loop variable of type {self.resolve_type(s.var.type)} over a stack of {t}", s.var)
+            if s.var.type is None:
+                if not _same(existing.type, t) or existing.readonly:
+                    raise _err(f"'{s.var.name}' is not a writable variable of type {t}", s.var)
+                s.var.entity = existing
+            else:
+                s.var.entity = Var(s.var.name, t, "local")
+                inner.declare(s.var.name, s.var.entity, s.var.loc)
+            s.body = self.loop_body(s.body, inner)
+        elif isinstance(s, (ast.BreakStatement, ast.ContinueStatement)):
+            if not self.loops:
+                raise _err(f"'{'break' if isinstance(s, ast.BreakStatement) else 'continue'}' outside a loop", s)
         elif isinstance(s, ast.ExitStatement):
             if self.in_parser:
                 raise _err("exit is not allowed in a parser", s)
