@@ -48,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
     for vname, result in results["variants"].items():
         if result.get("error"):
             console.print(f"[red]variant {escape(vname)}: {escape(result['error'])}[/red]")
+        elif result.get("flows_incomplete"):
+            console.print(f"[yellow]variant {escape(vname)}: {result['flows_incomplete']} flow(s) had not completed "
+                          f"when the run ended (allow_incomplete)[/yellow]")
     held = True
     for exp in results["expectations"]:
         mark = "[green]✔[/green]" if exp["held"] else "[red]✘[/red]"
