@@ -265,7 +265,7 @@ def test_stuck_nic_pauses_continuously_until_it_recovers(veth):
         sent_at_pause = pair.qp.packets_sent
         pair.run(lambda: time.monotonic() > stuck_at + 0.25)
         b = pair.b.nic_counters()
-        assert b["stuck"] and b["pfc_tx"] >= 8              # refreshed every half pause (33.5 ms at 1G)
+        assert b["stuck"] and b["pfc_tx"] >= 100            # a storm: a pause every 0.5 ms (33.5 ms / 64 at 1G)
         assert pair.qp.packets_sent <= sent_at_pause + 1 and msg.completed is None
         pair.run(lambda: msg.completed is not None)         # recovered: resumed (XON), all delivered
         assert not pair.b.nic_counters()["stuck"] and pair.a.paused_until == 0.0

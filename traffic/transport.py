@@ -39,7 +39,8 @@ What it does, per queue pair (QP):
   headroom: what the switch has in flight when the pause lands, plus what the kernel holds
   until this process reads it. A full buffer drops (``rx_drops``); without ``host_pfc`` that is
   the only outcome. ``stuck(seconds)`` is a fault: a NIC whose receive path hangs, draining
-  nothing and pausing the link continuously (the pause storm a PFC watchdog exists for).
+  nothing and pausing the link continuously, a pause frame every 1/64 of the pause time (the
+  pause storm a PFC watchdog exists for).
 
 Both ends of a connection use the same QP number, and each QP is a full RC pair (requester and
 responder halves), which stands in for the connection manager RDMA uses to exchange QPNs.
@@ -741,8 +742,10 @@ class HostTransport:
         if pause and not self._xoff:
             self.xoff_events += 1
         self._xoff = pause
-        # refresh at half the pause time, so the peer never resumes while we are full
-        self._pfc_refresh_at = now + self._pause_s / 2 if pause else float("inf")
+        # refresh at half the pause time, so the peer never resumes while we are full; a stuck
+        # NIC storms: it repeats its pause 64 times per pause time
+        refresh = self._pause_s / 64 if now < self.stuck_until else self._pause_s / 2
+        self._pfc_refresh_at = now + refresh if pause else float("inf")
         try:
             self._mac_control.send(self._pfc_frames[pause])
             self.pfc_tx += 1
