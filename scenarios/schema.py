@@ -153,7 +153,7 @@ DEFAULTS: dict[str, Any] = {
                "pfcwd": {"enabled": False, "action": "drop", "detection_time": 0.2, "restoration_time": 0.2,
                          "poll_interval": 0.1, "ports": ["all"]}},
     "transport": {"dcqcn": False, "preset": "paper", "ooo": False, "mtu": 1500, "data_dscp": 26, "cnp_dscp": 48,
-                  "host_pfc": True, "rx_buffer": 128 * 1024},
+                  "host_pfc": True, "rx_buffer": 128_000},
     "traffic": [], "capture": [], "hosts": {}, "allow_incomplete": False,
 }
 

@@ -143,7 +143,7 @@ class TransportConfig:
     keep_data: bool = True            # deliver received bytes (False: count them only)
     rate_sample_interval: float = 0.01  # s between DCQCN rate samples while it changes
     drain_rate: float | None = None   # bit/s the host empties its NIC receive buffer (None: at once)
-    rx_buffer: int = 128 * 1024       # NIC receive buffer, bytes (used with drain_rate or when stuck)
+    rx_buffer: int = 128_000          # NIC receive buffer, bytes (used with drain_rate or when stuck)
     host_pfc: bool = True             # pause the data priority when the receive buffer passes XOFF
     pause_quanta: int = packets.MAX_PAUSE_QUANTA   # timer of the pauses the host sends
     seed: int | None = None
