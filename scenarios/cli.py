@@ -18,7 +18,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", choices=("python", "bmv2", "both"), default="python",
                         help="switches: fabriclab's (default), BMv2's simple_switch_grpc, or both side by side")
     parser.add_argument("--bmv2-log", action="store_true",
-                        help="bmv2: write BMv2's per-packet trace (switches/<name>.txt; it slows BMv2 down)")
+                        help="bmv2: write BMv2's per-packet trace (switches/<name>.bmv2.log; it slows BMv2 down)")
 
 
 def run(args: argparse.Namespace) -> int:
