@@ -323,7 +323,8 @@ def keep_captures(run_dir: Path, chosen: list[str]) -> None:
 
 def pfc_log_intervals(run_dir: Path, t0: float) -> tuple[list[list], list[str]] | None:
     """Exact pause intervals from the switches' PFC logs (``TIME_NS PORT PRIORITY pause|resume
-    tx|rx`` per frame): a port is paused from a received pause until the resume that follows.
+    tx|rx|wd`` per frame): a port is paused from a received pause until the resume that follows
+    (or until the PFC watchdog lifts it, ``resume wd``).
     Also the events in the HPCC simulator's style, ``time node port priority pause|resume``,
     sent side. None where no switch wrote a log (e.g. the bmv2 target)."""
     logs = sorted((run_dir / "switches").glob("*.pfc.log"))

@@ -25,7 +25,7 @@
 
 static PyObject *tm_log, *pfc_log;      /* logging.getLogger(...) of the Python modules */
 static PyObject *str_egress_port, *str_priority, *str_length, *str_ingress_port, *str_egress_frame,
-    *str_frames, *str_jobs, *str_tx, *str_rx, *str_as_dict;
+    *str_frames, *str_jobs, *str_tx, *str_rx, *str_wd, *str_as_dict;
 
 /* drop reasons, in the order stats() lists them */
 enum { D_BUFFER_FULL, D_QUEUE_LIMIT, D_PIPELINE_SWAP, D_NO_PIPELINE, D_PIPELINE_ERROR, D_PFCWD, D_PORT_REASONS };
@@ -606,6 +606,8 @@ static int wd_storm(Core *self, Port *port, int q, int64_t now) {
     port->wd_left[q] = self->wd_restoration;
     pfc_pause(port->pfc, q, 0, now);     /* the pause in force ends now; later ones are ignored */
     port->pfc->wd_ignore |= 1u << q;
+    /* the pause in force no longer holds the queue */
+    if (call_pfc_event(self, now, port->number, q, 0, str_wd) < 0) return -1;
     long long flushed = 0;
     if (self->wd_drop) {
         while (port->queues[q].count) {
@@ -965,8 +967,9 @@ static PyObject *Core_receive_control(Core *self, PyObject *const *args, Py_ssiz
     }
     if (port->wd_watch & pfc->pause_seen && self->wd_next == NEVER) self->wd_next = self->now + self->wd_poll;
     refresh(self, port);
-    for (int q = 0; q < NUM_PRIO; q++)
-        if (class_enable >> q & 1 && call_pfc_event(self, self->now, number, q, quanta[q] > 0, str_rx) < 0)
+    for (int q = 0; q < NUM_PRIO; q++)   /* obeyed ones */
+        if (class_enable >> q & 1 && !(pfc->wd_ignore >> q & 1) &&
+            call_pfc_event(self, self->now, number, q, quanta[q] > 0, str_rx) < 0)
             return NULL;
     Py_RETURN_TRUE;
 }
@@ -1241,6 +1244,7 @@ PyMODINIT_FUNC PyInit_@FL_MODULE@(void) {
     INTERN(str_jobs, "jobs");
     INTERN(str_tx, "tx");
     INTERN(str_rx, "rx");
+    INTERN(str_wd, "wd");
     INTERN(str_as_dict, "as_dict");
     if (PyType_Ready(&CoreType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module_def);

@@ -263,7 +263,7 @@ class Switch:
             tm.enqueue(job, now_ns)
 
     def log_pfc_events(self, path: str) -> None:
-        """Append every PFC decision to ``path`` as 'TIME_NS PORT PRIORITY pause|resume tx|rx'."""
+        """Append every PFC decision to ``path`` as 'TIME_NS PORT PRIORITY pause|resume tx|rx|wd'."""
         self._pfc_log = open(path, "a", buffering=1 << 16)
 
         def write(now_ns: int, port: int, priority: int, pause: bool, direction: str) -> None:
@@ -488,7 +488,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pcap", metavar="DIR", help="write one pcap per port (rx and tx) into DIR")
     parser.add_argument("--stats-file", metavar="FILE", help="write counters as JSON every second and at exit")
     parser.add_argument("--pfc-log", metavar="FILE", help="append one line per PFC frame sent or received: "
-                        "'TIME_NS PORT PRIORITY pause|resume tx|rx' (monotonic clock)")
+                        "'TIME_NS PORT PRIORITY pause|resume tx|rx|wd' (monotonic clock; "
+                        "wd: the PFC watchdog lifted a pause)")
     parser.add_argument("--name", default="switch", help="the switch's name in log lines (default: switch)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--engine", choices=("auto", "native", "python"),

@@ -125,8 +125,9 @@ class TrafficManager:
         self.headroom_used = 0
         self.max_shared_used = 0
         self.drops: dict[str, int] = {}      # drops not tied to a port's queue (no such port...)
-        # called as (now_ns, port, priority, pause, direction "rx"|"tx") for every PFC decision
-        # sent or received: the `time node port pause|resume` event log lossless simulators emit
+        # called as (now_ns, port, priority, pause, direction "rx"|"tx"|"wd") for every PFC
+        # decision sent or obeyed ("wd": the watchdog lifted a pause): the `time node port
+        # pause|resume` event log lossless simulators emit
         self.pfc_event: Callable[[int, int, int, bool, str], None] | None = None
         self.ports: dict[int, _Port] = {}
         self._active: set[_Port] = set()
@@ -190,7 +191,7 @@ class TrafficManager:
         self._refresh(port)
         if self.pfc_event is not None:
             for q in range(NUM_PRIORITIES):
-                if control.class_enable >> q & 1:
+                if control.class_enable >> q & 1 and not pfc.wd_ignore >> q & 1:   # obeyed
                     self.pfc_event(self.now, port_number, q, control.quanta[q] > 0, "rx")
         return True
 
@@ -410,6 +411,8 @@ class TrafficManager:
         port.wd_storms[q] += 1
         port.wd_left[q] = self.wd_restoration
         port.pfc.ignore_pauses(q, True, now)
+        if self.pfc_event is not None:         # the pause in force no longer holds the queue
+            self.pfc_event(now, port.number, q, False, "wd")
         flushed = 0
         if self.wd_drop:
             queue = port.queues[q]

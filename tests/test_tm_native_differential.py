@@ -234,7 +234,7 @@ def test_workloads_cover_pfc_drops_and_errors(native_class):
                         seen.add("control_tx")
     assert {"pfc_tx_pause", "pfc_tx_resume", "pfc_rx_pause", "pfc_rx_resume", "buffer_full", "queue_limit",
             "pipeline_swap", "pipeline_error", "no_such_port", "mac_control_ignored", "control_tx",
-            "headroom_overflow", "pfcwd", "pfcwd_storm", "pfcwd_restoration"} <= seen
+            "headroom_overflow", "pfcwd", "pfcwd_storm", "pfcwd_restoration", "pfc_wd_resume"} <= seen
 
 
 def test_a_tm_in_a_reference_cycle_is_collected(native_class):

@@ -89,6 +89,8 @@ def test_a_stalled_queue_is_stormed_after_detection_time_and_flushed(tm_class, c
 
 def test_restored_after_restoration_time_without_pause_frames(tm_class, caplog):
     tm, sent = make(tm_class)
+    events = []
+    tm.pfc_event = lambda now, port, q, pause, direction: events.append((now // US, port, pause, direction))
     with caplog.at_level(logging.INFO, logger="fabriclab.switch.traffic_manager"):
         pause(tm, 2, 0)
         send(tm, 5, 0)
@@ -100,10 +102,13 @@ def test_restored_after_restoration_time_without_pause_frames(tm_class, caplog):
     q = state(tm)
     assert q["pfcwd"] == "operational" and q["pfcwd_restorations"] == 1
     assert any("restored" in r.getMessage() for r in caplog.records)
+    # the PFC log: pauses obeyed until the storm, the watchdog lifting the pause, nothing while ignored
+    assert events == [(0, 2, True, "rx")] * 2 + [(100, 2, True, "rx"), (200, 2, False, "wd")]
     assert send(tm, 2, 1300 * US) == [True, True]        # the queue takes packets again ...
     pause(tm, 2, 1300 * US)
     tm.advance(1400 * US)
     assert state(tm)["qdepth"] == 2 and state(tm)["paused"]   # ... and obeys pauses again
+    assert events[-1] == (1300, 2, True, "rx")
     assert data(sent, 2) == []
 
 
