@@ -29,8 +29,8 @@ def test_no_per_packet_log_unless_asked():
     assert quiet[quiet.index("--") - 1] == "/r/fabric.json"
     target_args = quiet[quiet.index("--") + 1:]
     assert target_args == ["--grpc-server-addr", "127.0.0.1:9562", "--cpu-port", "255"]
-    logged = _argv(log_file=bmv2.Path("/r/switches/l1"))
-    assert logged[logged.index("--log-file") + 1] == "/r/switches/l1" and "--log-flush" in logged
+    logged = _argv(log_file=bmv2.Path("/r/switches/l1.bmv2.log"))
+    assert logged[logged.index("--log-file") + 1] == "/r/switches/l1.bmv2.log" and "--log-flush" in logged
     queues = _argv(priority_queues=True)
     assert queues[queues.index("--priority-queues") + 1] == "8"
     assert queues.index("--priority-queues") > queues.index("--")     # a simple_switch_grpc option
