@@ -1079,7 +1079,11 @@ class Generator:
         o = self.out
         t = e.checked_type
         code = self.ex(e)
-        if isinstance(t, StackT):
+        if isinstance(t, StackT) and t.element.kind == "header_union":
+            o.line(f"for _u in {code}.hs:")
+            for f in t.element.fields:
+                o.line(f"    if _u.{py_field(f.name)}._valid: emit(_u.{py_field(f.name)}._pack())")
+        elif isinstance(t, StackT):
             o.line(f"for _h in {code}.hs:")
             o.line("    if _h._valid: emit(_h._pack())")
         elif t.kind == "header":

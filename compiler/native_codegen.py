@@ -280,6 +280,8 @@ class NativeGenerator:
 
     def struct_type(self, t) -> str:
         if isinstance(t, StackT):
+            if t.element.kind == "header_union":
+                raise _unsupported("header stacks of header unions")
             key = (t.element.name, t.size)
             if key not in self.stack_types:
                 elem = self.struct_type(t.element)

@@ -483,10 +483,11 @@ class TrafficManager:
         try:
             result = pipeline.egress_frame(job, now // 1000, enq_ns // 1000, enq_depth,
                                            (now - enq_ns) // 1000, len(queue))
-        except Exception:  # a program bug must cost one packet, not the switch
+        except Exception as exc:  # a program bug must cost one packet, not the switch
             _count(port.drops[q], "pipeline_error")
             if port.drops[q]["pipeline_error"] == 1:
-                log.exception("the pipeline's egress failed on a packet for port %d (logged once)", port.number)
+                from fabriclab.v1model.runtime import packet_failure
+                log.error("packet for port %d dropped in egress: %s (logged once)", port.number, packet_failure(exc))
             return
         if result.__class__ is bytes:      # the common case: one frame for this port
             self._wire(port, result, now)
