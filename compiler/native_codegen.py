@@ -424,6 +424,9 @@ class NativeGenerator:
         o.line("Py_ssize_t off = 0;")
         o.line("int64_t err = -1;")
         for local in decl.locals:
+            if isinstance(local, ast.Instantiation) and isinstance(getattr(local.entity.type, "decl", None), ast.ParserDecl):
+                raise _unsupported("sub-parsers", local)
+        for local in decl.locals:
             self.emit_local_decl(local)
         states = {s.name: i for i, s in enumerate(decl.states)}
         if "start" not in states:

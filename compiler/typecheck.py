@@ -41,6 +41,16 @@ class BitT(Type):
 
 
 @dataclass(frozen=True)
+class VarbitT(Type):
+    """``varbit<max_width>``: a header's variable-size field; its bits count 0 in a header's
+    fixed width (``StructLikeT.width``), its length comes from ``extract(hdr, length)``."""
+    max_width: int
+
+    def __str__(self) -> str:
+        return f"varbit<{self.max_width}>"
+
+
+@dataclass(frozen=True)
 class IntegerT(Type):
     """``int``: arbitrary precision, compile time only."""
 
@@ -192,6 +202,8 @@ def flat_width(t: Type) -> int:
         return t.size * t.element.width
     if isinstance(t, TupleT):
         return sum(flat_width(e) for e in t.elements)
+    if isinstance(t, VarbitT):
+        return 0                # the fixed part of a header counts it as nothing
     raise TypeError(f"{t} has no fixed width")
 
 
@@ -401,6 +413,8 @@ class _Checker:
                 names.add(f.name)
                 ft = self.resolve_type(f.type)
                 self.check_field_type(kind, ft, f)
+                if isinstance(ft, VarbitT) and any(isinstance(g.type, VarbitT) for g in t.fields):
+                    raise _err(f"header {decl.name} has more than one varbit field", f)
                 t.fields.append(FieldT(f.name, ft, f.annotations))
         elif isinstance(decl, ast.EnumDecl):
             self.types[decl.name] = self.enum_type(decl)
@@ -454,7 +468,7 @@ class _Checker:
 
     def check_field_type(self, kind: str, t: Type, node) -> None:
         if kind == "header":
-            if isinstance(t, (BitT, BoolT)) or (isinstance(t, EnumT) and t.underlying):
+            if isinstance(t, (BitT, BoolT, VarbitT)) or (isinstance(t, EnumT) and t.underlying):
                 return
             raise _err(f"header field '{node.name}' has type {t}: header fields must be bit<W>, "
                        "int<W>, bool or a serializable enum", node)
@@ -496,7 +510,7 @@ class _Checker:
         if isinstance(ref, ast.DontCareType):
             return DontCareT()
         if isinstance(ref, ast.VarbitType):
-            raise unsupported("varbit", ref.loc)
+            return VarbitT(self.width(ref.max_width))
         if isinstance(ref, ast.TupleType):
             return TupleT(tuple(self.resolve_type(e, tvars) for e in ref.elements))
         if isinstance(ref, ast.HeaderStackType):
@@ -684,8 +698,6 @@ class _Checker:
         if isinstance(t, BlockT) and isinstance(t.decl, (ast.ControlDecl, ast.ParserDecl)):
             if decl.args:
                 raise unsupported("constructor arguments for parsers and controls", decl.loc)
-            if isinstance(t.decl, ast.ParserDecl):
-                raise unsupported("sub-parser instances", decl.loc)
             return InstanceEntity(decl, t, decl.args, block)
         raise _err(f"cannot instantiate {t}", decl)
 
@@ -1477,6 +1489,12 @@ class _CallChecker:
                 if p.default is None and not _optional(p):
                     raise _err(f"missing argument '{p.name}' of {what}", self.call)
                 continue
+            if isinstance(p.type, ast.NamedType) and p.type.name in ("packet_in", "packet_out"):
+                self.c.expr(arg.value, self.scope)     # a sub-parser's packet: the caller's own
+                if not (isinstance(getattr(arg.value, "ref", None), PacketParam) and arg.value.ref.kind == p.type.name):
+                    raise _err(f"argument '{p.name}' of {what} must be the {p.type.name} parameter", arg.value)
+                matched.append((arg, p))
+                continue
             generic = any(isinstance(n, ast.NamedType) and n.name in type_params and n.name not in tvars
                           for n in ast.walk(p.type))
             pt = None if generic else self.c.resolve_type(p.type, tvars)
@@ -1553,8 +1571,12 @@ class _CallChecker:
             if isinstance(entity, InstanceEntity) and isinstance(entity.type, BlockT):
                 if name != "apply":
                     raise _err(f"{entity.type} has no method '{name}'", callee)
+                sub_parser = isinstance(entity.type.decl, ast.ParserDecl)
+                if sub_parser != self.c.in_parser:
+                    raise _err(f"a {'parser' if sub_parser else 'control'} can only be applied in a "
+                               f"{'parser state' if sub_parser else 'control'}", self.call)
                 self.args(entity.type.decl.params, {}, f"{entity.decl.name}.apply")
-                self.mark("control_apply", entity, entity.type.decl.params)
+                self.mark("parser_apply" if sub_parser else "control_apply", entity, entity.type.decl.params)
                 return VoidT()
             if isinstance(entity, InstanceEntity) and isinstance(entity.type, ExternT):
                 return self.extern_method(entity, name, callee)
@@ -1602,12 +1624,18 @@ class _CallChecker:
         if not self.c.in_parser:
             raise _err(f"packet_in.{name} is only available in parsers", self.call)
         if name == "extract":
-            if len(args) != 1:
-                raise unsupported("extract with a variable-size length (varbit)", self.call.loc) if len(args) == 2 else \
-                    _err("extract() takes 1 argument", self.call)
+            if len(args) not in (1, 2):
+                raise _err("extract() takes 1 or 2 arguments", self.call)
             t = self.c.expr(args[0].value, self.scope)
             if not (isinstance(t, StructLikeT) and t.kind == "header"):
                 raise _err(f"extract() needs a header, not {t}", args[0].value)
+            has_varbit = any(isinstance(f.type, VarbitT) for f in t.fields)
+            if has_varbit != (len(args) == 2):
+                raise _err(f"header {t.name} {'has' if has_varbit else 'has no'} varbit field: extract() "
+                           f"takes {'2 arguments (header, length in bits)' if has_varbit else '1 argument'}", self.call)
+            if has_varbit:
+                self.c.expr(args[1].value, self.scope, BitT(32))
+                self.c.coerce(args[1].value, BitT(32), "extract() length")
             if t.width % 8:
                 raise _err(f"header {t.name} is {t.width} bits, not a whole number of bytes", args[0].value)
             self.c.lvalue(args[0].value, self.scope)

@@ -20,6 +20,7 @@ class ParserError(Exception):
 
     def __init__(self, code: int | None):
         self.code = code
+        self.off = None        # set by a sub-parser: where in the packet it stopped
 
 
 class Exit(Exception):

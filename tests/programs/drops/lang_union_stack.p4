@@ -1,3 +1,5 @@
+/* (In drops/: frames index the stack out of range on purpose, so it is not in the
+ * malformed-frames test of tests/programs/, which expects no packet to fail.) */
 /* A header union in a stack and in a struct, deparsed; a header stack index out of range at
  * run time drops the packet with that reason (simple_switch would abort). */
 #include <core.p4>
