@@ -42,13 +42,20 @@ responder halves), which stands in for the connection manager RDMA uses to excha
 Hot path: scapy builds each QP's frame templates once; per packet the loop patches lengths,
 opcode, AckReq and PSN with ``struct``, computes the IP checksum and the ICRC with ``zlib.crc32``
 and sends header, payload and ICRC as one ``sendmsg``. The UDP checksum is 0 (allowed for IPv4,
-and what RoCEv2 NICs send). For tests, the receive path can drop data packets
+and what RoCEv2 NICs send). The ICRC and the sending, and receiving in batches with one
+``recvmmsg`` per 64 frames, also exist in C (traffic/native_transport.c, built like the switch's
+native modules): the transport uses them unless ``$FABRICLAB_ENGINE`` is ``python`` or they
+cannot be built; tests/test_traffic_native.py checks that both paths put the same bytes on the
+wire and that transfers come out the same. For tests, the receive path can drop data packets
 (``drop_probability``) or treat them as CE-marked (``ce_probability``).
 """
 from __future__ import annotations
 
 import bisect
 import ctypes
+import functools
+import logging
+import os
 import errno
 import ipaddress
 import json
@@ -68,6 +75,8 @@ from scapy.compat import raw
 from fabriclab.switch.traffic_manager import wire_bytes
 from fabriclab.traffic import packets
 from fabriclab.traffic.dcqcn import Dcqcn, DcqcnParams
+
+log = logging.getLogger(__name__)
 
 ETH_P_IP = 0x0800
 ETH_P_MAC_CONTROL = packets.MAC_CONTROL_ETHERTYPE
@@ -109,6 +118,34 @@ def icrc(frame_headers: bytearray | bytes, payload) -> bytes:
     masked[base + UDP_OFF + 6:base + UDP_OFF + 8] = b"\xff\xff"  # UDP checksum
     masked[base + BTH_OFF + 4] = 0xFF                     # FECN, BECN, resv6
     return struct.pack("<I", zlib.crc32(payload, zlib.crc32(masked)))
+
+
+_native_state: dict[str, object] = {}      # "module" once loaded; "logged": the last reason not to
+
+
+def native_transport():
+    """The C helpers of traffic/native_transport.c, or None for the Python path
+    (``$FABRICLAB_ENGINE=python``, or no compiler here). Logs the choice once per process."""
+    if os.environ.get("FABRICLAB_ENGINE") == "python":
+        problem = "FABRICLAB_ENGINE=python"
+    elif "module" in _native_state:
+        return _native_state["module"]
+    else:
+        from pathlib import Path
+
+        from fabriclab.compiler.native_build import NativeUnavailable, load_shipped
+        try:
+            module = load_shipped(Path(__file__).resolve().parent / "native_transport.c")
+        except NativeUnavailable as exc:
+            problem = str(exc)
+        else:
+            _native_state["module"] = module
+            log.info("transport: ICRC, sending and batched receiving in C (native_transport.c)")
+            return module
+    if _native_state.get("logged") != problem:
+        _native_state["logged"] = problem
+        log.info("transport: ICRC, sending and receiving in Python: %s", problem)
+    return None
 
 
 def unwrap_psn(psn24: int, near: int) -> int:
@@ -271,7 +308,9 @@ class HostTransport:
     """The RoCEv2-like NIC of one host. Single-threaded: call ``poll`` from the owner's loop."""
 
     def __init__(self, ifname: str, config: TransportConfig | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, native=None):
+        """``native``: the C helpers to use (default: ``native_transport()``), False for the
+        Python path."""
         self.ifname = ifname
         self.config = config or TransportConfig()
         self.clock = clock
@@ -306,6 +345,13 @@ class HostTransport:
         except BaseException:
             self.close()
             raise
+        native = native_transport() if native is None else (native or None)
+        self.native = native is not None
+        if native is not None:   # the C twins of _send_frame/_reply/_recv_batch, bound to the socket
+            fd = self.sock.fileno()
+            self._send_frame = functools.partial(native.send_frame, fd)
+            self._reply = functools.partial(native.reply, fd)
+            self._recv_batch = functools.partial(native.recv_batch, fd)
 
     def close(self) -> None:
         self.sock.close()
@@ -411,9 +457,7 @@ class HostTransport:
             qp.header_payload = length
         hdr[BTH_OFF] = op
         struct.pack_into("!I", hdr, BTH_OFF + 8, (0x80000000 if ackreq else 0) | (psn & PSN_MASK))
-        try:
-            self.sock.sendmsg([hdr, payload, icrc(hdr, payload)])
-        except BlockingIOError:
+        if not self._send_frame(hdr, payload):
             return 0  # socket buffer full: try again on the next poll
         first_transmission = psn >= qp.highest_sent
         if first_transmission:
@@ -465,18 +509,41 @@ class HostTransport:
     # ---- responder --------------------------------------------------------------------
 
     def _send_ack(self, qp: QueuePair, psn: int, syndrome: int) -> None:
-        hdr = qp.ack_header
-        struct.pack_into("!I", hdr, BTH_OFF + 8, psn & PSN_MASK)
-        aeth = struct.pack("!I", (syndrome << 24) | (qp.msn & PSN_MASK))
-        try:
-            self.sock.sendmsg([hdr, aeth, icrc(hdr, aeth)])
-        except BlockingIOError:
-            return  # lost like on a wire: the requester's timeout recovers
-        self._take_line(HDR_LEN + len(aeth) + packets.ICRC_LEN)
+        # a full socket loses it like a wire would: the requester's timeout recovers
+        if self._reply(qp.ack_header, psn & PSN_MASK, (syndrome << 24) | (qp.msn & PSN_MASK)):
+            self._take_line(HDR_LEN + 4 + packets.ICRC_LEN)
 
     def _take_line(self, frame_len: int) -> None:
         """A frame sent outside the data pacer (ACK, CNP) delays the host's next data frame."""
         self._next_host_send += wire_bytes(frame_len) * 8 / self.config.line_rate
+
+    # ---- the wire (Python; the C twins in native_transport.c replace these per instance) ----
+
+    def _send_frame(self, hdr: bytearray, payload) -> int:
+        """Headers, payload and ICRC as one frame; 0 when the socket buffer is full."""
+        try:
+            return self.sock.sendmsg([hdr, payload, icrc(hdr, payload)])
+        except BlockingIOError:
+            return 0
+
+    def _reply(self, hdr: bytearray, psn: int, aeth: int) -> int:
+        """An ACK/NAK: ``psn`` (AckReq clear) into the headers, then the AETH and the ICRC."""
+        struct.pack_into("!I", hdr, BTH_OFF + 8, psn)
+        tail = struct.pack("!I", aeth)
+        return self._send_frame(hdr, tail)
+
+    def _recv_batch(self, limit: int) -> list[bytes]:
+        frames = []
+        for _ in range(limit):
+            try:
+                frames.append(self.sock.recv(9216))
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                if exc.errno in (errno.ENETDOWN, errno.ENXIO):
+                    break
+                raise
+        return frames
 
     def _receive(self, frame: bytes, now: float) -> None:
         if len(frame) < HDR_LEN + 4 or frame[IP_OFF] != 0x45:
@@ -638,15 +705,7 @@ class HostTransport:
         ``timeout`` seconds for something to do."""
         sock = self.sock
         now = self.clock()
-        for _ in range(256):
-            try:
-                frame = sock.recv(9216)
-            except BlockingIOError:
-                break
-            except OSError as exc:
-                if exc.errno in (errno.ENETDOWN, errno.ENXIO):
-                    break
-                raise
+        for frame in self._recv_batch(256):
             self._receive(frame, now)
         while True:
             try:
