@@ -59,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
     for vname, result in results["variants"].items():
         if result.get("error"):
             console.print(f"[red]variant {escape(vname)}: {escape(result['error'])}[/red]")
+        elif result.get("flows_incomplete"):
+            console.print(f"[yellow]variant {escape(vname)}: {result['flows_incomplete']} flow(s) had not completed "
+                          f"when the run ended (allow_incomplete)[/yellow]")
         if result.get("not_supported"):
             console.print(f"[yellow]variant {escape(vname)}: {escape(result['not_supported'])}[/yellow]")
     held = True
