@@ -251,3 +251,54 @@ def test_host_honours_pfc_for_its_priority(veth):
     finally:
         switch_side.close()
         pair.close()
+
+
+def test_slow_receiver_pauses_its_peer_and_loses_nothing(veth):
+    """The NIC's receive buffer passes XOFF: the host sends PFC for its data priority, the sender
+    obeys, nothing is dropped; the buffer never holds more than it can."""
+    config = dict(line_rate=100e6, rto=0.02, seed=7)
+    # B takes frames out at 10 Mbit/s of a 100 Mbit/s link
+    pair = Pair(veth, TransportConfig(**config), TransportConfig(**config, drain_rate=10e6))
+    try:
+        data = os.urandom(600_000)
+        msg = pair.a.post_send(pair.qp, data)
+        pair.run(lambda: msg.completed is not None)
+        b = pair.b.nic_counters()
+        assert pair.received == [data]
+        assert b["rx_drops"] == 0 and b["xoff_events"] >= 1 and b["pfc_tx"] >= 2    # paused, then resumed
+        assert pair.a.pause_frames == b["pfc_tx"]           # every one reached the sender and applied
+        assert pair.qp.retransmissions == 0
+        assert pair.b.config.rx_xoff < b["max_rx_bytes"] <= pair.b.config.rx_buffer
+    finally:
+        pair.close()
+
+
+def test_slow_receiver_without_host_pfc_drops_and_the_sender_retransmits(veth):
+    config = dict(line_rate=100e6, rto=0.02, seed=7)
+    pair = Pair(veth, TransportConfig(**config), TransportConfig(**config, drain_rate=10e6, host_pfc=False))
+    try:
+        msg = pair.a.post_send(pair.qp, 600_000)
+        pair.run(lambda: msg.completed is not None, timeout=60)
+        assert pair.b.nic_counters()["rx_drops"] > 0 and pair.b.nic_counters()["pfc_tx"] == 0
+        assert pair.qp.retransmissions > 0 and pair.a.pause_frames == 0
+    finally:
+        pair.close()
+
+
+def test_stuck_nic_pauses_continuously_until_it_recovers(veth):
+    pair = _pair(veth)
+    try:
+        msg = pair.a.post_send(pair.qp, 3_000_000)
+        pair.run(lambda: pair.qp.packets_sent > 50)
+        pair.b.stuck(0.3)
+        stuck_at = time.monotonic()
+        pair.run(lambda: pair.a.pause_frames >= 1)
+        sent_at_pause = pair.qp.packets_sent
+        pair.run(lambda: time.monotonic() > stuck_at + 0.25)
+        b = pair.b.nic_counters()
+        assert b["stuck"] and b["pfc_tx"] >= 100            # a storm: a pause every 0.5 ms (33.5 ms / 64 at 1G)
+        assert pair.qp.packets_sent <= sent_at_pause + 1 and msg.completed is None
+        pair.run(lambda: msg.completed is not None)         # recovered: resumed (XON), all delivered
+        assert not pair.b.nic_counters()["stuck"] and pair.a.paused_until == 0.0
+    finally:
+        pair.close()
