@@ -51,6 +51,7 @@ from typing import Callable
 
 from fabriclab.errors import UserError
 from fabriclab.v1model.loader import instantiate
+from fabriclab.v1model.runtime import packet_failure
 
 log = logging.getLogger(__name__)
 
@@ -234,16 +235,17 @@ class Switch:
                 continue
             try:
                 jobs = pipeline.ingress(frame, port, at // 1000)
-            except Exception:
-                self._pipeline_failed(port)
+            except Exception as exc:
+                self._pipeline_failed(port, exc)
                 continue
             for job in jobs:
                 enqueue(job, at)
 
-    def _pipeline_failed(self, port: int) -> None:
+    def _pipeline_failed(self, port: int, exc: Exception) -> None:
         _count(self.drops, "pipeline_error")
         if self.drops["pipeline_error"] == 1:
-            log.exception("%s: the pipeline failed on a packet from port %d (logged once)", self.name, port)
+            log.error("%s: packet from port %d dropped: %s (logged once; drops['pipeline_error'] counts them)",
+                      self.name, port, packet_failure(exc))
 
     def _ingress(self, port: int, frame: bytes, now_ns: int) -> None:
         tm = self.tm
@@ -256,8 +258,8 @@ class Switch:
             return
         try:
             jobs = pipeline.ingress(frame, port, now_ns // 1000)
-        except Exception:
-            self._pipeline_failed(port)
+        except Exception as exc:
+            self._pipeline_failed(port, exc)
             return
         for job in jobs:
             tm.enqueue(job, now_ns)
