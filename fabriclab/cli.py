@@ -10,7 +10,7 @@ import importlib
 import signal
 import sys
 
-from fabriclab.errors import UserError
+from fabriclab.errors import InternalError, UserError
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -61,6 +61,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 141
+    except InternalError as exc:
+        print(f"fabriclab: internal error: {exc}", file=sys.stderr)
+        return InternalError.exit_code
+    except Exception as exc:     # no traceback, ever: a bug is one line and exit code 3
+        print(f"fabriclab: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return InternalError.exit_code
 
 
 if __name__ == "__main__":

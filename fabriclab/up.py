@@ -34,7 +34,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     fabric = parser.add_argument_group("switches and controller")
     fabric.add_argument("--target", default="python", help="python (default), bmv2, or auto (bmv2 if installed)")
     fabric.add_argument("--bmv2-log", action="store_true",
-                        help="bmv2: write BMv2's per-packet trace (switches/<name>.txt; it slows BMv2 down)")
+                        help="bmv2: write BMv2's per-packet trace (switches/<name>.bmv2.log; it slows BMv2 down)")
     fabric.add_argument("--lb", default="ecmp", help="load balancing: ecmp (default), spray (random per packet), spray-rr (round robin), flowlet, adaptive")
     fabric.add_argument("--flowlet-gap", default="5ms", help="idle gap that starts a new flowlet (default 5ms)")
     fabric.add_argument("--ecn", action="store_true", help="mark ECN (DCQCN paper thresholds)")

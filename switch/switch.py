@@ -51,6 +51,7 @@ from typing import Callable
 
 from fabriclab.errors import UserError
 from fabriclab.v1model.loader import instantiate
+from fabriclab.v1model.runtime import packet_failure
 
 log = logging.getLogger(__name__)
 
@@ -234,16 +235,17 @@ class Switch:
                 continue
             try:
                 jobs = pipeline.ingress(frame, port, at // 1000)
-            except Exception:
-                self._pipeline_failed(port)
+            except Exception as exc:
+                self._pipeline_failed(port, exc)
                 continue
             for job in jobs:
                 enqueue(job, at)
 
-    def _pipeline_failed(self, port: int) -> None:
+    def _pipeline_failed(self, port: int, exc: Exception) -> None:
         _count(self.drops, "pipeline_error")
         if self.drops["pipeline_error"] == 1:
-            log.exception("%s: the pipeline failed on a packet from port %d (logged once)", self.name, port)
+            log.error("%s: packet from port %d dropped: %s (logged once; drops['pipeline_error'] counts them)",
+                      self.name, port, packet_failure(exc))
 
     def _ingress(self, port: int, frame: bytes, now_ns: int) -> None:
         tm = self.tm
@@ -256,14 +258,14 @@ class Switch:
             return
         try:
             jobs = pipeline.ingress(frame, port, now_ns // 1000)
-        except Exception:
-            self._pipeline_failed(port)
+        except Exception as exc:
+            self._pipeline_failed(port, exc)
             return
         for job in jobs:
             tm.enqueue(job, now_ns)
 
     def log_pfc_events(self, path: str) -> None:
-        """Append every PFC decision to ``path`` as 'TIME_NS PORT PRIORITY pause|resume tx|rx'."""
+        """Append every PFC decision to ``path`` as 'TIME_NS PORT PRIORITY pause|resume tx|rx|wd'."""
         self._pfc_log = open(path, "a", buffering=1 << 16)
 
         def write(now_ns: int, port: int, priority: int, pause: bool, direction: str) -> None:
@@ -488,7 +490,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pcap", metavar="DIR", help="write one pcap per port (rx and tx) into DIR")
     parser.add_argument("--stats-file", metavar="FILE", help="write counters as JSON every second and at exit")
     parser.add_argument("--pfc-log", metavar="FILE", help="append one line per PFC frame sent or received: "
-                        "'TIME_NS PORT PRIORITY pause|resume tx|rx' (monotonic clock)")
+                        "'TIME_NS PORT PRIORITY pause|resume tx|rx|wd' (monotonic clock; "
+                        "wd: the PFC watchdog lifted a pause)")
     parser.add_argument("--name", default="switch", help="the switch's name in log lines (default: switch)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--engine", choices=("auto", "native", "python"),

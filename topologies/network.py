@@ -52,7 +52,8 @@ class FabricNetwork:
     def __init__(self, description: FabricDescription, run_dir: str | Path, *, target: str = "python",
                  program: str | Path = DEFAULT_PROGRAM, settings: ControllerSettings | None = None,
                  switch_config: dict | None = None, pcap: bool = False, progress: Progress | None = None,
-                 switch_workers: int | None = None, bmv2_log: bool = False):
+                 switch_workers: int | None = None, bmv2_log: bool = False,
+                 switch_overrides: dict[str, dict] | None = None):
         description.validate()
         self.description = description
         self.run_dir = Path(run_dir).resolve()
@@ -61,6 +62,7 @@ class FabricNetwork:
         self.settings = settings or ControllerSettings()
         self.settings.validate()
         self.switch_config = switch_config or {}
+        self.switch_overrides = switch_overrides or {}   # switch name -> top-level switch.yaml keys
         self.pcap = pcap
         # python switches per process: spread over this many worker processes (None: one per
         # core; 0: a process per switch)
@@ -159,7 +161,7 @@ class FabricNetwork:
         if self.target == "bmv2":
             self._compile_for_bmv2()
         for sw in self.description.switches:
-            config = dict(self.switch_config)
+            config = {**self.switch_config, **self.switch_overrides.get(sw.name, {})}
             config["mtu"] = self.description.mtu
             # Every port runs at its link's rate with its link's delay (the TM paces it).
             ports = {port: {"rate": self.description.link_at(sw.name, port).rate_bps,

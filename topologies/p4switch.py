@@ -74,7 +74,7 @@ class P4Switch(Switch):
         self.config_file = config_file
         self.pcap = pcap
         self.bmv2_json = bmv2_json
-        self.bmv2_log = bmv2_log     # bmv2 target: BMv2's per-packet trace into <name>.txt
+        self.bmv2_log = bmv2_log     # bmv2 target: BMv2's per-packet trace into <name>.bmv2.log
         self.log_path = self.run_dir / "switches" / f"{name}.log"
         self.stats_path = self.run_dir / "switches" / f"{name}.stats.json"   # python target: final counters stay
         self.pfc_log_path = self.run_dir / "switches" / f"{name}.pfc.log"   # python target: every PFC frame
@@ -105,7 +105,7 @@ class P4Switch(Switch):
         if not self.bmv2_json:
             raise UserError(f"{self.name}: the bmv2 target needs the program compiled by p4c-bm2-ss")
         return bmv2.command(device_id=self.device_id, grpc_port=self.grpc_port, interfaces=self.data_ports(),
-                            json_path=self.bmv2_json, log_file=self.log_path.with_suffix("") if self.bmv2_log else None,
+                            json_path=self.bmv2_json, log_file=self.log_path.with_suffix(".bmv2.log") if self.bmv2_log else None,
                             pcap_dir=pcap_dir if self.pcap else None, priority_queues=bmv2.has_priority_queues())
 
     def configure_queues(self) -> None:
