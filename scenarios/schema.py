@@ -265,6 +265,8 @@ def _build(raw: Any, path: Path) -> Scenario:
         base["topology"] = dict(body["topology"])
     if "topology_file" in body:
         base.pop("topology", None)
+    elif "topology" in body:
+        base["topology"] = dict(body["topology"])   # the default's leaf-spine keys fit no other kind
     raw_variants = data.get("variants") or {"default": {}}
     if not isinstance(raw_variants, dict):
         raise ValueError("variants: expected a mapping of variant name -> overrides")

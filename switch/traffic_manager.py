@@ -56,6 +56,12 @@ HIGHEST_FIRST = tuple(range(NUM_PRIORITIES - 1, -1, -1))
 HIGHEST_SET = tuple(m.bit_length() - 1 for m in range(1 << NUM_PRIORITIES))   # mask -> top queue
 
 
+def wire_bytes(frame_len: int) -> int:
+    """What a frame of ``frame_len`` bytes as AF_PACKET carries it (no FCS) spends on the wire:
+    + FCS, preamble/SFD and inter-frame gap, at least a minimum frame's. Hosts pace on this too."""
+    return frame_len + WIRE_OVERHEAD if frame_len + 4 >= MIN_WIRE_FRAME else MIN_WIRE_FRAME + 20
+
+
 class _Port:
     """One egress port's queues, scheduler state and counters."""
 
@@ -504,9 +510,7 @@ class TrafficManager:
     def _wire(self, port: _Port, frame: bytes, now: int) -> None:
         start = now if now > port.busy_until else port.busy_until
         length = len(frame)
-        # the time on the wire: bytes + preamble, IFG and FCS, at least a minimum frame's
-        wire = length + WIRE_OVERHEAD if length + 4 >= MIN_WIRE_FRAME else MIN_WIRE_FRAME + 20
-        port.busy_until = start + ((wire * port.ns_per_byte_q16) >> 16)
+        port.busy_until = start + ((wire_bytes(length) * port.ns_per_byte_q16) >> 16)
         port.tx_frames += 1
         port.tx_bytes += length
         if port.delay_ns:

@@ -193,6 +193,37 @@ def test_slow_pacing_causes_no_spurious_timeouts(veth):
         pair.close()
 
 
+class FakeClock:
+    def __init__(self, t: float):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_host_paces_on_wire_bytes(veth):
+    """At line rate a full frame costs the host what it costs the switch port: frame + FCS +
+    preamble + inter-frame gap. Pacing on frame bytes sent 102 frames where the wire takes 100,
+    and a lone flow built a standing queue at its first switch."""
+    a, b = veth.hosts
+    clock = FakeClock(100.0)
+    with in_netns(a.netns_path):
+        host = HostTransport(a.ifname, TransportConfig(line_rate=20e6), clock=clock)
+    try:
+        qp = host.connect(b.ip, 7, b.mac)
+        host.post_send(qp, 400 * 1024)
+        host.poll()                                         # an idle pacer starts without a burst
+        assert qp.packets_sent == 1
+        wire_time = (54 + 1024 + 4 + 24) * 8 / 20e6         # 1082-byte frame + 24 on the wire
+        start = clock.t
+        for step in range(1, 403):                          # 100.5 frame times, in quarters
+            clock.t = start + step * wire_time / 4
+            host.poll()
+        assert qp.packets_sent - 1 == 100
+    finally:
+        host.close()
+
+
 def test_host_honours_pfc_for_its_priority(veth):
     pair = _pair(veth)
     a, b = veth.hosts

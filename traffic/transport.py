@@ -28,7 +28,10 @@ What it does, per queue pair (QP):
   adds a window of duplicates to those very queues;
 * notification point: a CE-marked data packet makes the responder send a CNP (DSCP 48) to that
   QP, at most one per ``cnp_interval``; reaction point: a CNP cuts the QP's DCQCN rate;
-* each QP is paced to its current rate, and the host to the line rate;
+* each QP is paced to its current rate, and the host to the line rate, both on wire bytes (the
+  frame + FCS, preamble and inter-frame gap, as the switch's port spends them): pacing on frame
+  bytes alone would overdrive the first switch port by ~2 % and build a queue behind a lone flow.
+  ACKs and CNPs the host sends take their share of its line too;
 * like a NIC port, the host honours 802.1Qbb PFC for its data priority (and 802.3x PAUSE): no
   data leaves while paused, for quanta × 512 bit times at the line rate (0 = resume). ACKs and
   CNPs are small and are not held back;
@@ -78,6 +81,7 @@ from typing import Callable
 
 from scapy.compat import raw
 
+from fabriclab.switch.traffic_manager import wire_bytes
 from fabriclab.traffic import packets
 from fabriclab.traffic.dcqcn import Dcqcn, DcqcnParams
 
@@ -174,7 +178,7 @@ class TransportConfig:
     rto: float = 0.1                  # s: the least RTO (the RTO adapts to the measured RTT above it)
     ooo: bool = False                 # accept reordered packets, selective repeat (default: go-back-N)
     nak_threshold: int = 3            # ooo: packets held above a hole before it is NAKed (at first)
-    burst: int = 4                    # packets a late pacer may send back to back
+    burst: int = 2                    # packets a late pacer may send back to back to catch up
     drop_probability: float = 0.0     # test knob: drop arriving data packets
     ce_probability: float = 0.0       # test knob: treat arriving data packets as CE-marked
     keep_data: bool = True            # deliver received bytes (False: count them only)
@@ -447,6 +451,11 @@ class HostTransport:
         self._message_ids += 1
         if not qp.has_work:
             qp.last_progress = now
+            # an idle pacer earns no credit: a flow starts at its rate, not with a catch-up burst
+            # (which would stand in the first switch's queue for as long as the flow lasts)
+            qp.next_send_time = max(qp.next_send_time, now)
+            if not any(other.has_work for other in self._rr):
+                self._next_host_send = max(self._next_host_send, now)
         qp.next_psn += npackets
         qp.messages.append(msg)
         return msg
@@ -539,7 +548,12 @@ class HostTransport:
 
     def _send_ack(self, qp: QueuePair, psn: int, syndrome: int) -> None:
         # a full socket loses it like a wire would: the requester's timeout recovers
-        self._reply(qp.ack_header, psn & PSN_MASK, (syndrome << 24) | (qp.msn & PSN_MASK))
+        if self._reply(qp.ack_header, psn & PSN_MASK, (syndrome << 24) | (qp.msn & PSN_MASK)):
+            self._take_line(HDR_LEN + 4 + packets.ICRC_LEN)
+
+    def _take_line(self, frame_len: int) -> None:
+        """A frame sent outside the data pacer (ACK, CNP) delays the host's next data frame."""
+        self._next_host_send += wire_bytes(frame_len) * 8 / self.config.line_rate
 
     # ---- the wire (Python; the C twins in native_transport.c replace these per instance) ----
 
@@ -618,6 +632,7 @@ class HostTransport:
             if now - qp.last_cnp_sent >= cfg.effective_cnp_interval():
                 try:
                     self.sock.send(qp.cnp_frame)
+                    self._take_line(len(qp.cnp_frame))
                     qp.cnps_sent += 1
                     qp.last_cnp_sent = now
                 except BlockingIOError:
@@ -841,7 +856,7 @@ class HostTransport:
         """Send every packet whose time has come; returns when the next one is due."""
         cfg = self.config
         line_gap = 8 / cfg.line_rate
-        slack = cfg.burst * (HDR_LEN + cfg.mtu + 4) * line_gap
+        slack = cfg.burst * wire_bytes(HDR_LEN + cfg.mtu + packets.ICRC_LEN) * line_gap
         if now < self.paused_until:
             return self.paused_until
         wake: float | None = None
@@ -884,8 +899,9 @@ class HostTransport:
                 if selective is not None:
                     resend.popleft()
                 rate = qp.rate.rate if qp.rate else cfg.line_rate
-                qp.next_send_time = max(qp.next_send_time, now - slack) + frame_len * 8 / rate
-                self._next_host_send = max(self._next_host_send, now - slack) + frame_len * line_gap
+                wire = wire_bytes(frame_len)
+                qp.next_send_time = max(qp.next_send_time, now - slack) + wire * 8 / rate
+                self._next_host_send = max(self._next_host_send, now - slack) + wire * line_gap
                 sent_any = True
             now = self.clock()
         return wake
