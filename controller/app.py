@@ -137,6 +137,7 @@ class FabricController(app_manager.OSKenApp):
         self.repairs: list[dict] = []
         self.heavy: dict[FlowKey, tuple[HeavyFlow, float]] = {}    # key -> (report, when)
         self.pins: dict[FlowKey, dict] = {}                        # key -> {path, demand, at, bytes, moved}
+        self.pinned_total = 0                                      # pins ever made
         self.rest = None
         self.finished = threading.Event()   # set when the app stops (or fails to program)
         self.failed = False
@@ -350,6 +351,9 @@ class FabricController(app_manager.OSKenApp):
             now = time.monotonic()
             for (switch, gid), weights in decision.weights.items():
                 group = self.state.tables[switch].group(gid)
+                log.info("%s group %d: weights %s -> %s (%s)", switch, gid, group.weights, weights,
+                         ", ".join(f"{m.neighbour} {view.loads[(switch, m.port)].util:.2f}" for m in group.members
+                                   if (switch, m.port) in view.loads))
                 writes.setdefault(switch, []).extend(self.state.weight_writes(group, weights, now))
             for key in decision.release:
                 self._merge(writes, self.state.unpin_writes(key))
@@ -358,6 +362,7 @@ class FabricController(app_manager.OSKenApp):
             for key, (path, demand) in decision.pin.items():
                 self._merge(writes, self.state.pin_writes(key, path))
                 self.pins[key] = {"path": path, "demand": demand, "at": now, "bytes": 0, "moved": now}
+                self.pinned_total += 1
                 self.heavy.pop(key, None)
                 log.info("pinned %s to %s (%.1f Mbit/s)", key, " ".join(f"{s}:{p}" for s, p in path), demand / 1e6)
             counts = self.apply(writes) if writes else {}

@@ -31,6 +31,9 @@ SUMMARY_METRICS = [
     ("retransmissions", "retransmissions"), ("max_queue_pkts", "max queue (pkts)"), ("hot_queue_mean_pkts", "hot queue mean (pkts)"),
     ("fairness", "Jain fairness"), ("cct_s", "CCT (s)"),
     ("busbw_mbps", "busbw (Mbit/s)"), ("victim_mbps", "victim (Mbit/s)"),
+    ("link_down_drops", "frames cut at a down link"), ("repair_ms", "repair (ms)"),
+    ("elephants_mbps", "elephants (Mbit/s)"), ("elephants_of_ideal", "elephants / ideal"),
+    ("mice_fct_p99_ms", "mice FCT p99 (ms)"), ("pinned_flows", "pinned flows"),
 ]
 
 
