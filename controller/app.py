@@ -329,16 +329,19 @@ class FabricController(app_manager.OSKenApp):
     def _telemetry_loop(self) -> None:
         interval = self.settings.poll_interval_s
         next_poll = time.monotonic()
+        failures = 0
         while not self.finished.wait(max(0.0, next_poll - time.monotonic())):
             next_poll += interval
             if next_poll < time.monotonic():
                 next_poll = time.monotonic() + interval    # fell behind: do not poll back to back
             try:
                 self.poll_once()
+                failures = 0
             except Exception as exc:
                 if self.finished.is_set():
                     return
-                log.warning("telemetry poll failed: %s", exc)
+                failures += 1     # e.g. a bmv2 switch, which has no runtime API: say so once
+                (log.warning if failures == 1 else log.debug)("telemetry poll failed: %s", exc)
 
     def poll_once(self) -> None:
         loads = self.telemetry.poll()
