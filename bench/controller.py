@@ -60,8 +60,10 @@ def measure(run_dir: Path, progress=lambda message: None) -> dict:
         repairs = []
         for i in range(REPAIRS):
             progress(f"link flbcl1 flbcs1 down ({i + 1}/{REPAIRS})")
+            issued = time.time()
             network.net.configLinkStatus("flbcl1", "flbcs1", "down")
             repairs.append(_wait_repairs(url, 2 * i + 1)[-1])
+            repairs[-1]["from_command_ms"] = (repairs[-1]["at"] - issued) * 1e3
             network.net.configLinkStatus("flbcl1", "flbcs1", "up")
             _wait_repairs(url, 2 * i + 2)
             time.sleep(2 * settings.poll_interval_s)
@@ -75,6 +77,8 @@ def measure(run_dir: Path, progress=lambda message: None) -> dict:
             "repair_ms_median": statistics.median(repair), "repair_ms": repair,
             "detected_ms_median": statistics.median(r["detected_ms"] for r in repairs),
             "reprogrammed_ms_median": statistics.median(r["reprogrammed_ms"] for r in repairs),
+            # from Mininet's command (ifconfig on both ends, through the nodes' shells) to repaired
+            "from_command_ms_median": statistics.median(r["from_command_ms"] for r in repairs),
             "switches_rewritten": len(repairs[0]["switches"]),
             "goal_ms": 2 * settings.poll_interval_s * 1e3 + 100}
 
@@ -96,6 +100,7 @@ def run(args: argparse.Namespace) -> dict:
     table.add_row(f"repair after link down (median of {REPAIRS})", f"{figures['repair_ms_median']:.1f} ms")
     table.add_row("  detection (carrier event to controller)", f"{figures['detected_ms_median']:.1f} ms")
     table.add_row("  reprogramming", f"{figures['reprogrammed_ms_median']:.1f} ms")
+    table.add_row("from `link down` issued to repaired (median)", f"{figures['from_command_ms_median']:.1f} ms")
     table.add_row("switches rewritten per repair", str(figures["switches_rewritten"]))
     table.add_row("goal: two poll intervals + 100 ms", f"{figures['goal_ms']:.0f} ms")
     console.print(table)

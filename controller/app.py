@@ -43,6 +43,8 @@ except ImportError:  # pragma: no cover - real Ryu
     from ryu.controller import event
     from ryu.lib import hub
 
+BaseApp = getattr(app_manager, "OSKenApp", None) or app_manager.RyuApp   # the same class under either name
+
 from fabriclab.controller.fabric_rules import INGRESS, TableWrite, switch_rules
 from fabriclab.controller.fabric_state import FabricState
 from fabriclab.controller.policy import FabricView, FlowKey, GroupView, HeavyFlow, Pin, Policy, make_policy
@@ -121,7 +123,7 @@ class EventTableChanged(event.EventBase):
         self.reason, self.switches = reason, switches
 
 
-class FabricController(app_manager.OSKenApp):
+class FabricController(BaseApp):
     _EVENTS = [EventFabricProgrammed, EventLinkLoad, EventPortStatus, EventTableChanged]
 
     def __init__(self, *args, config: ControllerConfig, **kwargs):
@@ -224,8 +226,7 @@ class FabricController(app_manager.OSKenApp):
 
     def _enable_heavy_reports(self, client: Any) -> None:
         """Heavy-flow digests stream from every switch; the threshold (0: off) is the policy's."""
-        names = client._require_names()
-        if any(d.preamble.name == HEAVY_DIGEST for d in names.p4info.digests):
+        if any(d.preamble.name == HEAVY_DIGEST for d in client.names.p4info.digests):   # set with the pipeline
             client.enable_digest(HEAVY_DIGEST)
             write_entries(client, [self._heavy_threshold_write()])
 
