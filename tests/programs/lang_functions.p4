@@ -42,6 +42,11 @@ control Ingress(inout headers hdr, inout meta m, inout standard_metadata_t sm) {
         } else if (hdr.h.op == 2) {
             hdr.h.b = twice(hdr.h.a, m.calls) + twice(plus_base(hdr.h.a), m.calls);
             hdr.h.c = m.calls;
+        } else if (hdr.h.op == 4) {
+            // calls on the right of || and in a branch of ?: run only when P4 evaluates them
+            bool ok = hdr.h.a == 0 || twice(hdr.h.a, m.calls) > 4;
+            hdr.h.b = ok ? bump(hdr.h.a) : 0xff;
+            hdr.h.c = m.calls;
         } else if (twice(hdr.h.a, m.calls) == 8) {
             hdr.h.c = m.calls + 10;
         }
