@@ -1,5 +1,5 @@
-/* Functions with return and out/inout parameters called inside expressions and conditions, in
- * P4's left-to-right side-effect order (both engines). */
+/* Functions (top level and declared in a control) with return and out/inout parameters called
+ * inside expressions and conditions, in P4's left-to-right side-effect order (both engines). */
 #include <core.p4>
 #include <v1model.p4>
 
@@ -24,14 +24,17 @@ parser P(packet_in b, out headers hdr, inout meta m, inout standard_metadata_t s
     state start { b.extract(hdr.h); transition accept; }
 }
 
-bit<8> plus_base(in bit<8> x) {
-    if (x > 100) {
-        return 100;
-    }
-    return x + 3;
-}
-
 control Ingress(inout headers hdr, inout meta m, inout standard_metadata_t sm) {
+    bit<8> base = 3;
+
+    /* Declared in the control: it sees the control's variables. */
+    bit<8> plus_base(in bit<8> x) {
+        if (x > 100) {
+            return 100;
+        }
+        return x + base;
+    }
+
 
     apply {
         m.calls = 0;
