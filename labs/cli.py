@@ -3,7 +3,6 @@ p4lang/tutorials layout (``start DIR``, ``check DIR --pingall``)."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys

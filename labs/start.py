@@ -7,7 +7,8 @@ Three ways, by ``start:`` in lab.yaml:
 * ``scenario`` — fabric.p4 and the controller on the fabric of one variant of the lab's scenario
   file (``scenario: FILE``, ``variant: NAME``), with that variant's switch and ECN settings;
 * ``fabric`` — fabric.p4 and the controller on ``topology: {kind: ..., ...}`` (as scenarios
-  write it), the switches configured by the lab's ``switch_config: FILE`` if it names one.
+  write it), the switches configured by the lab's ``switch_config: FILE`` if it names one, ECN
+  marking if ``ecn: true``, the controller's routing ``policy`` if one is named.
 """
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ def fabric_of(run: LabRun) -> tuple[FabricDescription, dict]:
             topo[key] = parse_rate(topo[key], f"{run.lab.name}/lab.yaml: topology.{key}")
     if "delay" in topo:
         topo["delay"] = parse_duration(topo["delay"], f"{run.lab.name}/lab.yaml: topology.delay")
-    kwargs: dict = {"settings": ControllerSettings(ecn=EcnSettings(enabled=bool(options.get("ecn"))))}
+    kwargs: dict = {"settings": ControllerSettings(ecn=EcnSettings(enabled=bool(options.get("ecn"))),
+                                                   policy=str(options.get("policy", "static")))}
     if options.get("switch_config"):
         from fabriclab.switch.switch_config import load_config
 

@@ -2,7 +2,7 @@
 compiled program with s1-runtime.json's routes; no network needed)."""
 from __future__ import annotations
 
-from scapy.layers.inet import ICMP, IP, UDP
+from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import ARP, Ether
 
 from fabriclab.labs.checks import Check
