@@ -33,10 +33,6 @@ CPU_PORT = 255             # p4/include/defines.p4 CPU_PORT_NUMBER
 NOT_SUPPORTED = {"pfc": "PFC is not supported on bmv2 (simple_switch sends and honours no pause frames)"}
 
 
-def available() -> bool:
-    return all(shutil.which(binary) for binary in BINARIES)
-
-
 def missing_reason() -> str | None:
     """Why ``--target bmv2`` cannot run here, or None."""
     missing = [binary for binary in (*BINARIES, CLI) if not shutil.which(binary)]
@@ -75,8 +71,8 @@ def has_priority_queues(binary: str = "simple_switch_grpc") -> bool:
 
 def command(*, device_id: int, grpc_port: int, interfaces: dict[int, str], json_path: str,
             log_file: Path | None = None, pcap_dir: Path | None = None, priority_queues: bool = False) -> list[str]:
-    """simple_switch_grpc's argv. ``log_file``: BMv2's per-packet trace goes to ``<log_file>.txt``
-    (BMv2 appends the suffix); without it BMv2 logs nothing per packet."""
+    """simple_switch_grpc's argv. ``log_file``: BMv2's per-packet trace goes there; without it
+    BMv2 logs nothing per packet (its logger is off unless --log-file or --log-console)."""
     cmd = ["simple_switch_grpc", "--device-id", str(device_id),
            *(arg for port, name in interfaces.items() for arg in ("-i", f"{port}@{name}")),
            "--thrift-port", str(thrift_port(grpc_port))]
@@ -147,7 +143,8 @@ class StatsClient:
 
         self.ports, self.grpc_port = ports, grpc_port
         self.client = P4RuntimeClient(grpc_addr, device_id=device_id, timeout=10.0)
-        self.client.connect()
+        # reads need no stream: no arbitration, so the controller stays primary
+        self.client.fetch_p4info()
 
     def call(self, cmd: str, **args):
         if cmd == "stats":
@@ -171,9 +168,11 @@ class StatsClient:
         try:
             return self.client.read_register(name)
         except P4RuntimeError:
+            # simple_switch_CLI answers "RuntimeCmd: NAME= v0, v1, ..." on one line
             answer = run_cli(self.grpc_port, [f"register_read {name}"])
-            _, _, values = answer.partition("=")
-            return {i: int(v) for i, v in enumerate(values.split(",")) if v.strip().isdigit()}
+            line = next((ln for ln in answer.splitlines() if f"{name}=" in ln), "")
+            values = line.partition("=")[2].split(",")
+            return {i: int(v) for i, v in enumerate(values) if v.strip().isdigit()}
 
     def stats(self) -> dict:
         tx = self.client.read_counter("FabricEgress.port_tx")
