@@ -541,9 +541,12 @@ class NativeGenerator:
         self.table_fns = {}
         for local in decl.locals:
             if isinstance(local, ast.FunctionDecl):
-                raise _unsupported("functions declared inside controls", local)
+                self.function_fns[id(local)] = f"fn{inst.index}_{c_ident(local.name)}"
             if isinstance(local, ast.ActionDecl):
                 self.action_fns[id(local)] = f"a{inst.index}_{c_ident(local.name)}"
+        for local in decl.locals:
+            if isinstance(local, ast.FunctionDecl):
+                self.emit_function(local, inst)
         for local in decl.locals:
             if isinstance(local, ast.ActionDecl):
                 self.emit_action(local, inst)
@@ -662,7 +665,8 @@ class NativeGenerator:
         o.line("}")
         o.line("")
 
-    def emit_function(self, decl: ast.FunctionDecl) -> None:
+    def emit_function(self, decl: ast.FunctionDecl, inst: ControlInstance | None = None) -> None:
+        """A top-level function, or (``inst``) one declared in a control: it gets the frame."""
         o = self.out
         fn = self.function_fns[id(decl)]
         if decl.type_params:
@@ -674,13 +678,21 @@ class NativeGenerator:
                 raise _unsupported(f"the return type of function {decl.name}", decl)
             ret_c = ctype(ret_t, decl)
         self.vars = {}
-        self.ctx = "ctx"
-        self.frame_type = None
-        proto = f"static {ret_c} {fn}({', '.join(['Ctx *ctx'] + [self.param_decl(p) for p in decl.params])})"
+        if inst is None:
+            first = "Ctx *ctx"
+            self.ctx = "ctx"
+            self.frame_type = None
+        else:
+            first = f"F{inst.index} *F"
+            self.bind_frame_vars(inst.decl)
+            self.ctx = "F->ctx"
+        proto = f"static {ret_c} {fn}({', '.join([first] + [self.param_decl(p) for p in decl.params])})"
         self.protos.append(proto)
         o.line(f"{proto}  /* function {decl.name} */")
         o.line("{")
         o.indent()
+        if inst is not None:
+            o.line("Ctx *ctx = F->ctx; (void)ctx;")
         self.outs = [p.entity for p in decl.params if p.direction in ("out", "inout") and not is_aggregate(p.entity.type)]
         self.returns_value = ret_c != "void"
         self.bind_params(decl.params)
@@ -1174,6 +1186,10 @@ class NativeGenerator:
                     raise _unsupported("calling a control's action from outside it", call)
                 return f"{fn}({', '.join(['F'] + args)})", outs
             return f"{self.top_action_fns[id(entity.decl)]}({', '.join([self.ctx] + args)})", outs
+        if getattr(call.target.decl, "control", None) is not None:    # declared in this control
+            if self.frame_type is None:
+                raise _unsupported("calling a control's function from outside it", call)
+            return f"{self.function_fns[id(call.target.decl)]}({', '.join(['F'] + args)})", outs
         return f"{self.function_fns[id(call.target.decl)]}({', '.join([self.ctx] + args)})", outs
 
     # -- parser and deparser primitives -------------------------------------------------------
