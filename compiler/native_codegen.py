@@ -1020,9 +1020,29 @@ class NativeGenerator:
             self.loops.pop()
         elif isinstance(s, ast.ForInStatement):
             c = s.collection
-            if not isinstance(c, ast.Range):
-                raise _unsupported("for ... in over a header stack", s)
             var = s.var.entity
+            if not isinstance(c, ast.Range):      # each element of a header stack in turn
+                loop = self.fresh("loop")
+                self.loops.append(loop)
+                st: StackT = c.checked_type
+                o.line("{")
+                o.indent()
+                if s.var.type is not None:
+                    cname = self.struct_type(var.type)
+                    o.line(f"{cname} {self.vn(var)};")
+                    self.vars[var] = self.vn(var)
+                o.line(f"for (int {loop}_i = 0; {loop}_i < {st.size}; {loop}_i++) {{")
+                o.indent()
+                o.line(f"{self.vars[var]} = {self.ref(c)}.hs[{loop}_i];")
+                self.stmt(s.body)
+                o.line(f"{loop}_continue: ;")
+                o.dedent()
+                o.line("}")
+                o.line(f"{loop}_break: ;")
+                o.dedent()
+                o.line("}")
+                self.loops.pop()
+                return
             t = var.type
             loop = self.fresh("loop")
             self.loops.append(loop)
@@ -1800,8 +1820,26 @@ class NativeGenerator:
                 nbytes = (t.width + 7) // 8
                 return (f"({{ if (off + {nbytes} > n) {self.parser_error(too_short)} "
                         f"{cname} _la; unpack_{cname}(&_la, data + off); _la; }})")
+            if isinstance(t, StructLikeT) and t.kind == "struct":
+                # a struct of scalar fields, laid out as a header (the Python engine's lookahead_struct)
+                cname = self.struct_type(t)
+                sets, off = [], 0
+                for f in t.fields:
+                    if is_aggregate(f.type) or isinstance(f.type, VarbitT) or flat_width(f.type) > 64:
+                        raise _unsupported(f"lookahead of struct {t.name} (field {f.name})", e)
+                    w = flat_width(f.type)
+                    raw = f"fl_get_bits(data + off, {off}, {w})"
+                    if isinstance(f.type, BoolT):
+                        raw = f"({raw} == 1)"
+                    elif is_signed(f.type):
+                        raw = f"fl_sext({raw}, {w})"
+                    sets.append(f"_la.{c_field(f.name)} = {raw};")
+                    off += w
+                nbytes = (off + 7) // 8
+                return (f"({{ if (off + {nbytes} > n) {self.parser_error(too_short)} "
+                        f"{cname} _la; memset(&_la, 0, sizeof _la); {' '.join(sets)} _la; }})")
             if not isinstance(t, BitT) or t.width > MAX_WIDTH:
-                raise _unsupported(f"lookahead of something other than a header or bit<W <= {MAX_WIDTH}>", e)
+                raise _unsupported(f"lookahead of something other than a header, struct or bit<W <= {MAX_WIDTH}>", e)
             nbytes = (t.width + 7) // 8
             return (f"({{ if (off + {nbytes} > n) {self.parser_error(too_short)} "
                     f"fl_get_bits{sfx(t.width)}(data + off, 0, {t.width}); }})")
