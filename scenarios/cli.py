@@ -1,5 +1,8 @@
 """``fabriclab run NAME|FILE``: run a scenario's variants back to back, sample the switches,
-evaluate the expectations, and write results.json, the plots and report.html."""
+evaluate the expectations, and write results.json, the plots and report.html.
+
+Exit status: 0 every expectation held, 1 one failed, 4 none failed but some were not valid
+(a variant's fidelity was degraded: scenarios/fidelity.py), 2 bad input."""
 from __future__ import annotations
 
 import argparse
@@ -20,6 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.table import Table
 
+    from fabriclab.scenarios.fidelity import NOT_VALID_EXIT
     from fabriclab.scenarios.report import SUMMARY_METRICS, metric, write_report
     from fabriclab.scenarios.runner import run_scenario
     from fabriclab.scenarios.schema import load_scenario
@@ -48,10 +52,15 @@ def run(args: argparse.Namespace) -> int:
     for vname, result in results["variants"].items():
         if result.get("error"):
             console.print(f"[red]variant {escape(vname)}: {escape(result['error'])}[/red]")
-    held = True
+        for reason in (result.get("fidelity") or {}).get("reasons", []):
+            console.print(f"[yellow]variant {escape(vname)}: fidelity degraded: {escape(reason)}[/yellow]")
+    marks = {True: "[green]✔[/green]", False: "[red]✘[/red]", None: "[yellow]⚠[/yellow]"}
     for exp in results["expectations"]:
-        mark = "[green]✔[/green]" if exp["held"] else "[red]✘[/red]"
-        console.print(f"{mark} {escape(exp['text'])}   ({escape(exp['detail'])})")
-        held &= exp["held"]
+        console.print(f"{marks[exp['held']]} {escape(exp['text'])}   ({escape(exp['detail'])})")
     console.print(f"report: {report}")
-    return 0 if held else 1
+    if results["verdict"] == "not valid":
+        console.print("[bold yellow]verdict: NOT VALID[/bold yellow] -- the emulation could not keep time (see "
+                      "above), so the expectations were not judged; re-run on an idle or faster machine, "
+                      "or at a lower rate")
+        return NOT_VALID_EXIT
+    return 0 if results["verdict"] == "held" else 1

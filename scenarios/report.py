@@ -31,6 +31,8 @@ SUMMARY_METRICS = [
     ("retransmissions", "retransmissions"), ("max_queue_pkts", "max queue (pkts)"), ("hot_queue_mean_pkts", "hot queue mean (pkts)"),
     ("fairness", "Jain fairness"), ("cct_s", "CCT (s)"),
     ("busbw_mbps", "busbw (Mbit/s)"), ("victim_mbps", "victim (Mbit/s)"),
+    ("fidelity.status", "fidelity"), ("fidelity.lateness_p99_us", "frame lateness p99 (µs)"),
+    ("fidelity.loop_lag_p99_us", "switch loop lag p99 (µs)"), ("fidelity.pacing_p99_us", "host pacing error p99 (µs)"),
 ]
 
 
@@ -157,10 +159,13 @@ def write_report(results: dict, out: Path) -> Path:
         + "".join(f"<td>{_fmt(metric(r, path))}</td>" for r in variants.values()) + "</tr>"
         for path, label in SUMMARY_METRICS)
     header = "".join(f"<th>{html.escape(v)}</th>" for v in variants)
+    marks = {True: ("held", "✔"), False: ("failed", "✘"), None: ("invalid", "⚠")}
     checks = "".join(
-        f"<li class={'held' if e['held'] else 'failed'}>{'✔' if e['held'] else '✘'} "
+        f"<li class={marks[e['held']][0]}>{marks[e['held']][1]} "
         f"<code>{html.escape(e['text'])}</code> — {html.escape(e.get('detail', ''))}</li>"
         for e in results.get("expectations", []))
+    degraded = "".join(f"<li class=invalid>{html.escape(name)}: {html.escape(reason)}</li>"
+                       for name, r in variants.items() for reason in (r.get("fidelity") or {}).get("reasons", []))
     figures = "".join(
         f"<figure><img alt='{p.stem}' src='data:image/png;base64,"
         f"{base64.b64encode(p.read_bytes()).decode()}'><figcaption>{p.stem}</figcaption></figure>"
@@ -169,11 +174,14 @@ def write_report(results: dict, out: Path) -> Path:
 <title>fabriclab: {html.escape(results['scenario'])}</title><style>
 body{{font-family:sans-serif;margin:2em;max-width:1200px}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}} th{{background:#f4f4f4}}
-li.held{{color:#176617}} li.failed{{color:#a11}} img{{max-width:100%}} figure{{margin:1em 0}}
+li.held{{color:#176617}} li.failed{{color:#a11}} li.invalid{{color:#a60}} img{{max-width:100%}} figure{{margin:1em 0}}
 </style></head><body>
 <h1>Scenario {html.escape(results['scenario'])}</h1><p>{html.escape(results.get('description', ''))}</p>
 <h2>Summary</h2><table><tr><th></th>{header}</tr>{rows}</table>
-<h2>Expectations</h2><ul>{checks}</ul>
+<h2>Expectations</h2><p>verdict: <b>{html.escape(results.get('verdict', ''))}</b></p><ul>{checks}</ul>
+<h2>Fidelity</h2><p>Every switch's frame lateness and loop lag and every host's pacing error, 99th
+percentile against its budget (README, "Fidelity"); a degraded variant's expectations are not valid.</p>
+<ul>{degraded or "<li class=held>every variant ok</li>"}</ul>
 <h2>Plots</h2>{figures}
 </body></html>"""
     report = out / "report.html"

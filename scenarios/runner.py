@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from fabriclab.errors import UserError
+from fabriclab.scenarios.fidelity import not_valid_because, variant_fidelity, verdict
 from fabriclab.scenarios.schema import Scenario
 from fabriclab.topologies.description import FabricDescription
 
@@ -367,6 +368,9 @@ def run_variant(name: str, config: dict, run_dir: Path, progress: Progress) -> d
         ecn = _ecn_marks(sampler)
         sampler.close()
     metrics = switch_metrics(sampler.samples, lossless)
+    samples = sampler.samples    # the fidelity window: the traffic, from the first sample to the last
+    metrics["fidelity"] = variant_fidelity(samples[0][1] if samples else {}, samples[-1][1] if samples else {},
+                                           result.pacing if result is not None else {})
     keep_captures(run_dir, config["capture"])
     logged = pfc_log_intervals(run_dir, sampler.t0)
     if logged is not None:
@@ -452,6 +456,10 @@ def run_scenario(scenario: Scenario, out_dir: Path, variants: list[str] | None =
         if not exp.variants() <= set(chosen):
             continue  # names a variant that was not run (--variant)
         held, detail = exp.evaluate(results["variants"])
+        reason = not_valid_because(exp.variants(), results["variants"])
+        if reason:
+            held, detail = None, f"{reason} (measured {detail})"
         results["expectations"].append({"text": exp.text, "held": held, "detail": detail})
+    results["verdict"] = verdict(results["expectations"])
     (out_dir / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     return results

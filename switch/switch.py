@@ -110,6 +110,7 @@ class Switch:
 
     def __init__(self, config, interfaces: list[tuple[int, str]], cpu_port: int | None = None,
                  pcap_dir: str | None = None):
+        from fabriclab.switch.fidelity import SwitchMonitor
         from fabriclab.switch.ports import Port
         from fabriclab.switch.traffic_manager import make_traffic_manager
 
@@ -130,6 +131,9 @@ class Switch:
                                        macs={n: p.mac for n, p in self.ports.items()})
         if cpu_port is not None:
             self.tm.add_unshaped_port(cpu_port)
+        self.monitor = SwitchMonitor({n: p.rate_bps for n, p in resolved.ports.items()}, config.max_frame,
+                                     BACKLOG_NS)
+        self._scheduled = self.monitor.scheduled
         self._packet_outs: collections.deque[bytes] = collections.deque()
         self._packet_ins: list[bytes] = []
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
@@ -164,7 +168,7 @@ class Switch:
             return {"program": pipeline.info.name if pipeline else None,
                     "engine": pipeline.engine.name if pipeline else None,
                     "ports": {n: p.stats() for n, p in sorted(self.ports.items())},
-                    "drops": dict(self.drops), "tm": self.tm.stats()}
+                    "drops": dict(self.drops), "tm": self.tm.stats(), "fidelity": self.monitor.stats()}
 
     # ---- the data plane ----
 
@@ -172,6 +176,7 @@ class Switch:
         out = self.ports.get(port)
         if out is not None:
             out.stage(frame)
+            self._scheduled[port].append(self.tm.now)   # the frame's scheduled departure (fidelity.py)
             if frame[12:14] == b"\x88\x08":   # PFC/PAUSE: the peer must hear it now, not at the turn's end
                 out.flush()
         elif port == self.cpu_port:
@@ -244,7 +249,7 @@ class Switch:
         poller.register(self._wake_fd, select.EPOLLIN)
         poller.register(timer.fd, select.EPOLLIN)
         empty_since: dict[int, int | None] = dict.fromkeys(by_fd)   # readable, yet our ring slot empty
-        tm = self.tm
+        tm, monitor = self.tm, self.monitor
         ingress_batch = self._ingress_batch
         ports = tuple(self.ports.values())
         monotonic_ns, time_ns = time.monotonic_ns, time.time_ns
@@ -271,6 +276,8 @@ class Switch:
                 to_monotonic = now - time_ns()   # ring timestamps are CLOCK_REALTIME
                 idle = True                      # no port had frames for us this turn
                 with self.lock:
+                    if next_event is not None and now >= next_event:   # woke for the TM: how late?
+                        monitor.loop_lag.add((now - next_event) // 1000)
                     for fd, mask in events:
                         port = by_fd.get(fd)
                         if port is not None:
@@ -308,6 +315,7 @@ class Switch:
                         next_event += BACKLOG_NS
                     for port in ports:
                         port.flush()
+                    monitor.departed(monotonic_ns())
                 if self._packet_ins:
                     self._deliver_packet_ins()
                 if now >= next_stats:

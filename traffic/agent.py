@@ -7,7 +7,8 @@ which network namespaces share, so a coordinator can compare them across hosts).
 
 commands
     {"op": "send", "flow": ID, "peer": IP, "qpn": N, "size": BYTES [, "peer_mac": MAC]}
-    {"op": "stats"}                                -> {"ev": "stats", "qps": [counters...]}
+    {"op": "stats"}                                -> {"ev": "stats", "qps": [counters...],
+                                                        "pacing": {"histogram", "budget_us", "why"}}
     {"op": "quit"}
 events
     {"ev": "ready", "ip": IP, "mac": MAC, "ifname": IF}
@@ -122,7 +123,8 @@ class Agent:
 
             self.transport.post_send(qp, int(cmd["size"]), on_complete=acked)
         elif op == "stats":
-            self.emit(ev="stats", qps=[qp.counters() for qp in self.transport.qps.values()])
+            self.emit(ev="stats", qps=[qp.counters() for qp in self.transport.qps.values()],
+                      pacing=self.transport.pacing_report())
         elif op == "quit":
             return False
         else:

@@ -38,6 +38,7 @@ class RunResult:
     flows: list[FlowRecord] = field(default_factory=list)
     collectives: list[CollectiveRecord] = field(default_factory=list)
     qp_stats: dict[str, list[dict]] = field(default_factory=dict)
+    pacing: dict[str, dict] = field(default_factory=dict)   # per host: the pacing error figure (fidelity)
 
 
 class AgentProcess:
@@ -145,6 +146,7 @@ class ScheduleRunner:
             for rank, event in self._events(time.monotonic() + 10):
                 if event["ev"] == "stats":
                     result.qp_stats[self.hosts[rank].name] = event["qps"]
+                    result.pacing[self.hosts[rank].name] = event["pacing"]
                     pending.discard(rank)
         return result
 

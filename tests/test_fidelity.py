@@ -1,0 +1,141 @@
+"""The fidelity monitor's arithmetic and verdicts: histograms, budgets, a variant's status, and
+what a degraded variant does to its expectations, the report and `fabriclab run`'s exit code."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from fabriclab.scenarios import cli as run_cli
+from fabriclab.scenarios import runner as scenario_runner
+from fabriclab.scenarios.expectations import parse_expectation
+from fabriclab.scenarios.fidelity import NOT_VALID_EXIT, variant_fidelity
+from fabriclab.scenarios.report import write_report
+from fabriclab.scenarios.schema import Scenario
+from fabriclab.switch.fidelity import Histogram, SwitchMonitor, frame_time_us
+
+
+def test_histogram_percentiles_are_within_a_bucket_of_the_truth():
+    h = Histogram()
+    for v in range(1, 1001):
+        h.add(v)
+    s = h.summary()
+    assert s["n"] == 1000
+    assert 500 * 0.875 <= s["p50"] <= 500 and 990 * 0.875 <= s["p99"] <= 990 and 1000 * 0.875 <= s["max"] <= 1000
+    small = Histogram()
+    for v in (0, 3, 15, -2):
+        small.add(v)
+    assert small.counts == {0: 2, 3: 1, 15: 1}           # exact below 16; negatives count as on time
+    assert Histogram().summary() == {"n": 0, "p50": None, "p99": None, "max": None}
+
+
+def test_histogram_window_and_json_round_trip():
+    h = Histogram()
+    for _ in range(100):
+        h.add(50)
+    snapshot = Histogram.from_list(json.loads(json.dumps(h.as_list())))
+    for _ in range(10):
+        h.add(5000)
+    window = h.minus(snapshot)
+    assert window.summary()["n"] == 10 and window.percentile(50) > 4000
+
+
+def test_switch_monitor_measures_lateness_against_the_schedule_and_states_its_budget():
+    monitor = SwitchMonitor({1: 10_000_000, 2: 100_000_000, 9: None}, max_frame=1522, backlog_ns=200_000)
+    monitor.scheduled[1] += [1_000_000, 1_500_000]
+    monitor.scheduled[9].append(1_000_000)                 # the CPU port: measured, never judged
+    monitor.departed(3_000_000)                            # 2000 and 1500 µs late
+    stats = json.loads(json.dumps(monitor.stats()))
+    assert Histogram.from_list(stats["lateness"]["1"]["histogram"]).summary()["max"] == 1920   # 2000 µs, in its bucket
+    assert set(stats["lateness"]) == {"1", "2"}
+    assert stats["lateness"]["1"]["budget_us"] == pytest.approx(200 + frame_time_us(1522, 10e6), abs=0.1)
+    assert stats["loop_lag"]["budget_us"] == pytest.approx(frame_time_us(1522, 100e6), abs=0.1)
+    assert not monitor.scheduled[1]
+
+
+def _switch_stats(lateness: list[int], lag: list[int]) -> dict:
+    monitor = SwitchMonitor({1: 20_000_000}, max_frame=1522, backlog_ns=200_000)
+    for us in lateness:
+        monitor.lateness[1].add(us)
+    for us in lag:
+        monitor.loop_lag.add(us)
+    return {"fidelity": json.loads(json.dumps(monitor.stats()))}
+
+
+def _pacing(errors: list[int], budget_us: float = 1700.0) -> dict:
+    h = Histogram()
+    for us in errors:
+        h.add(us)
+    return {"histogram": h.as_list(), "budget_us": budget_us, "why": "slack"}
+
+
+def test_idle_figures_are_ok():
+    verdict = variant_fidelity({}, {"s1": _switch_stats([250] * 500, [40] * 500)}, {"h1": _pacing([100] * 300)})
+    assert verdict["status"] == "ok" and verdict["reasons"] == []
+    assert verdict["lateness_p99_us"] == 240 and verdict["loop_lag_p99_us"] == 40 and verdict["pacing_p99_us"] == 96
+
+
+@pytest.mark.parametrize("late, lag, pacing, culprit", [
+    ([250] * 90 + [20_000] * 10, [40] * 100, [100] * 100, "s1 port 1 frame lateness"),
+    ([250] * 100, [40] * 90 + [5_000] * 10, [100] * 100, "s1 loop lag"),
+    ([250] * 100, [40] * 100, [100] * 90 + [30_000] * 10, "h1 pacing error"),
+])
+def test_any_figure_over_its_budget_degrades_the_variant(late, lag, pacing, culprit):
+    verdict = variant_fidelity({}, {"s1": _switch_stats(late, lag)}, {"h1": _pacing(pacing)})
+    assert verdict["status"] == "degraded"
+    assert len(verdict["reasons"]) == 1 and verdict["reasons"][0].startswith(culprit + ": p99 ")
+    assert not verdict["figures"][culprit]["ok"]
+
+
+def test_only_the_traffic_window_counts():
+    before = _switch_stats([30_000] * 100, [])             # a stall during bring-up
+    after = _switch_stats([30_000] * 100 + [250] * 1000, [])
+    assert variant_fidelity({"s1": before}, {"s1": after}, {})["status"] == "ok"
+    assert variant_fidelity({}, {"s1": after}, {})["status"] == "degraded"
+
+
+def test_a_switch_without_the_monitor_is_left_out():
+    verdict = variant_fidelity({}, {"bmv2": {"ports": {}}}, {"h1": _pacing([100])})
+    assert verdict["status"] == "ok" and list(verdict["figures"]) == ["h1 pacing error"]
+
+
+def _scenario() -> Scenario:
+    exps = [parse_expectation("drops.lossless[pfc] == 0"), parse_expectation("drops.lossy[no-pfc] > 0")]
+    return Scenario(name="t", description="d", path=Path("t.yaml"), variants={"pfc": {}, "no-pfc": {}}, expectations=exps)
+
+
+def _fake_variant(status: str) -> dict:
+    reasons = ["s1 port 1 frame lateness: p99 20480 µs > 816.8 µs (...)"] if status == "degraded" else []
+    return {"drops": {"lossless": 0, "lossy": 5}, "timeseries": {"t": []},
+            "fidelity": {"status": status, "reasons": reasons, "figures": {}, "lateness_p99_us": 20480,
+                         "loop_lag_p99_us": 10, "pacing_p99_us": 10}}
+
+
+@pytest.mark.parametrize("pfc, no_pfc, verdicts", [
+    ("ok", "ok", ("held", [True, True], 0)),
+    ("degraded", "ok", ("not valid", [None, True], NOT_VALID_EXIT)),
+    ("ok", "degraded", ("not valid", [True, None], NOT_VALID_EXIT)),
+])
+def test_a_degraded_variant_makes_its_expectations_not_valid(monkeypatch, tmp_path, capsys, pfc, no_pfc, verdicts):
+    fidelity = {"pfc": pfc, "no-pfc": no_pfc}
+    monkeypatch.setattr(scenario_runner, "traffic_plan", lambda config, description: None)
+    monkeypatch.setattr(scenario_runner, "fabric_description", lambda config: None)
+    monkeypatch.setattr(scenario_runner, "run_variant", lambda name, *a: _fake_variant(fidelity[name]))
+    results = scenario_runner.run_scenario(_scenario(), tmp_path)
+    verdict, held, exit_code = verdicts
+    assert results["verdict"] == verdict
+    assert [e["held"] for e in results["expectations"]] == held
+    for e in results["expectations"]:
+        assert (e["held"] is None) == e["detail"].startswith("not valid: fidelity degraded in ")
+    assert json.loads((tmp_path / "results.json").read_text())["verdict"] == verdict
+    report = write_report(results, tmp_path).read_text()
+    assert f"verdict: <b>{verdict}</b>" in report and ("⚠" in report) == (verdict == "not valid")
+
+    monkeypatch.setattr("fabriclab.scenarios.schema.load_scenario", lambda name: _scenario())
+    monkeypatch.setattr(scenario_runner, "run_scenario", lambda *a, **k: results)
+    args = argparse.Namespace(scenario="t", out=str(tmp_path / "cli"), json=None, variant=None)
+    assert run_cli.run(args) == exit_code
+    out = capsys.readouterr().out
+    assert ("NOT VALID" in out) == (verdict == "not valid") and ("fidelity degraded" in out) == (verdict != "held")
