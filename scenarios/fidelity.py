@@ -29,12 +29,10 @@ def variant_fidelity(first: dict[str, dict], last: dict[str, dict], pacing: dict
         block = stats.get("fidelity")
         if not block:
             continue           # a switch without the monitor (bmv2)
-        before = (first.get(sw) or {}).get("fidelity") or {"lateness": {}, "loop_lag": None}
-        for port, entry in block["lateness"].items():
-            figures.append(Figure(f"{sw} port {port} frame lateness", _window(entry, before["lateness"].get(port)),
-                                  entry["budget_us"], entry["why"]))
-        lag = block["loop_lag"]
-        figures.append(Figure(f"{sw} loop lag", _window(lag, before["loop_lag"]), lag["budget_us"], lag["why"]))
+        before = (first.get(sw) or {}).get("fidelity") or {}
+        for key, kind in (("lateness", "frame lateness"), ("loop_lag", "loop lag")):
+            entry = block[key]
+            figures.append(Figure(f"{sw} {kind}", _window(entry, before.get(key)), entry["budget_us"], entry["why"]))
     for host, figure in sorted(pacing.items()):
         figures.append(Figure(f"{host} pacing error", Histogram.from_list(figure["histogram"]),
                               figure["budget_us"], figure["why"]))

@@ -14,12 +14,23 @@ invariant where its timing is made:
 
 Errors go into a ``Histogram`` (µs, log-linear buckets: O(1) per sample, subtractable, so a
 scenario can cut out its traffic window) published with the budget its 99th percentile must stay
-within: the error the emulated timing absorbs by design plus one frame time at the link's rate,
-Mininet-HiFi's allowance. ``judge`` turns a run's figures into ``ok`` or ``degraded``.
+within. The budget is what the emulated fabric absorbs by design: the PFC headroom is sized for
+a peer that reacts up to two largest frames, the vendor rule's 3840 B and a response time late
+(``reaction_allowance_us``; 3.75 ms at 20 Mbit/s, about six 1522-byte frame times). A switch or
+host running later than that is a peer the headroom was not sized for -- pauses land late,
+lossless queues overflow, ports burst, pacers lose sending time -- so its run's numbers are not
+the fabric's. (Mininet-HiFi allows one packet time of error on the spacing of back-to-back
+packets; lateness against an absolute schedule adds up a stall's whole length, and on a shared
+2-core machine stalls of a few frame times are routine, so the budget is the design's margin.)
+``judge`` turns a run's figures into ``ok`` or ``degraded``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from fabriclab.switch.switch_config import VENDOR_RESPONSE_BYTES, SwitchConfig
+
+RESPONSE_TIME_S = SwitchConfig.response_time_s   # the headroom formula's default peer response time
 
 PERCENTILE = 99.0       # the percentile held to the budget: 1 % of the samples may be outliers
 SUB_BUCKET_BITS = 3     # 8 buckets per power of two: a figure is at most 12.5 % under the truth
@@ -76,9 +87,17 @@ class Histogram:
                 "max": max(self.counts) if self.counts else None}
 
 
-def frame_time_us(frame_bytes: int, rate_bps: float) -> float:
-    """How long a frame of ``frame_bytes`` (FCS included) holds a link: plus preamble, SFD, IFG."""
-    return (frame_bytes + 20) * 8e6 / rate_bps
+def reaction_allowance_us(rate_bps: float, max_frame: int, response_time_s: float = RESPONSE_TIME_S) -> float:
+    """How late a reaction may come without breaking a lossless link: the part of the PFC
+    headroom formula (switch_config.py) beyond the cable's round trip -- two largest frames
+    in flight, the vendor rule's 3840 B and the peer's response time -- as time at ``rate_bps``."""
+    return (2 * max_frame + VENDOR_RESPONSE_BYTES) * 8e6 / rate_bps + response_time_s * 1e6
+
+
+def allowance_why(rate_bps: float, max_frame: int, response_time_s: float = RESPONSE_TIME_S) -> str:
+    """``reaction_allowance_us`` in words, for reports."""
+    return (f"the PFC headroom's reaction allowance at {rate_bps / 1e6:g} Mbit/s: two {max_frame}-byte frames + "
+            f"{VENDOR_RESPONSE_BYTES} B + {response_time_s * 1e3:g} ms response time")
 
 
 def budget(histogram: Histogram, budget_us: float, why: str) -> dict:
@@ -109,34 +128,30 @@ def judge(figures: list[Figure]) -> dict:
 
 
 class SwitchMonitor:
-    """One switch's figures: frame lateness per egress port and the event loop's lag.
+    """One switch's figures: the lateness of every frame it sends and its event loop's lag.
 
-    The loop appends the TM's clock to ``scheduled[port]`` as the TM hands it a frame (the clock
-    then reads that frame's scheduled departure), calls ``departed(now_ns)`` once the turn's
-    frames have left, and adds to ``loop_lag`` when it wakes for a TM event."""
+    The loop appends the TM's clock to ``scheduled`` as the TM hands it a frame (the clock then
+    reads that frame's scheduled departure), calls ``departed(now_ns)`` once the turn's frames
+    have left (a frame flushed earlier in a long turn is charged the whole turn: an upper bound),
+    and adds to ``loop_lag`` when it wakes for a TM event. Both budgets are the PFC reaction
+    allowance at the switch's fastest port; lateness also allows the loop's deliberate backlog."""
 
-    def __init__(self, rates: dict[int, int | None], max_frame: int, backlog_ns: int):
-        self.scheduled: dict[int, list[int]] = {n: [] for n in rates}
-        self.lateness = {n: Histogram() for n in rates}
+    def __init__(self, fastest_bps: int, max_frame: int, response_time_s: float, backlog_ns: int):
+        self.scheduled: list[int] = []
+        self.lateness = Histogram()
         self.loop_lag = Histogram()
-        self.max_frame = max_frame
         self.backlog_us = backlog_ns / 1000
-        self.frame_us = {n: frame_time_us(max_frame, rate) for n, rate in rates.items() if rate}
+        self.allowance_us = reaction_allowance_us(fastest_bps, max_frame, response_time_s)
+        self.why = allowance_why(fastest_bps, max_frame, response_time_s)
 
     def departed(self, now_ns: int) -> None:
-        for port, times in self.scheduled.items():
-            if times:
-                add = self.lateness[port].add
-                for t in times:
-                    add((now_ns - t) // 1000)
-                times.clear()
+        add = self.lateness.add
+        for t in self.scheduled:
+            add((now_ns - t) // 1000)
+        self.scheduled.clear()
 
     def stats(self) -> dict:
-        """Per port the lateness figure, and the loop lag figure, each with its budget (JSON-ready)."""
-        frame = f"one {self.max_frame}-byte frame time"
-        lateness = {port: budget(self.lateness[port], self.backlog_us + us,
-                                 f"{self.backlog_us:g} µs loop backlog + {frame} at the port's rate")
-                    for port, us in sorted(self.frame_us.items())}
-        return {"lateness": lateness,
-                "loop_lag": budget(self.loop_lag, min(self.frame_us.values(), default=0.0),
-                                   f"{frame} at the fastest port")}
+        """The two figures with their budgets (JSON-ready)."""
+        return {"lateness": budget(self.lateness, self.backlog_us + self.allowance_us,
+                                   f"{self.backlog_us:g} µs loop backlog + {self.why}"),
+                "loop_lag": budget(self.loop_lag, self.allowance_us, self.why)}

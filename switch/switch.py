@@ -131,8 +131,8 @@ class Switch:
                                        macs={n: p.mac for n, p in self.ports.items()})
         if cpu_port is not None:
             self.tm.add_unshaped_port(cpu_port)
-        self.monitor = SwitchMonitor({n: p.rate_bps for n, p in resolved.ports.items()}, config.max_frame,
-                                     BACKLOG_NS)
+        self.monitor = SwitchMonitor(max((p.rate_bps for p in resolved.ports.values()), default=config.rate_bps),
+                                     config.max_frame, config.response_time_s, BACKLOG_NS)
         self._scheduled = self.monitor.scheduled
         self._packet_outs: collections.deque[bytes] = collections.deque()
         self._packet_ins: list[bytes] = []
@@ -176,7 +176,7 @@ class Switch:
         out = self.ports.get(port)
         if out is not None:
             out.stage(frame)
-            self._scheduled[port].append(self.tm.now)   # the frame's scheduled departure (fidelity.py)
+            self._scheduled.append(self.tm.now)   # the frame's scheduled departure (fidelity.py)
             if frame[12:14] == b"\x88\x08":   # PFC/PAUSE: the peer must hear it now, not at the turn's end
                 out.flush()
         elif port == self.cpu_port:

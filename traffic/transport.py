@@ -62,7 +62,7 @@ from typing import Callable
 
 from scapy.compat import raw
 
-from fabriclab.switch.fidelity import Histogram, budget
+from fabriclab.switch.fidelity import Histogram, allowance_why, budget, reaction_allowance_us
 from fabriclab.traffic import packets
 from fabriclab.traffic.dcqcn import Dcqcn, DcqcnParams
 
@@ -675,7 +675,7 @@ class HostTransport:
         """Send every packet whose time has come; returns when the next one is due."""
         cfg = self.config
         line_gap = 8 / cfg.line_rate
-        slack = self.pacing_slack()
+        slack = cfg.burst * (HDR_LEN + cfg.mtu + 4) * line_gap
         if now < self.paused_until:
             return self.paused_until
         wake: float | None = None
@@ -732,16 +732,13 @@ class HostTransport:
             now = self.clock()
         return wake
 
-    def pacing_slack(self) -> float:
-        """Seconds a late pacer may make up by sending back to back (``burst`` full frames)."""
-        return self.config.burst * (HDR_LEN + self.config.mtu + 4) * 8 / self.config.line_rate
-
     def pacing_report(self) -> dict:
-        """The pacing error figure for the fidelity monitor (switch/fidelity.py). Its budget is
-        the pacer's slack: an error within it is made up by sending back to back; beyond it,
-        sending time is lost and the QP falls short of its rate."""
-        return budget(self.pacing_error, self.pacing_slack() * 1e6,
-                      f"the pacer's slack: {self.config.burst} full frames at line rate")
+        """The pacing error figure for the fidelity monitor (switch/fidelity.py), with its budget:
+        the PFC reaction allowance at the line rate, as for the switches (a host late by more keeps
+        sending after a pause longer than the fabric's headroom allows for)."""
+        frame = HDR_LEN + self.config.mtu + 4
+        return budget(self.pacing_error, reaction_allowance_us(self.config.line_rate, frame),
+                      allowance_why(self.config.line_rate, frame))
 
     def busy(self) -> bool:
         """Whether any QP still has unacknowledged data."""
