@@ -233,7 +233,9 @@ class _InfoBuilder:
                 self.value_set(local.entity, parser.name)
         for inst in control_instances(self.typed):
             self.control(inst)
+            self.direct_calls(inst)
         self.digests_and_headers()
+        self.order_as_p4c()
         return self.info
 
     # -- externs -------------------------------------------------------------------------
@@ -308,6 +310,36 @@ class _InfoBuilder:
             self.info.actions[qname] = program.ActionInfo(qname, params, _annotation_texts(decl.annotations))
             self.explicit_id(qname, decl.annotations)
         return qname
+
+    def direct_calls(self, inst: ControlInstance) -> None:
+        """Actions called straight from an apply block: in no table, yet in p4c's P4Info (a
+        controller holding p4c's P4Info names them, e.g. the ECN tutorial's mark_ecn)."""
+        if inst.decl.apply is None:
+            return
+        for node in ast.walk(inst.decl.apply):
+            if isinstance(node, ast.MethodCall) and getattr(node, "kind", None) == "action":
+                self.action(node.target, inst.path)
+
+    def order_as_p4c(self) -> None:
+        """Actions and tables in p4c's P4Info order, which is the order p4c's front end leaves
+        the program in: the package's controls in package order, each with its sub-controls
+        inlined where they are instantiated; in each, the top-level actions it uses (NoAction:
+        localized copies, put first, in order of first use), then its own actions and tables
+        in declaration order. An action two controls use is listed where it first appears."""
+        actions: list[str] = []
+        tables: list[str] = []
+        for top in control_instances(self.typed):
+            if not top.top:
+                continue
+            flat = list(_inlined_locals(top))
+            actions += _top_level_action_uses(flat)
+            for decl, inst in flat:
+                if isinstance(decl, ast.ActionDecl):
+                    actions.append(qualified_name(decl.name, decl.annotations, inst.path))
+                elif isinstance(decl, ast.TableDecl):
+                    tables.append(qualified_name(decl.name, decl.annotations, inst.path))
+        self.info.actions = _reordered(self.info.actions, actions)
+        self.info.tables = _reordered(self.info.tables, tables)
 
     def table(self, t: ast.TableDecl, inst: ControlInstance, locals_by_name) -> None:
         qname = qualified_name(t.name, t.annotations, inst.path)
@@ -428,6 +460,48 @@ def _unit(arg: ast.Expression) -> str:
     if member not in ("packets", "bytes", "packets_and_bytes"):
         raise CompileError("expected a CounterType/MeterType constant", arg.loc)
     return member
+
+
+def _inlined_locals(inst: ControlInstance):
+    """(declaration, owning instance) of ``inst``'s locals with every sub-control's locals in
+    place of its instantiation, as p4c's inliner leaves them."""
+    for local in inst.decl.locals:
+        child = inst.children.get(id(local))
+        if child is not None:
+            yield from _inlined_locals(child)
+        else:
+            yield local, inst
+
+
+def _top_level_action_uses(flat: list):
+    """Names of the top-level actions an inlined control uses, in the order a walk of it meets
+    them: tables' action lists, default actions (NoAction where none is given) and entries,
+    then calls in the apply blocks."""
+    def top_level(entity):
+        return [] if entity.control else [qualified_name(entity.decl.name, entity.decl.annotations, None)]
+
+    for decl, _ in flat:
+        if isinstance(decl, ast.TableDecl):
+            for entity in decl.action_entities:
+                yield from top_level(entity)
+            if decl.default_action is None:
+                yield "NoAction"
+            else:
+                yield from top_level(decl.default_action.action.entity)
+            for entry in decl.entries.entries if decl.entries is not None else ():
+                yield from top_level(entry.action.entity)
+    for inst in dict.fromkeys(inst for _, inst in flat):
+        for node in ast.walk(inst.decl.apply) if inst.decl.apply is not None else ():
+            if isinstance(node, ast.MethodCall) and getattr(node, "kind", None) == "action":
+                yield from top_level(node.target)
+
+
+def _reordered(entities: dict, order: list[str]) -> dict:
+    """``entities`` with the names of ``order`` first, in that order (first occurrence wins),
+    then any others as they were."""
+    out = {name: entities[name] for name in order if name in entities}
+    out.update((name, value) for name, value in entities.items() if name not in out)
+    return out
 
 
 def build_program_info(typed: TypedProgram, name: str) -> ProgramInfo:

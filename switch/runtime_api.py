@@ -16,6 +16,11 @@ Commands:
                            change thresholds live (``queue_limit``/``xoff_bytes``: "dynamic" = None)
   registers [name]         every register's cells (or one register's)
   counters [name]          every indirect counter's (packets, bytes) cells
+  link_events {since, timeout}
+                           carrier changes after event number ``since`` (a long poll: waits up to
+                           ``timeout`` s, at most 30, for one): ``{"seq", "events": [{"seq",
+                           "port", "up", "time_ns" (CLOCK_MONOTONIC)}], "up": {port: bool}}``;
+                           ``since`` null answers at once with the state and the last number
 """
 from __future__ import annotations
 
@@ -102,6 +107,13 @@ class _Commands:
             chosen = self._pick(state.counters, name, "counter")
             return {n: [list(c.read(i)) for i in range(c.info.size)] for n, c in chosen.items()}
 
+    def link_events(self, since: int | None = None, timeout: float = 1.0) -> dict:
+        if since is not None and (not isinstance(since, int) or isinstance(since, bool)):
+            raise RuntimeApiError(f"since must be an event number, got {since!r}")
+        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 <= timeout <= 30:
+            raise RuntimeApiError(f"timeout must be 0..30 seconds, got {timeout!r}")
+        return self.handle.wait_link_events(since, float(timeout))
+
     def _state(self):
         if self.handle.pipeline is None:
             raise RuntimeApiError("no P4 program is loaded")
@@ -118,7 +130,7 @@ class _Commands:
 
     def run(self, request: dict) -> Any:
         cmd = request.pop("cmd", None)
-        if cmd not in ("info", "stats", "tm_config", "set_tm", "registers", "counters"):
+        if cmd not in ("info", "stats", "tm_config", "set_tm", "registers", "counters", "link_events"):
             raise RuntimeApiError(f"unknown command {cmd!r}")
         try:
             return getattr(self, cmd)(**request)

@@ -110,6 +110,7 @@ class Switch:
 
     def __init__(self, config, interfaces: list[tuple[int, str]], cpu_port: int | None = None,
                  pcap_dir: str | None = None):
+        from fabriclab.switch.carrier import CarrierMonitor
         from fabriclab.switch.fidelity import SwitchMonitor
         from fabriclab.switch.ports import Port
         from fabriclab.switch.traffic_manager import make_traffic_manager
@@ -120,9 +121,13 @@ class Switch:
         self.packet_in_sink: Callable[[bytes], None] | None = None
         self.drops: dict[str, int] = {}
         self.ports: dict = {}
+        self.carrier = None
+        self.link_events: list[dict] = []          # carrier changes: {"seq", "port", "up", "time_ns"}
+        self.link_changed = threading.Condition()
         try:
             for number, ifname in interfaces:
                 self.ports[number] = Port(number, ifname, pcap_dir, config.max_frame)
+            self.carrier = CarrierMonitor({n: p.ifname for n, p in self.ports.items()})
         except BaseException:
             self.close()
             raise
@@ -139,6 +144,7 @@ class Switch:
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._stop = threading.Event()
         self._pfc_log = None
+        self.down = {n for n, up in self.carrier.up.items() if not up}   # ports without carrier: never sent into
 
     # ---- the handle ----
 
@@ -167,14 +173,40 @@ class Switch:
             pipeline = self.pipeline
             return {"program": pipeline.info.name if pipeline else None,
                     "engine": pipeline.engine.name if pipeline else None,
-                    "ports": {n: p.stats() for n, p in sorted(self.ports.items())},
+                    "ports": {n: {**p.stats(), "up": n not in self.down} for n, p in sorted(self.ports.items())},
                     "drops": dict(self.drops), "tm": self.tm.stats(), "fidelity": self.monitor.stats()}
+
+    def wait_link_events(self, since: int | None, timeout: float) -> dict:
+        """Carrier changes after event number ``since`` (None: none, just the state), waiting up
+        to ``timeout`` seconds for one; with every port's state now and the last event number."""
+        with self.link_changed:
+            if since is not None:
+                self.link_changed.wait_for(lambda: self.link_events and self.link_events[-1]["seq"] > since, timeout)
+            events = [e for e in self.link_events if since is not None and e["seq"] > since]
+            return {"seq": self.link_events[-1]["seq"] if self.link_events else 0, "events": events,
+                    "up": {n: n not in self.down for n in sorted(self.ports)}}
+
+    def _carrier_changed(self, now_ns: int) -> None:
+        changes = self.carrier.read()
+        if not changes:
+            return
+        with self.link_changed:
+            for port, up in changes:
+                (self.down.discard if up else self.down.add)(port)
+                seq = self.link_events[-1]["seq"] + 1 if self.link_events else 1
+                self.link_events.append({"seq": seq, "port": port, "up": up, "time_ns": now_ns})
+                log.info("port %d (%s) %s", port, self.ports[port].ifname, "up" if up else "down: carrier lost")
+            del self.link_events[:-1000]
+            self.link_changed.notify_all()
 
     # ---- the data plane ----
 
     def _transmit(self, port: int, frame: bytes) -> None:
         out = self.ports.get(port)
         if out is not None:
+            if self.down and port in self.down:   # no carrier: the frame would be lost on the wire
+                _count(self.drops, "port_down")
+                return
             out.stage(frame)
             self._scheduled.append(self.tm.now)   # the frame's scheduled departure (fidelity.py)
             if frame[12:14] == b"\x88\x08":   # PFC/PAUSE: the peer must hear it now, not at the turn's end
@@ -248,6 +280,8 @@ class Switch:
             poller.register(fd, select.EPOLLIN)
         poller.register(self._wake_fd, select.EPOLLIN)
         poller.register(timer.fd, select.EPOLLIN)
+        carrier_fd = self.carrier.fileno()
+        poller.register(carrier_fd, select.EPOLLIN)
         empty_since: dict[int, int | None] = dict.fromkeys(by_fd)   # readable, yet our ring slot empty
         tm, monitor = self.tm, self.monitor
         ingress_batch = self._ingress_batch
@@ -301,6 +335,8 @@ class Switch:
                         elif fd == self._wake_fd:
                             os.eventfd_read(self._wake_fd)
                             self._drain_packet_outs(now - BACKLOG_NS)   # on the TM's clock, as below
+                        elif fd == carrier_fd:
+                            self._carrier_changed(now)
                         else:
                             timer.clear()
                     # A frame is stamped when the kernel takes it in, and may reach the ring
@@ -365,6 +401,9 @@ class Switch:
     def close(self) -> None:
         for port in self.ports.values():
             port.close()
+        if getattr(self, "carrier", None) is not None:
+            self.carrier.close()
+            self.carrier = None
         if getattr(self, "_pfc_log", None) is not None:
             self._pfc_log.close()
             self._pfc_log = None

@@ -2,8 +2,9 @@
 
 Expected values are copied from P4Info files p4c generated, checked into public repositories:
 p4lang/p4c testdata/p4_16_samples_outputs/{fabric_20190420/fabric.p4, flowlet_switching-bmv2.p4,
-action_selector_shared-bmv2.p4}.p4info.txtpb, the p4lang/tutorials basic.p4 P4Info, and the
-ONF UPF program's P4Info (meter and counter).
+action_selector_shared-bmv2.p4, gauntlet_exit_combination_1-bmv2.p4, inline1-bmv2.p4,
+issue1478-bmv2.p4}.p4info.txtpb, the p4lang/tutorials basic.p4 P4Info, and the ONF UPF
+program's P4Info (meter and counter).
 """
 import itertools
 
@@ -24,6 +25,14 @@ P4C_IDS = {
         "IngressI.indirect_ws_1": 33951097,
         "ingress.ecmp_group": 38446407,
         "egress.send_frame": 49367184,
+        "ingress.ecmp_nhop": 41627831,
+        "ingress.flowlet": 42150575,
+        "ingress.forward": 43289378,
+        "ingress.new_flowlet": 43789109,
+        "ingress.simple_table": 39789425,
+        "IngressI.do_aux.adjust_lkp_fields": 40552494,
+        "ingress.t1": 39755323,
+        "ingress.t2": 42400396,
     },
     ACTION: {
         "NoAction": 21257015,
@@ -35,6 +44,13 @@ P4C_IDS = {
         "ingress._drop": 19344232,
         "egress._drop": 25850727,
         "ingress.set_ecmp_select": 20375000,
+        "ingress.set_nhop": 29239084,
+        "ingress.lookup_flowlet_map": 27889477,
+        "ingress.set_dmac": 30489383,
+        "ingress.update_flowlet_id": 17397136,
+        "egress.rewrite_mac": 23531945,
+        "ingress.dummy": 18214157,
+        "ingress.do_action": 21566949,
     },
     ACTION_PROFILE: {"FabricIngress.next.hashed_selector": 291115404, "IngressI.as": 291652621},
     COUNTER: {"FabricIngress.port_counters_control.egress_port_counter": 314528581,
