@@ -12,7 +12,7 @@ APT_PACKAGES := mininet iperf3 iputils-ping iproute2 ethtool tcpdump tshark brid
                 python3-venv python3-dev gcc procps psmisc net-tools
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-long bench clean distclean
+.PHONY: install demo test test-long bench bmv2 clean distclean
 
 install: $(STAMP_PIP)
 
@@ -41,6 +41,11 @@ test: install
 
 bench: install
 	$(VENV)/bin/fabriclab bench all
+
+# The second target's tools: PI, BMv2 (simple_switch_grpc) and p4c from pinned releases, into
+# /usr/local (root; about an hour on 2 CPUs). Debian 13 or Ubuntu 24.04 with CMake >= 3.31.
+bmv2:
+	bash vm/build-bmv2.sh
 
 clean:
 	-$(VENV)/bin/fabriclab clean 2>/dev/null

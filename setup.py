@@ -17,6 +17,7 @@ setup(
     package_dir={"fabriclab": "fabriclab", **{f"fabriclab.{name}": name for name in SUBPACKAGES}},
     package_data={"fabriclab.compiler": ["p4include/*.p4", "native_runtime.h"],
                   "fabriclab.switch": ["native_tm.c", "native_ports.c", "switch.yaml"],
+                  "fabriclab.bench": ["native_rawflow.c"],
                   "fabriclab.scenarios": ["*.yaml"]},
     install_requires=[
         # finsy bundles P4Runtime/P4Info stubs generated for current protobuf (upb);
@@ -25,6 +26,8 @@ setup(
         "grpcio>=1.60,<2",
         "protobuf>=5.26,<8",
         "os-ken>=4.0,<5",
+        "WebOb>=1.8,<2",          # the REST API (controller/rest.py), as Ryu's WSGI layer used
+        "Routes>=2.3,<3",
         "scapy>=2.6,<2.9",
         "networkx>=3.0,<4",
         "rich>=13,<16",

@@ -21,6 +21,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("benchmark", choices=[*BENCHMARKS, "all"], help="what to measure")
     parser.add_argument("--json", metavar="FILE", help="write the figures as JSON ('-' for stdout)")
     parser.add_argument("--packets", type=int, default=20_000, help="packets per pipeline measurement")
+    parser.add_argument("--target", choices=("python", "bmv2", "both"), default="python",
+                        help="dataplane: fabriclab's switch (default), BMv2's simple_switch_grpc, or both; "
+                        "the kernel bridge is measured as the machine's ceiling every time")
     parser.add_argument("--rate", default="100M",
                         help="host link rate of the traffic benchmark's fabric (default 100M)")
 

@@ -1,18 +1,21 @@
-"""``fabriclab bench dataplane``: what one ``fabriclab switch`` forwards between two hosts,
-against a bare Python AF_PACKET forwarder on the same topology (the machine's ceiling).
+"""``fabriclab bench dataplane``: what one ``fabriclab switch`` forwards between two hosts, against
+the machine's ceilings on the same topology: the kernel's bridge (what this machine forwards at
+all) and a bare Python AF_PACKET forwarder (what a Python switch could reach); with ``--target
+both`` (or ``bmv2``) also BMv2's ``simple_switch_grpc`` running the same fabric.p4, where installed.
 
-    ns fl<tag>h1 [eth0 10.0.0.1] --veth-- fl<tag>-p1 ==(switch)== fl<tag>-p2 --veth-- [eth0 10.0.0.2] ns fl<tag>h2
+    ns fl<tag>h1 [eth0 10.0.0.1] --veth-- fl<tag>-p1 ==(forwarder)== fl<tag>-p2 --veth-- [eth0 10.0.0.2] ns fl<tag>h2
 
 The switch runs ``p4/fabric.p4`` with host routes written over P4Runtime, ports at 10 Gbit/s
 so its traffic manager never paces below what Python can forward (see SWITCH_YAML). Per forwarder:
 
 * RTT: ping h1 -> h2 (average, ms), and TCP Mbit/s: iperf3 h1 -> h2, on the idle forwarder;
 * UDP packets/s: the highest offered rate of 1400-byte frames with < 1 % loss, found by
-  doubling the rate, then bisection; raw-socket sender and receiver (bench/rawflow.py) so the
-  hosts' IP stacks are not in the figure; then a ping checks it still forwards.
+  doubling the rate, then bisection; raw-socket sender and receiver (bench/rawflow.py) whose
+  per-frame loops are C, so neither limits the figure, and the hosts' IP stacks are not in it;
+  then a ping checks it still forwards.
 
-Hosts resolve each other statically: to the router MAC through fabriclab (fabric.p4 routes
-every IPv4 frame and drops ARP), to the peer's own MAC through the bare forwarder. Offloads are
+Hosts resolve each other statically: to the router MAC through fabric.p4 (it routes every
+IPv4 frame and drops ARP), to the peer's own MAC through the bridge and the bare forwarder. Offloads are
 off on every veth end, as in a fabric (topologies/hostsetup.py). Everything created —
 namespaces, veths, processes — is removed on exit, Ctrl-C and SIGTERM included.
 """
@@ -50,6 +53,7 @@ PINGS = 20
 # that what is measured is forwarding capacity, not the dynamic threshold's drops of a burst.
 SWITCH_YAML = "rate: 10G\nqueue_limit: 1MB\n"
 SWITCH_START_TIMEOUT_S = 90.0     # the switch compiles fabric.p4 at start; 2 cores shared
+BMV2_QUEUE_PACKETS = 1000         # BMv2's queues in packets: about the fabriclab switch's 1 MB
 ROUTER_MAC = "02:00:00:bd:00:fe"
 SWITCH_STATS = "switch.stats.json"
 SINK_IP = "10.0.0.3"              # routed to h2 but not h2's address: its kernel drops the
@@ -155,6 +159,9 @@ class Forwarder:
         lines = self.log_path.read_text(errors="replace").strip().splitlines()
         return lines[-1] if lines else "no output"
 
+    def exited(self) -> bool:
+        return self.proc.poll() is not None
+
     def failure(self) -> str:
         return f"{self.name} exited ({self.proc.returncode}): {self.log_tail()}"
 
@@ -168,6 +175,40 @@ class Forwarder:
                     self.proc.kill()
                     self.proc.wait()
             self.proc.stdout.close()
+
+
+class Bridge:
+    """The kernel's bridge between the two switch ports: no process, nothing to exit."""
+
+    name = "kernel bridge"
+
+    def __init__(self, ifname: str, ports: list[str]):
+        self.ifname, self.ports = ifname, ports
+
+    def exited(self) -> bool:
+        return False
+
+    def failure(self) -> str:
+        return f"{self.name} {self.ifname} stopped forwarding"
+
+    def stop(self) -> None:
+        with signals_blocked():
+            _run("ip", "link", "del", self.ifname, check=False)   # frees its ports for the next forwarder
+
+
+def start_bridge(topo: TwoHostTopology, workdir: Path) -> Bridge:
+    h1, h2 = topo.hosts
+    bridge = Bridge(h1.port_ifname.removesuffix("-p1") + "-br", [h1.port_ifname, h2.port_ifname])
+    try:
+        _run("ip", "link", "add", bridge.ifname, "type", "bridge", "forward_delay", "0")
+        for port in bridge.ports:
+            _run("ip", "link", "set", port, "master", bridge.ifname)
+        _run("ip", "link", "set", bridge.ifname, "up")
+        topo.point_at((h2.mac, h1.mac))
+    except BaseException:
+        bridge.stop()
+        raise
+    return bridge
 
 
 def start_bare_forwarder(topo: TwoHostTopology, workdir: Path) -> Forwarder:
@@ -206,11 +247,7 @@ def start_fabriclab_switch(topo: TwoHostTopology, workdir: Path,
     try:
         client = _connect(fwd, addr)
         try:
-            client.set_default_action("switch_config", "set_switch_config",
-                                      {"switch_id": 1, "router_mac": ROUTER_MAC, "hash_seed": 0})
-            for ip, port, mac in ((h1.ip, 1, h1.mac), (h2.ip, 2, h2.mac), (SINK_IP, 2, h2.mac)):
-                client.insert_table_entry("ipv4_route", {"hdr.ipv4.dst_addr": f"{ip}/32"}, "route_to_port",
-                                          {"port": port, "dmac": mac})
+            _write_routes(client, topo)
         finally:
             client.close()
         topo.point_at((ROUTER_MAC, ROUTER_MAC))
@@ -220,24 +257,43 @@ def start_fabriclab_switch(topo: TwoHostTopology, workdir: Path,
     return fwd
 
 
-def _connect(fwd: Forwarder, addr: str):
-    """A P4Runtime client of the starting switch, once it serves its pipeline's P4Info."""
+def _write_routes(client, topo: TwoHostTopology) -> None:
+    """fabric.p4's switch config and host routes to h1, h2 and the sink address."""
+    h1, h2 = topo.hosts
+    client.set_default_action("switch_config", "set_switch_config",
+                              {"switch_id": 1, "router_mac": ROUTER_MAC, "hash_seed": 0})
+    for ip, port, mac in ((h1.ip, 1, h1.mac), (h2.ip, 2, h2.mac), (SINK_IP, 2, h2.mac)):
+        client.insert_table_entry("ipv4_route", {"hdr.ipv4.dst_addr": f"{ip}/32"}, "route_to_port",
+                                  {"port": port, "dmac": mac})
+
+
+def _connect(fwd: Forwarder, addr: str, pipeline: tuple[Path, Path] | None = None):
+    """A P4Runtime client of the starting switch once it serves a pipeline: its own (it loaded
+    the program), or ``pipeline`` = (P4Info text, device config) pushed here (BMv2)."""
+    from google.protobuf import text_format
+
     from fabriclab.p4runtime.client import P4RuntimeClient, P4RuntimeError
 
     deadline = time.monotonic() + SWITCH_START_TIMEOUT_S
     while True:
-        if fwd.proc.poll() is not None:
+        if fwd.exited():
             raise UserError(fwd.failure())
         client = P4RuntimeClient(addr, device_id=1, timeout=2.0)
         try:
-            client.connect()
+            client.connect(fetch_p4info=pipeline is None)
+            if pipeline is not None:
+                from finsy.proto import p4i
+
+                p4info_path, config_path = pipeline
+                client.set_pipeline_config(text_format.Parse(p4info_path.read_text(), p4i.P4Info()),
+                                           config_path.read_bytes())
             if client.names is not None:
                 return client
         except P4RuntimeError:
             pass
         client.close()
         if time.monotonic() > deadline:
-            raise UserError(f"fabriclab switch: no P4Runtime pipeline on {addr} within "
+            raise UserError(f"{fwd.name}: no P4Runtime pipeline on {addr} within "
                             f"{SWITCH_START_TIMEOUT_S:.0f} s; its log ends: {fwd.log_tail()}")
         time.sleep(0.3)
 
@@ -369,65 +425,117 @@ def measure(topo: TwoHostTopology, fwd_mac: str, seconds: float, bisections: int
             "forwards_after_udp": still_forwards}
 
 
+def start_bmv2_switch(topo: TwoHostTopology, workdir: Path, program: Path = P4_DIR / "fabric.p4") -> Forwarder:
+    """BMv2's simple_switch_grpc running ``program`` (compiled by p4c-bm2-ss), with the same
+    routes as ``start_fabriclab_switch`` and queues as deep as its (BMV2_QUEUE_PACKETS)."""
+    from fabriclab.topologies import bmv2
+
+    h1, h2 = topo.hosts
+    json_path, p4info_path = bmv2.compile_program(program, workdir)
+    grpc_port = _free_tcp_port()
+    cmd = bmv2.command(device_id=1, grpc_port=grpc_port, interfaces={1: h1.port_ifname, 2: h2.port_ifname},
+                       json_path=str(json_path), priority_queues=bmv2.has_priority_queues())
+    fwd = Forwarder("simple_switch_grpc", cmd, workdir / "bmv2.log")
+    fwd.grpc_port = grpc_port
+    try:
+        client = _connect(fwd, f"127.0.0.1:{grpc_port}", pipeline=(p4info_path, json_path))
+        try:
+            _write_routes(client, topo)
+        finally:
+            client.close()
+        bmv2.run_cli(grpc_port, [f"set_queue_depth {BMV2_QUEUE_PACKETS}"])
+        topo.point_at((ROUTER_MAC, ROUTER_MAC))
+    except BaseException:
+        fwd.stop()
+        raise
+    return fwd
+
+
+FORWARDERS = {"bridge": start_bridge, "bare": start_bare_forwarder, "fabriclab": start_fabriclab_switch,
+              "bmv2": start_bmv2_switch}
+TARGET_FORWARDERS = {"python": ("bridge", "bare", "fabriclab"), "bmv2": ("bridge", "bmv2"),
+                     "both": ("bridge", "bare", "fabriclab", "bmv2")}
+
+
 def compare_forwarders(tag: str = "bd", seconds: float = STEP_SECONDS, bisections: int = BISECTIONS,
-                       tcp_seconds: float = TCP_SECONDS, status=None) -> dict:
-    """Both forwarders on one topology, one after the other; the JSON figures."""
-    figures = {}
+                       tcp_seconds: float = TCP_SECONDS, status=None,
+                       forwarders: tuple[str, ...] = TARGET_FORWARDERS["python"]) -> dict:
+    """The forwarders on one topology, one after the other; the JSON figures, per forwarder
+    ``<name>_pps``, ``<name>_tcp_mbps``, ``<name>_rtt_ms``, ``<name>_sender_limited`` (no loss
+    even flat out: the figure is the sender's, a lower bound) and ``<name>_forwards_after_udp``."""
+    from fabriclab.bench.rawflow import native
+
+    native()    # build the C sender/receiver now, not inside a timed step
+    figures: dict = {"program": "fabric.p4", "frame_bytes": FRAME_SIZE, "forwarders": list(forwarders)}
     with tempfile.TemporaryDirectory(prefix="fabriclab-bench-") as tmp, TwoHostTopology(tag) as topo:
-        for name, start in (("bare", start_bare_forwarder), ("fabriclab", start_fabriclab_switch)):
+        for name in forwarders:
             if status:
                 status(f"starting the {name} forwarder")
-            fwd = start(topo, Path(tmp))
+            fwd = FORWARDERS[name](topo, Path(tmp))
             try:
-                mac = topo.hosts[1].mac if name == "bare" else ROUTER_MAC
-                figures[name] = measure(topo, mac, seconds, bisections, tcp_seconds,
-                                        status and (lambda text, n=name: status(f"{n}: {text}")))
+                mac = topo.hosts[1].mac if name in ("bridge", "bare") else ROUTER_MAC
+                measured = measure(topo, mac, seconds, bisections, tcp_seconds,
+                                   status and (lambda text, n=name: status(f"{n}: {text}")))
             except UserError:
-                if fwd.proc.poll() is not None:   # the real cause
+                if fwd.exited():   # the real cause
                     raise UserError(fwd.failure()) from None
                 raise
             finally:
                 fwd.stop()
-        stats = Path(tmp) / SWITCH_STATS     # written by the switch as it exits
-        switch_drops = drops_in([stats]) if stats.exists() else {}
-        engine = json.loads(stats.read_text()).get("engine") if stats.exists() else None
-    bare, fab = figures["bare"], figures["fabriclab"]
-    return {"program": "fabric.p4", "engine": engine, "frame_bytes": FRAME_SIZE,
-            "fabriclab_pps": round(fab["pps"]), "bare_pps": round(bare["pps"]),
-            "ratio": round(fab["pps"] / bare["pps"], 3) if bare["pps"] else None,
-            "fabriclab_tcp_mbps": round(fab["tcp_mbps"], 1), "bare_tcp_mbps": round(bare["tcp_mbps"], 1),
-            "rtt_ms": fab["rtt_ms"], "bare_rtt_ms": bare["rtt_ms"],
-            # True: no loss even flat out, so the figure is the sender's rate (a lower bound)
-            "fabriclab_sender_limited": fab["sender_limited"], "bare_sender_limited": bare["sender_limited"],
-            "fabriclab_forwards_after_udp": fab["forwards_after_udp"],
-            "bare_forwards_after_udp": bare["forwards_after_udp"],
-            "fabriclab_switch_drops": switch_drops}
+            figures.update({f"{name}_pps": round(measured["pps"]), f"{name}_tcp_mbps": round(measured["tcp_mbps"], 1),
+                            f"{name}_rtt_ms": measured["rtt_ms"], f"{name}_sender_limited": measured["sender_limited"],
+                            f"{name}_forwards_after_udp": measured["forwards_after_udp"]})
+        if "fabriclab" in forwarders:
+            stats = Path(tmp) / SWITCH_STATS     # written by the switch as it exits
+            figures["fabriclab_switch_drops"] = drops_in([stats]) if stats.exists() else {}
+            figures["engine"] = json.loads(stats.read_text()).get("engine") if stats.exists() else None
+    for name in ("fabriclab", "bmv2"):
+        for ceiling in ("bare", "bridge"):
+            if f"{name}_pps" in figures and figures.get(f"{ceiling}_pps"):
+                figures[f"{name}_to_{ceiling}"] = round(figures[f"{name}_pps"] / figures[f"{ceiling}_pps"], 3)
+    return figures
+
+
+LABELS = {"bridge": "kernel bridge", "bare": "bare AF_PACKET forwarder", "fabriclab": "fabriclab switch",
+          "bmv2": "simple_switch_grpc"}
 
 
 def run(args: argparse.Namespace) -> dict:
     from rich.console import Console
     from rich.table import Table
 
+    from fabriclab.topologies import bmv2
+
     if os.geteuid() != 0:
         raise UserError("fabriclab bench dataplane needs root (namespaces, veths, raw sockets)")
+    target = getattr(args, "target", "python")
+    if target in ("bmv2", "both") and bmv2.missing_reason():
+        raise UserError(f"--target {target}: {bmv2.missing_reason()}")
+    forwarders = TARGET_FORWARDERS[target]
     console = Console(stderr=True)
     with console.status("dataplane benchmark") as spinner:
         def status(text: str) -> None:
             spinner.update(text)
             console.log(text)
 
-        figures = compare_forwarders(status=status)
-    table = Table(title=f"two hosts through one forwarder ({FRAME_SIZE}-byte UDP frames, < 1 % loss)")
+        figures = compare_forwarders(status=status, forwarders=forwarders)
+    table = Table(title=f"two hosts through one forwarder ({FRAME_SIZE}-byte UDP frames, < 1 % loss; "
+                        "C sender and receiver)")
     table.add_column("")
-    table.add_column(f"fabriclab switch ({figures['program']}, {figures['engine']} engine)", justify="right")
-    table.add_column("bare AF_PACKET forwarder", justify="right")
-    table.add_row("UDP packets/s", f"{figures['fabriclab_pps']:,}", f"{figures['bare_pps']:,}")
-    table.add_row("TCP Mbit/s (iperf3)", f"{figures['fabriclab_tcp_mbps']:.0f}", f"{figures['bare_tcp_mbps']:.0f}")
-    table.add_row("ping RTT ms", f"{figures['rtt_ms']:.3f}", f"{figures['bare_rtt_ms']:.3f}")
+    for name in forwarders:
+        engine = f" ({figures['program']}, {figures.get('engine')} engine)" if name == "fabriclab" else ""
+        table.add_column(LABELS[name] + engine, justify="right")
+    table.add_row("UDP packets/s", *(f"{figures[f'{n}_pps']:,}" + (" (sender-bound)" if figures[f"{n}_sender_limited"]
+                                                                   else "") for n in forwarders))
+    table.add_row("TCP Mbit/s (iperf3)", *(f"{figures[f'{n}_tcp_mbps']:.0f}" for n in forwarders))
+    table.add_row("ping RTT ms", *(f"{figures[f'{n}_rtt_ms']:.3f}" for n in forwarders))
     console.print(table)
-    drops = ", ".join(f"{reason} {count:,}" for reason, count in figures["fabriclab_switch_drops"].items())
-    console.print(f"fabriclab switch drops over the whole run: {drops or 'none'}")
-    ratio = figures["ratio"]
-    console.print(f"fabriclab / bare: {ratio:.0%} of the ceiling (goal: 50 %)" if ratio is not None else
-                  "bare forwarder delivered nothing: no ratio")
+    if "fabriclab_switch_drops" in figures:
+        drops = ", ".join(f"{reason} {count:,}" for reason, count in figures["fabriclab_switch_drops"].items())
+        console.print(f"fabriclab switch drops over the whole run: {drops or 'none'}")
+    for name in ("fabriclab", "bmv2"):
+        for ceiling, goal in (("bridge", ""), ("bare", " (goal: 50 %)")):
+            ratio = figures.get(f"{name}_to_{ceiling}")
+            if ratio is not None:
+                console.print(f"{LABELS[name]} / {LABELS[ceiling]}: {ratio:.0%}{goal if name == 'fabriclab' else ''}")
     return figures

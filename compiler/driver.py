@@ -388,10 +388,17 @@ class _InfoBuilder:
             info.is_const_table = t.entries.const
             needs_priority = any(k.match_kind in ("ternary", "range", "optional") for k in t.keys)
             count = len(t.entries.entries)
+            # p4c's BMv2 back-end ranks entries by @priority(N), else by position (1, 2, ...),
+            # the smallest rank winning; tables here want a priority where the largest wins
+            ranks = [(codegen.annotation_ints(e.annotations, "priority") or [i + 1])[0]
+                     for i, e in enumerate(t.entries.entries)]
+            ranked = any(codegen.annotation_ints(e.annotations, "priority") for e in t.entries.entries)
             for i, entry in enumerate(t.entries.entries):
                 match = self.entry_match(entry, keys)
                 if entry.priority is not None:
                     priority = entry.priority.const_value
+                elif ranked and needs_priority:
+                    priority = max(ranks) + 1 - ranks[i]
                 else:
                     priority = count - i if needs_priority else 0
                 action = self.action(entry.action.entity, inst.path)

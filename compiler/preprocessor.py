@@ -2,10 +2,11 @@
 
 Supported: ``#include <file>`` (``compiler/p4include/`` first, then ``-I`` dirs) and
 ``#include "file"`` (the including file's folder, then ``-I`` dirs, then ``p4include/``);
-object-like ``#define NAME tokens`` and ``#undef``; ``#ifdef``/``#ifndef``/``#if``/``#elif``/
+object-like ``#define NAME tokens``, function-like ``#define NAME(a, b) tokens`` (arguments are
+macro-expanded before substitution; ``#`` and ``##`` are not supported) and ``#undef``; ``#ifdef``/``#ifndef``/``#if``/``#elif``/
 ``#else``/``#endif`` with ``defined(X)``, integers, macros and C operators in conditions;
 ``#error``; ``#pragma once`` (other ``#pragma`` lines and ``#line`` are ignored, as p4c's
-front-end ignores them). Function-like macros are unsupported.
+front-end ignores them).
 
 Every output token keeps the file:line:col where it was written; a token produced by a macro
 expansion takes the location of the macro's use, which is where an error about it belongs.
@@ -15,7 +16,7 @@ from __future__ import annotations
 import os
 from typing import Mapping, Sequence
 
-from fabriclab.compiler.diagnostics import CompileError, SourceLocation, register_source, unsupported
+from fabriclab.compiler.diagnostics import CompileError, SourceLocation, register_source
 from fabriclab.compiler.lexer import DIRECTIVE, EOF, ERROR, IDENT, INT, Token, tokenize
 
 P4INCLUDE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "p4include")
@@ -41,6 +42,8 @@ class Preprocessor:
         self.include_dirs = [str(d) for d in include_dirs]
         # name -> replacement tokens
         self.macros: dict[str, list[Token]] = {}
+        # function-like: name -> (parameter names, replacement tokens)
+        self.functions: dict[str, tuple[list[str], list[Token]]] = {}
         self.once: set[str] = set()
         self.output: list[Token] = []
         self.eof: Token | None = None      # the main file's end
@@ -79,7 +82,10 @@ class Preprocessor:
     def run_text(self, text: str, filename: str, depth: int = 0) -> None:
         register_source(filename, text)
         stack: list[_Conditional] = []
-        for token in tokenize(text, filename):
+        tokens = tokenize(text, filename)
+        pushed: list[Token] = []       # a token read ahead after a function-like macro's name
+        while True:
+            token = pushed.pop() if pushed else next(tokens)
             active = not stack or stack[-1].active
             if token.kind == DIRECTIVE:
                 self._directive(token, stack, active, filename, depth)
@@ -93,6 +99,21 @@ class Preprocessor:
                 raise CompileError(token.value, token.loc)
             elif token.kind == IDENT and token.text in self.macros:
                 self.output.extend(self._expand([token], set(), token.loc))
+            elif token.kind == IDENT and token.text in self.functions:
+                following = next(tokens)
+                if following.kind != "(":
+                    self.output.append(token)       # the name alone is not a macro use
+                    pushed.append(following)
+                    continue
+                call = [token, following]
+                depth_ = 1
+                while depth_:
+                    t = next(tokens)
+                    if t.kind in (EOF, DIRECTIVE):
+                        raise CompileError(f"unterminated call of macro '{token.text}'", token.loc)
+                    depth_ += {"(": 1, ")": -1}.get(t.kind, 0)
+                    call.append(t)
+                self.output.extend(self._expand(call, set(), token.loc))
             else:
                 self.output.append(token)
         if stack:
@@ -119,7 +140,7 @@ class Preprocessor:
                 value = self._condition(rest, rest_loc, token.loc)
             else:
                 macro = self._macro_name(rest, rest_loc, token.loc, name)
-                value = (macro in self.macros) == (name == "ifdef")
+                value = self._defined(macro) == (name == "ifdef")
             stack.append(_Conditional(name, token.loc, True, value))
             return
         if name in ("elif", "else", "endif"):
@@ -150,7 +171,9 @@ class Preprocessor:
         elif name == "define":
             self._define(rest, rest_loc, token.loc)
         elif name == "undef":
-            self.macros.pop(self._macro_name(rest, rest_loc, token.loc, name), None)
+            macro = self._macro_name(rest, rest_loc, token.loc, name)
+            self.macros.pop(macro, None)
+            self.functions.pop(macro, None)
         elif name == "error":
             raise CompileError(f"#error {rest.strip()}".rstrip(), token.loc)
         elif name == "pragma":
@@ -174,9 +197,29 @@ class Preprocessor:
         if not tokens or tokens[0].kind != IDENT:
             raise CompileError("#define expects a macro name", tokens[0].loc if tokens else loc)
         name = tokens[0]
+        self.macros.pop(name.text, None)
+        self.functions.pop(name.text, None)
         if len(tokens) > 1 and tokens[1].kind == "(" and not tokens[1].space_before:
-            raise unsupported("function-like macro", name.loc)
+            params: list[str] = []
+            i = 2
+            while i < len(tokens) and tokens[i].kind != ")":
+                if tokens[i].kind != IDENT or tokens[i].text in params:
+                    raise CompileError(f"bad parameter list of macro '{name.text}'", tokens[i].loc)
+                params.append(tokens[i].text)
+                i += 1
+                if i < len(tokens) and tokens[i].kind == ",":
+                    i += 1
+                elif i >= len(tokens) or tokens[i].kind != ")":
+                    raise CompileError(f"bad parameter list of macro '{name.text}'",
+                                       tokens[i].loc if i < len(tokens) else name.loc)
+            if i >= len(tokens):
+                raise CompileError(f"bad parameter list of macro '{name.text}'", name.loc)
+            self.functions[name.text] = (params, tokens[i + 1:])
+            return
         self.macros[name.text] = tokens[1:]
+
+    def _defined(self, name: str) -> bool:
+        return name in self.macros or name in self.functions
 
     def _include(self, rest: str, rest_loc: SourceLocation, loc: SourceLocation, filename: str,
                  depth: int) -> None:
@@ -204,14 +247,50 @@ class Preprocessor:
     def _expand(self, tokens: list[Token], hidden: set[str], use_loc: SourceLocation) -> list[Token]:
         """``tokens`` with macros replaced, recursively; a macro is not expanded inside itself."""
         out: list[Token] = []
-        for token in tokens:
-            if token.kind == IDENT and token.text in self.macros and token.text not in hidden:
+        i = 0
+        while i < len(tokens):
+            token = tokens[i]
+            i += 1
+            if token.kind != IDENT or token.text in hidden:
+                out.append(token)
+            elif token.text in self.macros:
                 replacement = [Token(t.kind, t.text, use_loc, t.value, t.space_before)
                                for t in self.macros[token.text]]
+                out.extend(self._expand(replacement, hidden | {token.text}, use_loc))
+            elif token.text in self.functions and i < len(tokens) and tokens[i].kind == "(":
+                args, i = self._arguments(token, tokens, i)
+                params, body = self.functions[token.text]
+                if len(args) != len(params) and not (not params and args == [[]]):
+                    raise CompileError(f"macro '{token.text}' takes {len(params)} argument"
+                                       f"{'s' if len(params) != 1 else ''}, got {len(args)}", token.loc)
+                values = {p: self._expand(a, hidden, use_loc) for p, a in zip(params, args)}
+                replacement = []
+                for t in body:
+                    if t.kind == IDENT and t.text in values:
+                        replacement.extend(values[t.text])
+                    else:
+                        replacement.append(Token(t.kind, t.text, use_loc, t.value, t.space_before))
                 out.extend(self._expand(replacement, hidden | {token.text}, use_loc))
             else:
                 out.append(token)
         return out
+
+    @staticmethod
+    def _arguments(name: Token, tokens: list[Token], i: int) -> tuple[list[list[Token]], int]:
+        """The comma-separated arguments of a macro call whose '(' is ``tokens[i]``, and the
+        index after its ')'."""
+        args: list[list[Token]] = [[]]
+        depth = 0
+        for j in range(i + 1, len(tokens)):
+            t = tokens[j]
+            if t.kind == ")" and depth == 0:
+                return args, j + 1
+            if t.kind == "," and depth == 0:
+                args.append([])
+                continue
+            depth += {"(": 1, ")": -1}.get(t.kind, 0)
+            args[-1].append(t)
+        raise CompileError(f"unterminated call of macro '{name.text}'", name.loc)
 
     # ------------------------------------------------------------------ #if conditions
 
@@ -232,8 +311,8 @@ class Preprocessor:
                     name, i = tokens[i + 2].text, i + 4
                 else:
                     raise CompileError("'defined' expects a macro name", t.loc)
-                resolved.append(Token(INT, "1" if name in self.macros else "0", t.loc,
-                                      (int(name in self.macros), None, False)))
+                resolved.append(Token(INT, "1" if self._defined(name) else "0", t.loc,
+                                      (int(self._defined(name)), None, False)))
                 continue
             resolved.append(t)
             i += 1

@@ -512,7 +512,11 @@ class _Checker:
             if t is None:
                 raise _err(f"unknown type '{ref.name}'", ref)
             if isinstance(t, ExternT):
-                return ExternT(t.decl, [self.resolve_type(a, tvars) for a in ref.type_args])
+                args = [self.resolve_type(a, tvars) for a in ref.type_args]
+                missing = t.decl.type_params[len(args):]
+                if args and missing == ["I"] or not args and t.decl.type_params == ["I"]:
+                    args.append(BitT(32))       # v1model's index type, left out: bit<32>
+                return ExternT(t.decl, args)
             return t
         raise unsupported(f"type {type(ref).__name__}", ref.loc)
 
@@ -609,7 +613,9 @@ class _Checker:
             self.keyset_value(ks, kt, scope)
 
     def keyset_value(self, e: ast.Expression, kt: Type, scope: Scope) -> None:
-        self.expr(e, scope, kt)
+        et = self.expr(e, scope, kt)
+        if isinstance(kt, EnumT) and kt.underlying is not None and not isinstance(et, EnumT):
+            kt = kt.underlying     # a serializable enum key matches values of its underlying type
         self.coerce(e, kt, "keyset")
         if not hasattr(e, "const_value"):
             raise _err("keyset values must be compile-time constants", e)

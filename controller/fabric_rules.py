@@ -1,9 +1,9 @@
 """What the controller writes into ``p4/fabric.p4`` on one switch, as plain data.
 
 Tables (see p4/README.md): ``switch_config`` (identity), ``dscp_priority``/``pcp_priority``
-(traffic classes), ``ipv4_route`` (LPM -> a port or a next-hop group), ``lb_group`` (the
-group's members range and LB mode), ``lb_member`` and ``lb_member_alt`` (the members; a member
-repeated w times has weight w), ``ecn_profile`` (RED marking per port and priority).
+(traffic classes), ``ecn_profile`` (RED marking per port and priority) here; ``ipv4_route``,
+``lb_group``, ``lb_member``/``lb_member_alt`` and ``flow_override`` are written by
+``fabric_state.py``, which tracks what they hold as links fail and policies re-weigh.
 """
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from fabriclab.controller.policy import EqualWeights, Policy
-from fabriclab.controller.routing import NextHop, Route
 from fabriclab.controller.settings import ControllerSettings
 from fabriclab.topologies.description import FabricDescription
 
@@ -39,13 +37,7 @@ class TableWrite:
     action: str
     params: dict[str, Any] = field(default_factory=dict)
     default: bool = False            # set the table's default action (a MODIFY) instead of inserting
-
-
-@dataclass
-class SwitchRules:
-    writes: list[TableWrite]
-    routes: int                      # ipv4_route entries
-    groups: dict[tuple[NextHop, ...], int]   # members -> group id
+    op: str = "INSERT"               # INSERT, MODIFY or DELETE (entries; a default is always a MODIFY)
 
 
 def hash_seed(device_id: int) -> int:
@@ -63,9 +55,9 @@ def ecn_profile_params(settings: ControllerSettings, mtu: int) -> dict[str, int]
     return {"kmin": kmin, "kmax": kmax, "slope": slope}
 
 
-def switch_rules(description: FabricDescription, switch: str, routes: list[Route],
-                 settings: ControllerSettings, policy: Policy | None = None) -> SwitchRules:
-    policy = policy or EqualWeights()
+def switch_rules(description: FabricDescription, switch: str, settings: ControllerSettings) -> list[TableWrite]:
+    """Everything but routes and groups (those are ``fabric_state.FabricState``'s): the switch's
+    identity, the traffic classes and the ECN profiles."""
     sw = description.switch(switch)
     writes = [TableWrite(f"{INGRESS}.switch_config", {}, f"{INGRESS}.set_switch_config",
                          {"switch_id": sw.device_id, "router_mac": sw.router_mac,
@@ -78,52 +70,10 @@ def switch_rules(description: FabricDescription, switch: str, routes: list[Route
     # A VLAN-tagged frame's PCP is its 802.1Q priority already.
     writes += [TableWrite(f"{INGRESS}.pcp_priority", {"hdr.vlan.pcp": pcp}, f"{INGRESS}.set_priority",
                           {"priority": pcp}) for pcp in range(1, NUM_PRIORITIES)]
-
-    groups: dict[tuple[NextHop, ...], int] = {}
-    next_base = 0
-    group_writes: list[TableWrite] = []
-    for route in routes:
-        if not route.next_hops:
-            continue
-        match = {"hdr.ipv4.dst_addr": route.prefix}
-        if len(route.next_hops) == 1:
-            hop = route.next_hops[0]
-            writes.append(TableWrite(f"{INGRESS}.ipv4_route", match, f"{INGRESS}.route_to_port",
-                                     {"port": hop.port, "dmac": hop.mac}))
-            continue
-        if route.next_hops not in groups:
-            group_id = len(groups) + 1
-            groups[route.next_hops] = group_id
-            weights = policy.weigh(switch, route.next_hops, {})
-            if len(weights) != len(route.next_hops) or min(weights) < 0 or not any(weights):
-                raise ValueError(f"policy gave weights {weights} for {len(route.next_hops)} members of {route.prefix} "
-                                 f"on {switch}: need one weight >= 0 per member, one above 0")
-            buckets = [hop for hop, weight in zip(route.next_hops, weights) for _ in range(weight)]
-            group_writes += _group_writes(group_id, next_base, buckets, settings)
-            next_base += len(buckets)
-        writes.append(TableWrite(f"{INGRESS}.ipv4_route", match, f"{INGRESS}.route_to_group",
-                                 {"group_id": groups[route.next_hops]}))
-    writes += group_writes
-
     if settings.ecn.enabled:
         profile = ecn_profile_params(settings, description.mtu)
         for port in description.switch_ports(switch):
             writes += [TableWrite(f"{EGRESS}.ecn_profile",
                                   {"standard_metadata.egress_port": port, "meta.priority": priority},
                                   f"{EGRESS}.set_ecn_profile", dict(profile)) for priority in range(NUM_PRIORITIES)]
-    return SwitchRules(writes, sum(1 for w in writes if w.table.endswith(".ipv4_route")), groups)
-
-
-def _group_writes(group_id: int, base: int, buckets: list[NextHop], settings: ControllerSettings) -> list[TableWrite]:
-    params: dict[str, Any] = {"base": base, "size": len(buckets)}
-    if settings.lb == "flowlet":
-        params["gap_us"] = round(settings.flowlet_gap_s * 1e6)
-    writes = [TableWrite(f"{INGRESS}.lb_group", {"meta.lb_group": group_id},
-                         f"{INGRESS}.{LB_ACTIONS[settings.lb]}", params)]
-    for offset, hop in enumerate(buckets):
-        writes.append(TableWrite(f"{INGRESS}.lb_member", {"meta.lb_index": base + offset},
-                                 f"{INGRESS}.set_member", {"port": hop.port, "dmac": hop.mac}))
-        # The adaptive mode's second candidate is looked up in a twin table (a table applies once).
-        writes.append(TableWrite(f"{INGRESS}.lb_member_alt", {"meta.lb_alt_index": base + offset},
-                                 f"{INGRESS}.set_alt_member", {"port": hop.port, "dmac": hop.mac}))
     return writes

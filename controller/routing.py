@@ -27,18 +27,23 @@ class Route:
     next_hops: tuple[NextHop, ...]    # sorted by port; more than one = a balanced group
 
 
-def switch_graph(description: FabricDescription) -> nx.MultiGraph:
-    """Switches as nodes, one edge per switch-to-switch link (keyed by the two ports)."""
+def switch_graph(description: FabricDescription, down: set[tuple[str, int]] = frozenset()) -> nx.MultiGraph:
+    """Switches as nodes, one edge per switch-to-switch link (keyed by the two ports); links
+    with an end in ``down`` ((switch, port) pairs) are left out."""
     graph = nx.MultiGraph()
     graph.add_nodes_from(sw.name for sw in description.switches)
     for link in description.switch_links():
+        if (link.node1, link.port1) in down or (link.node2, link.port2) in down:
+            continue
         graph.add_edge(link.node1, link.node2, ports={link.node1: link.port1, link.node2: link.port2})
     return graph
 
 
-def compute_routes(description: FabricDescription) -> dict[str, list[Route]]:
-    """switch name -> its routes (host /32s first, then remote subnets by subnet index)."""
-    graph = switch_graph(description)
+def compute_routes(description: FabricDescription,
+                   down: set[tuple[str, int]] = frozenset()) -> dict[str, list[Route]]:
+    """switch name -> its routes (host /32s first, then remote subnets by subnet index), on the
+    graph without the links that have an end in ``down``."""
+    graph = switch_graph(description, down)
     routes: dict[str, list[Route]] = {sw.name: [] for sw in description.switches}
     for sw in description.switches:
         for host in description.hosts_of(sw.name):

@@ -35,6 +35,14 @@ class ControllerSettings:
     default_priority: int = 0
     ecn: EcnSettings = field(default_factory=EcnSettings)
     connect_timeout_s: float = 30.0    # how long to keep trying to reach a switch's P4Runtime server
+    # adaptive routing (controller/policy.py) and the telemetry loop that feeds it
+    policy: str = "static"
+    policy_params: dict = field(default_factory=dict)
+    poll_interval_s: float = 0.2       # testbed time; scenarios give it at fabric time and scale it
+    smoothing: float = 0.5             # EWMA gain per poll of the link utilisation
+    repair: bool = True                # recompute routes when a link loses carrier (false: routes frozen)
+    rest_host: str = "127.0.0.1"
+    rest_port: int | None = None       # REST API port (fabriclab up: 8080); None: no REST API
 
     def validate(self) -> None:
         if self.lb not in LB_MODES:
@@ -48,6 +56,15 @@ class ControllerSettings:
             raise UserError("ECN: need kmin <= kmax and 0 <= pmax <= 1")
         if self.flowlet_gap_s <= 0:
             raise UserError("flowlet gap must be positive")
+        if not self.poll_interval_s > 0:
+            raise UserError(f"poll interval must be positive, got {self.poll_interval_s}")
+        if not 0 < self.smoothing <= 1:
+            raise UserError(f"smoothing must be in (0, 1], got {self.smoothing}")
+        if self.rest_port is not None and not 0 <= self.rest_port < 65536:
+            raise UserError(f"REST port must be 0..65535, got {self.rest_port}")
+        from fabriclab.controller.policy import make_policy
+
+        make_policy(self.policy, self.policy_params)    # an unknown name or parameter fails here
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n")

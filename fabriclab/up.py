@@ -33,9 +33,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
                       help="switch with device id d serves P4Runtime on this + d (default 9559)")
     fabric = parser.add_argument_group("switches and controller")
     fabric.add_argument("--target", default="python", help="python (default), bmv2, or auto (bmv2 if installed)")
+    fabric.add_argument("--bmv2-log", action="store_true",
+                        help="bmv2: write BMv2's per-packet trace (switches/<name>.txt; it slows BMv2 down)")
     fabric.add_argument("--lb", default="ecmp", help="load balancing: ecmp (default), spray (random per packet), spray-rr (round robin), flowlet, adaptive")
     fabric.add_argument("--flowlet-gap", default="5ms", help="idle gap that starts a new flowlet (default 5ms)")
     fabric.add_argument("--ecn", action="store_true", help="mark ECN (DCQCN paper thresholds)")
+    fabric.add_argument("--policy", default="static",
+                        help="routing policy: static (default), wcmp (re-weigh groups from measured load), "
+                             "elephant (pin heavy flows, Hedera-like)")
+    fabric.add_argument("--poll-interval", default="200ms", help="controller telemetry poll interval (default 200ms)")
+    fabric.add_argument("--rest-port", type=int, default=8080,
+                        help="controller REST API port on 127.0.0.1 (default 8080; 0: any free port)")
     fabric.add_argument("--config", metavar="SWITCH_YAML", help="switch.yaml applied to every switch "
                         "(port rates and delays come from the topology)")
     fabric.add_argument("--p4", metavar="PROGRAM", help="data-plane program (default p4/fabric.p4)")
@@ -80,7 +88,10 @@ def run(args: argparse.Namespace) -> int:
     }
     description = describe(args.topo, params, topo_file=args.topo_file)
     settings = ControllerSettings(lb=args.lb, flowlet_gap_s=parse_duration(args.flowlet_gap, "--flowlet-gap"),
-                                  ecn=EcnSettings(enabled=args.ecn))
+                                  ecn=EcnSettings(enabled=args.ecn), policy=args.policy,
+                                  poll_interval_s=parse_duration(args.poll_interval, "--poll-interval"),
+                                  rest_port=args.rest_port)
+    settings.validate()
     switch_config = {}
     if args.config:
         from fabriclab.switch.switch_config import load_config
@@ -98,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
 
             network = FabricNetwork(description, run_dir, target=choose_target(args.target),
                                     program=args.p4 or DEFAULT_PROGRAM, settings=settings,
-                                    switch_config=switch_config, pcap=args.pcap, progress=progress)
+                                    switch_config=switch_config, pcap=args.pcap, progress=progress,
+                                    bmv2_log=args.bmv2_log)
             report = network.start()
         try:
             console.print(bring_up_table(network, report))

@@ -604,6 +604,18 @@ class P4RuntimeClient:
         return {e.counter_entry.index.index: (e.counter_entry.data.packet_count, e.counter_entry.data.byte_count)
                 for e in self.read([p4r.Entity(counter_entry=entry)])}
 
+    def read_counter_cells(self, names: Iterable[str], indexes: Iterable[int]) -> dict[str, dict[int, tuple[int, int]]]:
+        """Chosen cells of several indirect counters in one Read RPC: ``{name: {index: (packets, bytes)}}``."""
+        ids = {self._require_names().get("counters", name).preamble.id: name for name in names}
+        indexes = list(indexes)
+        query = [p4r.Entity(counter_entry=p4r.CounterEntry(counter_id=cid, index=p4r.Index(index=i)))
+                 for cid in ids for i in indexes]
+        out: dict[str, dict[int, tuple[int, int]]] = {name: {} for name in ids.values()}
+        for e in self.read(query):
+            c = e.counter_entry
+            out[ids[c.counter_id]][c.index.index] = (c.data.packet_count, c.data.byte_count)
+        return out
+
     def write_counter(self, name: str, index: int | None, packets: int = 0, nbytes: int = 0) -> None:
         """Set (by default: reset) one cell, or every cell when ``index`` is None."""
         entry = p4r.CounterEntry(counter_id=self._require_names().get("counters", name).preamble.id)

@@ -10,12 +10,18 @@ import json
 import time
 from pathlib import Path
 
+from fabriclab.errors import UserError
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("scenario", help="a built-in scenario name (see 'fabriclab scenarios') or a YAML file")
     parser.add_argument("--out", help="run directory (default runs/<scenario>-<time>)")
     parser.add_argument("--json", metavar="FILE", help="also write the results JSON here")
     parser.add_argument("--variant", action="append", help="run only this variant (repeatable)")
+    parser.add_argument("--target", choices=("python", "bmv2", "both"), default="python",
+                        help="switches: fabriclab's (default), BMv2's simple_switch_grpc, or both side by side")
+    parser.add_argument("--bmv2-log", action="store_true",
+                        help="bmv2: write BMv2's per-packet trace (switches/<name>.txt; it slows BMv2 down)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,12 +33,17 @@ def run(args: argparse.Namespace) -> int:
     from fabriclab.scenarios.report import SUMMARY_METRICS, metric, write_report
     from fabriclab.scenarios.runner import run_scenario
     from fabriclab.scenarios.schema import load_scenario
+    from fabriclab.topologies import bmv2
 
     console = Console()
     scenario = load_scenario(args.scenario)
+    targets = ("python", "bmv2") if args.target == "both" else (args.target,)
+    if "bmv2" in targets and bmv2.missing_reason():
+        raise UserError(f"--target {args.target}: {bmv2.missing_reason()}")
     out = Path(args.out or f"runs/{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     with console.status(f"scenario {scenario.name}") as status:
-        results = run_scenario(scenario, out, args.variant, progress=status.update)
+        results = run_scenario(scenario, out, args.variant, progress=status.update, targets=targets,
+                               bmv2_log=args.bmv2_log)
         status.update("writing the report")
         report = write_report(results, out)
     if args.json:
@@ -52,11 +63,16 @@ def run(args: argparse.Namespace) -> int:
     for vname, result in results["variants"].items():
         if result.get("error"):
             console.print(f"[red]variant {escape(vname)}: {escape(result['error'])}[/red]")
+        if result.get("not_supported"):
+            console.print(f"[yellow]variant {escape(vname)}: {escape(result['not_supported'])}[/yellow]")
         for reason in (result.get("fidelity") or {}).get("reasons", []):
             console.print(f"[yellow]variant {escape(vname)}: fidelity degraded: {escape(reason)}[/yellow]")
-    marks = {True: "[green]✔[/green]", False: "[red]✘[/red]", None: "[yellow]⚠[/yellow]"}
     for exp in results["expectations"]:
-        console.print(f"{marks[exp['held']]} {escape(exp['text'])}   ({escape(exp['detail'])})")
+        mark = {True: "[green]✔[/green]", False: "[red]✘[/red]", None: "[yellow]–[/yellow]"}[exp["held"]]
+        if exp.get("valid") is False:
+            mark = "[yellow]⚠[/yellow]"
+        where = f"[{exp['target']}] " if len(targets) > 1 else ""
+        console.print(f"{mark} {escape(where + exp['text'])}   ({escape(exp['detail'])})")
     console.print(f"report: {report}")
     if results["verdict"] == "not valid":
         console.print("[bold yellow]verdict: NOT VALID[/bold yellow] -- the emulation could not keep time (see "

@@ -52,9 +52,10 @@ def not_valid_because(variants: set[str], results: dict[str, dict]) -> str | Non
 
 
 def verdict(expectations: list[dict]) -> str:
-    """``failed`` if an expectation failed, else ``not valid`` if one could not be judged, else ``held``."""
+    """``failed`` if an expectation failed, else ``not valid`` if a degraded variant left one
+    unjudged (``valid: false``), else ``held`` (one not supported on a target counts for neither)."""
     if any(e["held"] is False for e in expectations):
         return "failed"
-    if any(e["held"] is None for e in expectations):
+    if any(e.get("valid") is False for e in expectations):
         return "not valid"
     return "held"

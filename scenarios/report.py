@@ -153,16 +153,22 @@ def write_report(results: dict, out: Path) -> Path:
     """Write every PNG and report.html into ``out``; returns the HTML path."""
     out.mkdir(parents=True, exist_ok=True)
     variants = results["variants"]
-    images = [plot(variants, out) for plot in PLOTS]
+    # a variant a target could not run (PFC on bmv2) has a column but no plots
+    measured = {name: r for name, r in variants.items() if "not_supported" not in r}
+    images = [plot(measured, out) for plot in PLOTS] if measured else []
     rows = "".join(
         f"<tr><th>{html.escape(label)}</th>"
         + "".join(f"<td>{_fmt(metric(r, path))}</td>" for r in variants.values()) + "</tr>"
         for path, label in SUMMARY_METRICS)
     header = "".join(f"<th>{html.escape(v)}</th>" for v in variants)
-    marks = {True: ("held", "✔"), False: ("failed", "✘"), None: ("invalid", "⚠")}
+    unsupported = "".join(f"<li class=unsupported>{html.escape(name)}: {html.escape(r['not_supported'])}</li>"
+                          for name, r in variants.items() if "not_supported" in r)
+    several = len(results.get("targets", ())) > 1
+    marks = {True: ("held", "✔"), False: ("failed", "✘"), None: ("unsupported", "–")}
     checks = "".join(
-        f"<li class={marks[e['held']][0]}>{marks[e['held']][1]} "
-        f"<code>{html.escape(e['text'])}</code> — {html.escape(e.get('detail', ''))}</li>"
+        "<li class={}>{} ".format(*(("invalid", "⚠") if e.get("valid") is False else marks[e["held"]]))
+        + (f"[{html.escape(e['target'])}] " if several else "")
+        + f"<code>{html.escape(e['text'])}</code> — {html.escape(e.get('detail', ''))}</li>"
         for e in results.get("expectations", []))
     degraded = "".join(f"<li class=invalid>{html.escape(name)}: {html.escape(reason)}</li>"
                        for name, r in variants.items() for reason in (r.get("fidelity") or {}).get("reasons", []))
@@ -174,10 +180,11 @@ def write_report(results: dict, out: Path) -> Path:
 <title>fabriclab: {html.escape(results['scenario'])}</title><style>
 body{{font-family:sans-serif;margin:2em;max-width:1200px}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}} th{{background:#f4f4f4}}
-li.held{{color:#176617}} li.failed{{color:#a11}} li.invalid{{color:#a60}} img{{max-width:100%}} figure{{margin:1em 0}}
+li.held{{color:#176617}} li.failed{{color:#a11}} li.unsupported{{color:#8a6d00}} li.invalid{{color:#a60}}
+img{{max-width:100%}} figure{{margin:1em 0}}
 </style></head><body>
 <h1>Scenario {html.escape(results['scenario'])}</h1><p>{html.escape(results.get('description', ''))}</p>
-<h2>Summary</h2><table><tr><th></th>{header}</tr>{rows}</table>
+<h2>Summary</h2><table><tr><th></th>{header}</tr>{rows}</table><ul>{unsupported}</ul>
 <h2>Expectations</h2><p>verdict: <b>{html.escape(results.get('verdict', ''))}</b></p><ul>{checks}</ul>
 <h2>Fidelity</h2><p>Every switch's frame lateness and loop lag and every host's pacing error, 99th
 percentile against its budget (README, "Fidelity"); a degraded variant's expectations are not valid.</p>

@@ -142,12 +142,18 @@ def traffic_plan(config: dict, description: FabricDescription) -> TrafficPlan:
 class CounterSampler(threading.Thread):
     """Polls every switch's runtime API for TM and port statistics at a fixed interval."""
 
-    def __init__(self, description: FabricDescription, interval: float):
+    def __init__(self, description: FabricDescription, interval: float, target: str = "python"):
         super().__init__(daemon=True, name="counter-sampler")
         from fabriclab.switch.runtime_api import RuntimeApiClient, default_api_addr
+        from fabriclab.topologies.bmv2 import StatsClient
 
         self.interval = interval
-        self.clients = {sw.name: RuntimeApiClient(default_api_addr(sw.grpc_addr)) for sw in description.switches}
+        if target == "bmv2":   # no runtime API: fabric.p4's counters over P4Runtime
+            self.clients = {sw.name: StatsClient(sw.grpc_addr, sw.device_id, description.switch_ports(sw.name),
+                                                 sw.grpc_port) for sw in description.switches}
+        else:
+            self.clients = {sw.name: RuntimeApiClient(default_api_addr(sw.grpc_addr))
+                            for sw in description.switches}
         self.samples: list[tuple[float, dict[str, dict]]] = []
         self.errors: list[str] = []
         self._stop_event = threading.Event()
@@ -191,6 +197,7 @@ def switch_metrics(samples: list[tuple[float, dict[str, dict]]], lossless: set[i
     drops = {"lossless": 0, "lossy": 0}
     pause_tx = pause_rx = max_queue = overflow = 0
     for stats in last.values():
+        drops["lossy"] += stats.get("queue_drops", 0)   # bmv2: the switch's total, lossy (no PFC)
         for port in stats["tm"]["ports"].values():
             for prio, q in port["priorities"].items():
                 kind = "lossless" if int(prio) in lossless else "lossy"
@@ -323,7 +330,8 @@ def traffic_metrics(plan: TrafficPlan, flows: list, t0: float) -> dict:
 
 # --- one variant, then the whole scenario ---------------------------------------------------
 
-def run_variant(name: str, config: dict, run_dir: Path, progress: Progress) -> dict:
+def run_variant(name: str, config: dict, run_dir: Path, progress: Progress, target: str = "python",
+                bmv2_log: bool = False) -> dict:
     from fabriclab.topologies.network import FabricNetwork
     from fabriclab.traffic.cli import find_mininet_host_pid
     from fabriclab.traffic.runner import HostHandle, ScheduleRunner
@@ -331,9 +339,9 @@ def run_variant(name: str, config: dict, run_dir: Path, progress: Progress) -> d
     description = fabric_description(config)
     plan = traffic_plan(config, description)
     lossless = set(config["switch"]["lossless_priorities"]) if config["switch"]["pfc"] else set()
-    network = FabricNetwork(description, run_dir, settings=controller_settings(config),
+    network = FabricNetwork(description, run_dir, target=target, settings=controller_settings(config),
                             switch_config=switch_config(config), pcap=bool(config["capture"]),
-                            progress=lambda step: progress(f"{name}: {step}"))
+                            progress=lambda step: progress(f"{name}: {step}"), bmv2_log=bmv2_log)
     started = time.monotonic()
     with network:
         bring_up = network.report
@@ -342,7 +350,7 @@ def run_variant(name: str, config: dict, run_dir: Path, progress: Progress) -> d
             spec = description.host(host)
             pid = find_mininet_host_pid(host)
             handles.append(HostHandle(name=host, ip=spec.ip, ifname=spec.intf, netns_path=f"/proc/{pid}/ns/net"))
-        sampler = CounterSampler(description, config["sample_interval"])
+        sampler = CounterSampler(description, config["sample_interval"], target)
         sampler.start()
         error = None
         background = IperfTraffic(plan.iperf, {h.name: h for h in handles})
@@ -438,7 +446,14 @@ def _ecn_marks(sampler: CounterSampler) -> int | None:
 
 
 def run_scenario(scenario: Scenario, out_dir: Path, variants: list[str] | None = None,
-                 progress: Progress = lambda message: None) -> dict:
+                 progress: Progress = lambda message: None, targets: tuple[str, ...] = ("python",),
+                 bmv2_log: bool = False) -> dict:
+    """Every chosen variant on every target (``python``, ``bmv2``), then the expectations on
+    each target. With two targets a variant's results are ``VARIANT@TARGET``, side by side; a
+    variant a target cannot run as written (PFC on bmv2) is recorded as not supported there,
+    and the expectations that name it are neither held nor failed on that target."""
+    from fabriclab.topologies import bmv2
+
     chosen = variants or list(scenario.variants)
     unknown = [v for v in chosen if v not in scenario.variants]
     if unknown:
@@ -448,18 +463,40 @@ def run_scenario(scenario: Scenario, out_dir: Path, variants: list[str] | None =
         config = scenario.variants[vname]
         traffic_plan(config, fabric_description(config))
     out_dir.mkdir(parents=True, exist_ok=True)
-    results: dict[str, Any] = {"scenario": scenario.name, "description": scenario.description, "variants": {}}
-    for vname in chosen:
-        results["variants"][vname] = run_variant(vname, scenario.variants[vname], out_dir / vname, progress)
+
+    def key(vname: str, target: str) -> str:
+        return f"{vname}@{target}" if len(targets) > 1 else vname
+
+    results: dict[str, Any] = {"scenario": scenario.name, "description": scenario.description,
+                               "targets": list(targets),
+                               "variants": {key(v, t): {} for v in chosen for t in targets}}   # side by side
+    for target in targets:
+        for vname in chosen:
+            config = scenario.variants[vname]
+            reason = bmv2.not_supported(config) if target == "bmv2" else None
+            if reason:
+                results["variants"][key(vname, target)] = {"target": target, "not_supported": reason}
+                continue
+            result = run_variant(vname, config, out_dir / key(vname, target), progress, target=target,
+                                 bmv2_log=bmv2_log)
+            results["variants"][key(vname, target)] = {"target": target, **result}
     results["expectations"] = []
-    for exp in scenario.expectations:
-        if not exp.variants() <= set(chosen):
-            continue  # names a variant that was not run (--variant)
-        held, detail = exp.evaluate(results["variants"])
-        reason = not_valid_because(exp.variants(), results["variants"])
-        if reason:
-            held, detail = None, f"{reason} (measured {detail})"
-        results["expectations"].append({"text": exp.text, "held": held, "detail": detail})
+    for target in targets:
+        measured = {vname: results["variants"][key(vname, target)] for vname in chosen}
+        for exp in scenario.expectations:
+            if not exp.variants() <= set(chosen):
+                continue  # names a variant that was not run (--variant)
+            missing = [measured[v]["not_supported"] for v in sorted(exp.variants()) if "not_supported" in measured[v]]
+            entry = {"text": exp.text, "target": target}
+            if missing:
+                held, detail = None, f"not supported on {target}: {missing[0]}"
+            else:
+                held, detail = exp.evaluate(measured)
+                reason = not_valid_because(exp.variants(), measured)
+                if reason:
+                    held, detail = None, f"{reason} (measured {detail})"
+                    entry["valid"] = False
+            results["expectations"].append({**entry, "held": held, "detail": detail})
     results["verdict"] = verdict(results["expectations"])
     (out_dir / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     return results

@@ -55,15 +55,43 @@ def test_bare_forwarder_carries_the_tagged_frames(tmp_path):
     assert 0 < rtt < 1000
 
 
+def test_kernel_bridge_carries_the_tagged_frames_and_frees_its_ports(tmp_path):
+    with dataplane.TwoHostTopology(_tag()) as topo:
+        bridge = dataplane.start_bridge(topo, tmp_path)
+        try:
+            step = dataplane.udp_step(topo, topo.hosts[1].mac, rate=2000, seconds=0.3)
+        finally:
+            bridge.stop()
+        assert not os.path.exists(f"/sys/class/net/{bridge.ifname}")
+        assert not os.path.exists(f"/sys/class/net/{topo.hosts[0].port_ifname}/master")
+    assert 300 <= step["sent"] <= 700 and step["received"] == step["sent"]
+
+
+def test_flat_out_run_through_the_bridge_is_counted(tmp_path):
+    """Rate 0: the C sender sends as fast as the kernel takes frames; the C receiver counts no
+    more than were sent (nothing is timed)."""
+    with dataplane.TwoHostTopology(_tag()) as topo:
+        bridge = dataplane.start_bridge(topo, tmp_path)
+        try:
+            step = dataplane.udp_step(topo, topo.hosts[1].mac, rate=0, seconds=0.3)
+        finally:
+            bridge.stop()
+    assert step["sent"] > 0 and 0 < step["received"] <= step["sent"]
+
+
 def test_compare_forwarders_reports_every_figure(tmp_path):
     figures = dataplane.compare_forwarders(tag=_tag(), seconds=0.3, bisections=2, tcp_seconds=1, status=print)
-    for key in ("fabriclab_pps", "bare_pps", "fabriclab_tcp_mbps", "bare_tcp_mbps", "rtt_ms", "bare_rtt_ms"):
-        assert figures[key] > 0, key
+    assert figures["forwarders"] == ["bridge", "bare", "fabriclab"]
+    for name in figures["forwarders"]:
+        for key in ("pps", "tcp_mbps", "rtt_ms"):
+            assert figures[f"{name}_{key}"] > 0, f"{name}_{key}"
+        assert isinstance(figures[f"{name}_sender_limited"], bool)
     assert figures["program"] == "fabric.p4"
     assert figures["engine"] == "native"        # gcc and python3-dev come with `make install`
     # read back from the switch's own counters as it exited: reasons and positive counts
     assert all(":" in reason and count > 0 for reason, count in figures["fabriclab_switch_drops"].items())
-    assert figures["ratio"] == pytest.approx(figures["fabriclab_pps"] / figures["bare_pps"], rel=0.01)
+    assert figures["fabriclab_to_bare"] == pytest.approx(figures["fabriclab_pps"] / figures["bare_pps"], rel=0.01)
+    assert figures["fabriclab_to_bridge"] == pytest.approx(figures["fabriclab_pps"] / figures["bridge_pps"], rel=0.01)
 
 
 def _fake_forwarder(monkeypatch, capacity: float, sender_max: float) -> list[float]:

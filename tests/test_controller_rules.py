@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fabriclab.controller.fabric_rules import LB_ACTIONS, ecn_profile_params, hash_seed, switch_rules
-from fabriclab.controller.policy import EqualWeights
-from fabriclab.controller.routing import compute_routes
+from fabriclab.controller.fabric_state import FabricState
 from fabriclab.controller.settings import ControllerSettings, EcnSettings
 from fabriclab.errors import UserError
 from fabriclab.topologies.leafspine import leafspine
@@ -20,10 +19,19 @@ def program_info():
     return driver.compile_file(str(DEFAULT_PROGRAM), [], {}).info
 
 
-def _rules(lb="ecmp", ecn=False, spines=2, policy=None):
+class _Rules:
+    def __init__(self, writes, state, switch):
+        self.writes = writes
+        self.routes = len(state.tables[switch].routes)
+        self.groups = state.tables[switch].groups
+
+
+def _rules(lb="ecmp", ecn=False, spines=2):
     d = leafspine(spines=spines, leaves=3, hosts_per_leaf=2)
     settings = ControllerSettings(lb=lb, ecn=EcnSettings(enabled=ecn))
-    return d, switch_rules(d, "l1", compute_routes(d)["l1"], settings, policy)
+    state = FabricState(d, settings)
+    writes = switch_rules(d, "l1", settings) + state.sync_routes(state.routes(), 0.0)["l1"]
+    return d, _Rules(writes, state, "l1")
 
 
 def test_every_write_names_a_real_table_key_and_action(program_info):
@@ -54,25 +62,6 @@ def test_routes_groups_and_members():
     assert len([w for w in rules.writes if w.table.endswith("lb_member_alt")]) == 2
     identity = rules.writes[0]
     assert identity.default and identity.params["router_mac"] == d.switch("l1").router_mac
-
-
-def test_weights_repeat_members():
-    class Heavier:
-        def weigh(self, switch, members, load):
-            return tuple(range(1, len(members) + 1))
-
-    _, rules = _rules(policy=Heavier())
-    ports = [w.params["port"] for w in rules.writes if w.table.endswith(".lb_member")]
-    assert ports == [3, 4, 4]
-    assert [w.params["size"] for w in rules.writes if w.table.endswith("lb_group")] == [3]
-    assert EqualWeights().weigh("x", (1, 2, 3), {}) == (1, 1, 1)
-
-    class AllZero:
-        def weigh(self, switch, members, load):
-            return (0,) * len(members)
-
-    with pytest.raises(ValueError, match="one above 0"):
-        _rules(policy=AllZero())
 
 
 def test_dscp_classes_and_ecn_profile():

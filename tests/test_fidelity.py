@@ -11,7 +11,7 @@ import pytest
 from fabriclab.scenarios import cli as run_cli
 from fabriclab.scenarios import runner as scenario_runner
 from fabriclab.scenarios.expectations import parse_expectation
-from fabriclab.scenarios.fidelity import NOT_VALID_EXIT, variant_fidelity
+from fabriclab.scenarios.fidelity import NOT_VALID_EXIT, variant_fidelity, verdict
 from fabriclab.scenarios.report import write_report
 from fabriclab.scenarios.schema import Scenario
 from fabriclab.switch.fidelity import Histogram, SwitchMonitor, reaction_allowance_us
@@ -99,6 +99,12 @@ def test_only_the_traffic_window_counts():
     assert variant_fidelity({}, {"s1": after}, {})["status"] == "degraded"
 
 
+def test_not_supported_is_neither_held_nor_not_valid():
+    assert verdict([{"held": True}, {"held": None, "target": "bmv2"}]) == "held"
+    assert verdict([{"held": None, "valid": False}, {"held": None}]) == "not valid"
+    assert verdict([{"held": None, "valid": False}, {"held": False}]) == "failed"
+
+
 def test_a_switch_without_the_monitor_is_left_out():
     verdict = variant_fidelity({}, {"bmv2": {"ports": {}}}, {"h1": _pacing([100])})
     assert verdict["status"] == "ok" and list(verdict["figures"]) == ["h1 pacing error"]
@@ -125,20 +131,22 @@ def test_a_degraded_variant_makes_its_expectations_not_valid(monkeypatch, tmp_pa
     fidelity = {"pfc": pfc, "no-pfc": no_pfc}
     monkeypatch.setattr(scenario_runner, "traffic_plan", lambda config, description: None)
     monkeypatch.setattr(scenario_runner, "fabric_description", lambda config: None)
-    monkeypatch.setattr(scenario_runner, "run_variant", lambda name, *a: _fake_variant(fidelity[name]))
+    monkeypatch.setattr(scenario_runner, "run_variant", lambda name, *a, **k: _fake_variant(fidelity[name]))
     results = scenario_runner.run_scenario(_scenario(), tmp_path)
     verdict, held, exit_code = verdicts
     assert results["verdict"] == verdict
     assert [e["held"] for e in results["expectations"]] == held
     for e in results["expectations"]:
-        assert (e["held"] is None) == e["detail"].startswith("not valid: fidelity degraded in ")
+        assert (e["held"] is None) == (e.get("valid") is False) == e["detail"].startswith("not valid: fidelity degraded")
     assert json.loads((tmp_path / "results.json").read_text())["verdict"] == verdict
     report = write_report(results, tmp_path).read_text()
     assert f"verdict: <b>{verdict}</b>" in report and ("⚠" in report) == (verdict == "not valid")
+    assert ("every variant ok" in report) == (verdict == "held")
 
     monkeypatch.setattr("fabriclab.scenarios.schema.load_scenario", lambda name: _scenario())
     monkeypatch.setattr(scenario_runner, "run_scenario", lambda *a, **k: results)
-    args = argparse.Namespace(scenario="t", out=str(tmp_path / "cli"), json=None, variant=None)
+    args = argparse.Namespace(scenario="t", out=str(tmp_path / "cli"), json=None, variant=None, target="python",
+                              bmv2_log=False)
     assert run_cli.run(args) == exit_code
     out = capsys.readouterr().out
     assert ("NOT VALID" in out) == (verdict == "not valid") and ("fidelity degraded" in out) == (verdict != "held")

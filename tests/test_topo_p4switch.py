@@ -4,18 +4,18 @@ from __future__ import annotations
 import pytest
 
 from fabriclab.errors import UserError
-from fabriclab.topologies import p4switch
+from fabriclab.topologies import bmv2, p4switch
 from fabriclab.topologies.hostsetup import host_commands, offload_args, tbf_command
 from fabriclab.topologies.leafspine import leafspine
 
 
 def test_target_choice(monkeypatch):
     assert p4switch.choose_target(None) == "python"
-    monkeypatch.setattr(p4switch.shutil, "which", lambda name: None)
+    monkeypatch.setattr(bmv2.shutil, "which", lambda name: None)
     assert p4switch.choose_target("auto") == "python"
-    with pytest.raises(UserError, match="needs simple_switch_grpc and p4c-bm2-ss on PATH"):
+    with pytest.raises(UserError, match="simple_switch_grpc, p4c-bm2-ss and simple_switch_CLI not on PATH"):
         p4switch.choose_target("bmv2")
-    monkeypatch.setattr(p4switch.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(bmv2.shutil, "which", lambda name: f"/usr/bin/{name}")
     assert p4switch.choose_target("auto") == "bmv2"
     with pytest.raises(UserError, match="unknown target 'tofino'"):
         p4switch.choose_target("tofino")
@@ -58,11 +58,15 @@ def test_python_target_command():
 
 
 def test_bmv2_target_command():
-    cmd = _switch("bmv2", bmv2_json="/r/build/fabric.json").command()
+    cmd = _switch("bmv2", bmv2_json="/r/build/fabric.json", bmv2_log=False).command()
     assert cmd[0] == "simple_switch_grpc"
+    assert cmd[cmd.index("-i") + 1] == "1@l1-eth1" and "--log-file" not in cmd
     assert cmd[cmd.index("--thrift-port") + 1] == "9093"
+    assert cmd[cmd.index("--pcap") + 1] == "/r/pcap/l1"
     assert cmd[cmd.index("--") - 1] == "/r/build/fabric.json"
     assert cmd[cmd.index("--grpc-server-addr") + 1] == "127.0.0.1:9562"
+    logged = _switch("bmv2", bmv2_json="/r/build/fabric.json", bmv2_log=True).command()
+    assert logged[logged.index("--log-file") + 1] == "/r/switches/l1"
     with pytest.raises(UserError, match="needs the program compiled"):
         _switch("bmv2").command()
 

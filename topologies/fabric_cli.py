@@ -1,8 +1,10 @@
 """Mininet's CLI with fabric commands: ``stats``, ``queues`` and ``pfc`` read every switch's
-runtime API (or one switch's: ``stats l1``)."""
+runtime API (or one switch's: ``stats l1``); ``link X Y down|up`` (Mininet's, then the
+controller's repair as it reports it) and ``paths h1_1 h2_1`` ask the controller's REST API."""
 from __future__ import annotations
 
 import sys
+import time
 
 from mininet.cli import CLI
 from mininet.log import output
@@ -71,6 +73,79 @@ class FabricCLI(CLI):
                         output(f"  port {port:>3} prio {prio}: depth {q['qdepth']:>4} pkts {q['qbytes']:>8} B "
                                f"(peak {q['max_qbytes']} B)  enq {q['enqueued']} deq {q['dequeued']} drop {dropped}\n")
         self._each(line, show)
+
+    def _rest(self, method: str, path: str) -> tuple[int, dict] | None:
+        from fabriclab.controller.rest import rest_call
+
+        url = self.network.rest_url
+        if not url:
+            output("the controller has no REST API (fabriclab up --rest-port)\n")
+            return None
+        try:
+            return rest_call(url, method, path)
+        except OSError as exc:
+            output(f"controller REST API at {url}: {exc}\n")
+            return None
+
+    def do_link(self, line: str) -> None:
+        """link NODE1 NODE2 up|down: take the link(s) between two nodes down or up (both ends);
+        the switches notice the carrier change and the controller reroutes around it."""
+        args = line.split()
+        if len(args) != 3 or args[2] not in ("up", "down"):
+            output("usage: link NODE1 NODE2 up|down\n")
+            return
+        a, b, state = args
+        for node in (a, b):
+            if node not in self.mn.nameToNode:
+                output(f"no node named {node}\n")
+                return
+        if not self.mn.nameToNode[a].connectionsTo(self.mn.nameToNode[b]):
+            output(f"{a} and {b} are not linked\n")
+            return
+        answer = self._rest("GET", "/fabric") if self.network.rest_url else None
+        seen = len(answer[1].get("repairs", [])) if answer and answer[0] == 200 else None
+        self.mn.configLinkStatus(a, b, state)
+        described = self.network.description
+        if seen is None or not (described.is_switch(a) and described.is_switch(b)):
+            output(f"link {a} {b} {state}\n")
+            return
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            answer = self._rest("GET", "/fabric")
+            repairs = answer[1].get("repairs", []) if answer and answer[0] == 200 else []
+            if len(repairs) > seen:
+                r = repairs[-1]
+                if not r["switches"]:
+                    output(f"link {a} {b} {state}; routes unchanged\n")
+                else:
+                    output(f"link {a} {b} {state}; routes repaired in {r['repair_ms']:.1f} ms (detection "
+                           f"{r['detected_ms']:.1f} ms + reprogramming {r['reprogrammed_ms']:.1f} ms), "
+                           f"{len(r['switches'])} switches rewritten\n")
+                return
+            time.sleep(0.05)
+        output(f"link {a} {b} {state}; the controller reported no repair within 10 s"
+               f"{'' if answer and answer[1].get('repair', True) else ' (repair is off)'}\n")
+
+    def do_paths(self, line: str) -> None:
+        """paths SRC_HOST DST_HOST: the path(s) traffic between two hosts takes now, with the
+        share of flows on each (ECMP weights), and pinned flows."""
+        args = line.split()
+        if len(args) != 2:
+            output("usage: paths SRC_HOST DST_HOST\n")
+            return
+        answer = self._rest("GET", f"/paths?src={args[0]}&dst={args[1]}")
+        if answer is None:
+            return
+        status, body = answer
+        if status != 200:
+            output(f"{body.get('error', status)}\n")
+            return
+        if not body["paths"]:
+            output(f"no path from {args[0]} to {args[1]}\n")
+        for path in body["paths"]:
+            output(f"  {' -> '.join(path['hops'])}   {path['share'] * 100:.0f} %\n")
+        for pin in body["pinned"]:
+            output(f"  pinned {pin['flow']}: {' -> '.join(pin['path'])}\n")
 
     def do_pfc(self, line: str) -> None:
         """pfc [switch ...]: PFC pauses sent/received and paused time per port and priority."""

@@ -50,7 +50,8 @@ class BringUpReport:
 class FabricNetwork:
     def __init__(self, description: FabricDescription, run_dir: str | Path, *, target: str = "python",
                  program: str | Path = DEFAULT_PROGRAM, settings: ControllerSettings | None = None,
-                 switch_config: dict | None = None, pcap: bool = False, progress: Progress | None = None):
+                 switch_config: dict | None = None, pcap: bool = False, progress: Progress | None = None,
+                 bmv2_log: bool = False):
         description.validate()
         self.description = description
         self.run_dir = Path(run_dir).resolve()
@@ -63,6 +64,8 @@ class FabricNetwork:
         self.progress = progress or (lambda message: None)
         self.net = None
         self.bmv2_json: str | None = None      # p4c-bm2-ss output, for the bmv2 target
+        self.p4info_path: Path | None = None   # and p4c's P4Info, which the controller pushes
+        self.bmv2_log = bmv2_log               # bmv2 target: BMv2's per-packet trace (slows it down)
         self.controller: subprocess.Popen | None = None
         self.report = BringUpReport()
 
@@ -97,11 +100,16 @@ class FabricNetwork:
                 if not port_free(port):
                     raise UserError(f"port {port} ({what} of switch {sw.name}) is in use: another fabric? "
                                     "(give --grpc-port-base)")
+        if self.settings.rest_port and not port_free(self.settings.rest_port, self.settings.rest_host):
+            raise UserError(f"port {self.settings.rest_port} (the controller's REST API) is in use: "
+                            "another fabric? (give --rest-port)")
         try:
             self._step("writing run directory", self._write_run_dir)
             self._step("creating nodes and links", self._build)
             self._step("starting switches", self._start_switches)
             self._step("installing routes", self._start_controller)
+            if self.target == "bmv2":
+                self._step("pacing bmv2 queues at the link rates", self._configure_bmv2_queues)
             self._step("configuring hosts", self._configure_hosts)
         except BaseException:
             self.stop()
@@ -154,20 +162,10 @@ class FabricNetwork:
             self.switch_config_path(sw.name).write_text(yaml.safe_dump(config, sort_keys=False))
 
     def _compile_for_bmv2(self) -> None:
-        build = self.run_dir / "build"
-        build.mkdir(exist_ok=True)
-        out = build / f"{self.program.stem}.json"
-        result = subprocess.run(["p4c-bm2-ss", "-o", str(out),    # v1model is its default architecture
-                                 "--p4runtime-files", str(self.p4info_path), str(self.program)],
-                                capture_output=True, text=True)
-        if result.returncode != 0:
-            first = (result.stderr or result.stdout).strip().splitlines()
-            raise UserError(f"p4c-bm2-ss could not compile {self.program}: {first[0] if first else 'no output'}")
-        self.bmv2_json = str(out)
+        from fabriclab.topologies import bmv2
 
-    @property
-    def p4info_path(self) -> Path:
-        return self.run_dir / "build" / f"{self.program.stem}.p4info.txt"   # .txt: text format in every p4c
+        json_path, p4info_path = bmv2.compile_program(self.program, self.run_dir / "build")
+        self.bmv2_json, self.p4info_path = str(json_path), p4info_path
 
     def _build(self) -> None:
         from mininet.link import Link
@@ -180,7 +178,8 @@ class FabricNetwork:
         def make_switch(name: str, **params) -> P4Switch:
             # The controller pushes the program to python switches; bmv2 starts from p4c's JSON.
             return P4Switch(name, run_dir=str(self.run_dir), target=self.target, bmv2_json=self.bmv2_json,
-                            config_file=str(self.switch_config_path(name)), pcap=self.pcap, **params)
+                            bmv2_log=self.bmv2_log, config_file=str(self.switch_config_path(name)), pcap=self.pcap,
+                            **params)
 
         self.net = Mininet(topo=FabricTopo(self.description), switch=make_switch, link=Link, controller=None,
                            build=False, autoSetMacs=False, autoStaticArp=False)
@@ -196,6 +195,10 @@ class FabricNetwork:
         deadline = time.monotonic() + SWITCH_START_TIMEOUT_S
         for switch in self.net.switches:
             switch.wait_ready(deadline)
+
+    def _configure_bmv2_queues(self) -> None:
+        for switch in self.net.switches:
+            switch.configure_queues()
 
     def _start_controller(self) -> None:
         cmd = [sys.executable, "-m", "fabriclab", "controller", "--fabric", str(self.fabric_json),
@@ -224,6 +227,11 @@ class FabricNetwork:
             if time.monotonic() > deadline:
                 raise UserError(f"controller did not install routes within {CONTROLLER_TIMEOUT_S:.0f} s")
             time.sleep(0.1)
+
+    @property
+    def rest_url(self) -> str | None:
+        """The controller's REST API, once it serves (None without one)."""
+        return self.controller_status().get("rest")
 
     def controller_status(self) -> dict:
         try:
@@ -294,10 +302,10 @@ class FabricNetwork:
         self.stop()
 
 
-def port_free(port: int) -> bool:
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as probe:
         try:
-            probe.bind(("127.0.0.1", port))
+            probe.bind((host, port))
         except OSError:
             return False
     return True

@@ -4,8 +4,8 @@ Two targets:
 
 - ``python``: fabriclab's own switch (``fabriclab switch``): the compiled P4 program, the traffic
   manager with priority queues and PFC, and a P4Runtime server.
-- ``bmv2``: the P4 reference switch ``simple_switch_grpc`` running ``p4c-bm2-ss`` output (no
-  PFC, no traffic manager rates: a correctness reference for the same controller).
+- ``bmv2``: the P4 reference switch ``simple_switch_grpc`` running ``p4c-bm2-ss`` output, its
+  egress queues paced at the link rate (no PFC): see ``bmv2.py``.
 
 Switches stay in the root network namespace (as Mininet's own switches do) so the controller
 reaches every P4Runtime server on 127.0.0.1; port p of switch s is the veth ``s-eth<p>``.
@@ -17,7 +17,6 @@ the thread, as PR_SET_PDEATHSIG has it, so start fabrics from a thread that outl
 from __future__ import annotations
 
 import ctypes
-import shutil
 import signal
 import socket
 import subprocess
@@ -28,29 +27,23 @@ from pathlib import Path
 from mininet.node import Switch
 
 from fabriclab.errors import UserError
+from fabriclab.topologies import bmv2
+from fabriclab.topologies.bmv2 import CPU_PORT
 
 TARGETS = ("python", "bmv2")
-BMV2_BINARIES = ("simple_switch_grpc", "p4c-bm2-ss")
-BMV2_THRIFT_BASE = 9090    # bmv2's runtime CLI port; offset from it as the gRPC port is from 9559
-CPU_PORT = 255             # p4/include/defines.p4 CPU_PORT_NUMBER: frames to it become packet-ins
 _PR_SET_PDEATHSIG = 1
 
 
-def bmv2_available() -> bool:
-    return all(shutil.which(binary) for binary in BMV2_BINARIES)
-
-
 def choose_target(requested: str | None) -> str:
-    """``python`` unless asked otherwise; ``auto`` picks bmv2 where both of its binaries are on
-    PATH. Only the python target has the traffic manager and PFC, hence the default."""
+    """``python`` unless asked otherwise; ``auto`` picks bmv2 where its tools are on PATH.
+    Only the python target has PFC, hence the default."""
     if requested in (None, "python"):
         return "python"
     if requested == "auto":
-        return "bmv2" if bmv2_available() else "python"
+        return "python" if bmv2.missing_reason() else "bmv2"
     if requested == "bmv2":
-        missing = [binary for binary in BMV2_BINARIES if not shutil.which(binary)]
-        if missing:
-            raise UserError(f"--target bmv2 needs {' and '.join(missing)} on PATH (install p4lang's bmv2 and p4c)")
+        if bmv2.missing_reason():
+            raise UserError(f"--target bmv2: {bmv2.missing_reason()}")
         return "bmv2"
     raise UserError(f"unknown target {requested!r} (choose from python, bmv2, auto)")
 
@@ -67,7 +60,7 @@ class P4Switch(Switch):
 
     def __init__(self, name: str, device_id: int, grpc_port: int, run_dir: str, program: str | None = None,
                  target: str = "python", config_file: str | None = None, pcap: bool = False,
-                 bmv2_json: str | None = None, **params):
+                 bmv2_json: str | None = None, bmv2_log: bool = False, **params):
         params.pop("inNamespace", None)
         super().__init__(name, inNamespace=False, **params)
         if target not in TARGETS:
@@ -80,6 +73,7 @@ class P4Switch(Switch):
         self.config_file = config_file
         self.pcap = pcap
         self.bmv2_json = bmv2_json
+        self.bmv2_log = bmv2_log     # bmv2 target: BMv2's per-packet trace into <name>.txt
         self.log_path = self.run_dir / "switches" / f"{name}.log"
         self.stats_path = self.run_dir / "switches" / f"{name}.stats.json"   # python target: final counters stay
         self.pfc_log_path = self.run_dir / "switches" / f"{name}.pfc.log"   # python target: every PFC frame
@@ -110,12 +104,15 @@ class P4Switch(Switch):
             return cmd
         if not self.bmv2_json:
             raise UserError(f"{self.name}: the bmv2 target needs the program compiled by p4c-bm2-ss")
-        thrift_port = BMV2_THRIFT_BASE + self.grpc_port - 9559
-        cmd = ["simple_switch_grpc", "--device-id", str(self.device_id), *interfaces,
-               "--thrift-port", str(thrift_port), "--log-file", str(self.log_path.with_suffix("")), "--log-flush"]
-        if self.pcap:
-            cmd += ["--pcap", str(pcap_dir)]
-        return cmd + [self.bmv2_json, "--", "--grpc-server-addr", self.grpc_addr, "--cpu-port", str(CPU_PORT)]
+        return bmv2.command(device_id=self.device_id, grpc_port=self.grpc_port, interfaces=self.data_ports(),
+                            json_path=self.bmv2_json, log_file=self.log_path.with_suffix("") if self.bmv2_log else None,
+                            pcap_dir=pcap_dir if self.pcap else None, priority_queues=bmv2.has_priority_queues())
+
+    def configure_queues(self) -> None:
+        """bmv2 target: every egress queue paced at its link's rate, as deep as the python
+        target's threshold lets one queue grow (the python target's TM does this itself)."""
+        lines = bmv2.queue_commands(self.config_file, list(self.data_ports()), bmv2.has_priority_queues())
+        bmv2.run_cli(self.grpc_port, lines)
 
     def start(self, controllers: list) -> None:
         """Start the switch process; ``wait_ready`` then waits for its P4Runtime server."""

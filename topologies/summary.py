@@ -20,5 +20,9 @@ def bring_up_table(network, report) -> Table:
     for step, seconds in report.steps:
         table.add_row(f"  {step}", f"{seconds:.1f} s")
     table.add_row("time taken", f"{report.seconds:.1f} s")
+    table.add_row("routing policy", f"{network.settings.policy} (poll every {network.settings.poll_interval_s * 1e3:g} ms, "
+                  f"repair {'on' if network.settings.repair else 'off'})")
+    if network.rest_url:
+        table.add_row("REST API", network.rest_url)
     table.add_row("run directory", str(network.run_dir))
     return table

@@ -4,8 +4,9 @@
  * "Packet extraction and emission", "Errors", "Match kinds"). It declares what the spec's
  * core.p4 declares, so programs written for p4c compile unchanged.
  */
-#ifndef _FABRICLAB_CORE_P4_
-#define _FABRICLAB_CORE_P4_
+/* The guard is p4c's name: programs test it with #ifdef _CORE_P4_. */
+#ifndef _CORE_P4_
+#define _CORE_P4_
 
 /* Standard error codes; programs may add their own with further error declarations. */
 error {
@@ -52,4 +53,4 @@ match_kind {
     lpm
 }
 
-#endif /* _FABRICLAB_CORE_P4_ */
+#endif /* _CORE_P4_ */

@@ -4,10 +4,12 @@
  * docs/simple_switch.md, "standard metadata" and "Pseudocode for what happens at the end of
  * ingress and egress processing") and the P4_16 spec. Names, parameter orders and directions
  * match p4c's v1model.p4 at V1MODEL_VERSION 20200408 so existing programs compile unchanged;
- * indices of counters, meters and registers are bit<32>, as in the non-generic forms.
+ * counters, meters and registers take their index type I as p4c's do; written without it
+ * (`register<bit<32>>(N)`, `counter(N, ...)`) the index is bit<32>.
  */
-#ifndef _FABRICLAB_V1MODEL_P4_
-#define _FABRICLAB_V1MODEL_P4_
+/* The guard is p4c's name: programs test it with #ifdef _V1_MODEL_P4_. */
+#ifndef _V1_MODEL_P4_
+#define _V1_MODEL_P4_
 
 #include <core.p4>
 
@@ -62,10 +64,10 @@ enum MeterType {
 }
 
 /* An array of counters indexed by the program. */
-extern counter {
+extern counter<I> {
     counter(bit<32> size, CounterType type);
     /* Count this packet at index (no effect when index >= size). */
-    void count(in bit<32> index);
+    void count(in I index);
 }
 
 /* One counter per entry of the table whose `counters` property names it. */
@@ -80,10 +82,10 @@ extern direct_counter {
 #define V1MODEL_METER_COLOR_RED    2
 
 /* An array of two-rate three-colour meters (RFC 2698). */
-extern meter {
+extern meter<I> {
     meter(bit<32> size, MeterType type);
     /* result: 0 green, 1 yellow, 2 red. */
-    void execute_meter<T>(in bit<32> index, out T result);
+    void execute_meter<T>(in I index, out T result);
 }
 
 /* One meter per entry of the table whose `meters` property names it. */
@@ -94,11 +96,11 @@ extern direct_meter<T> {
 }
 
 /* An array of size values of type T that survive between packets. */
-extern register<T> {
+extern register<T, I> {
     register(bit<32> size);
     @noSideEffects
-    void read(out T result, in bit<32> index);
-    void write(in bit<32> index, in T value);
+    void read(out T result, in I index);
+    void write(in I index, in T value);
 }
 
 /* A table implementation whose entries point at shared action members. */
@@ -216,4 +218,4 @@ package V1Switch<H, M>(Parser<H, M> p,
                        ComputeChecksum<H, M> ck,
                        Deparser<H> dep);
 
-#endif /* _FABRICLAB_V1MODEL_P4_ */
+#endif /* _V1_MODEL_P4_ */

@@ -45,6 +45,12 @@ const bit<2> ECN_CE      = 3;
 #ifndef FLOWLET_SLOTS
 #define FLOWLET_SLOTS 4096
 #endif
+// Heavy-flow detection (the controller's elephant policy): byte counts per flow slot, and
+// the controller's per-flow path overrides.
+#ifndef HEAVY_SLOTS
+#define HEAVY_SLOTS 4096
+#endif
+#define FLOW_OVERRIDE_TABLE_SIZE 1024
 
 // ECN marking draws random() in [0, ECN_RANDOM_MAX]: probabilities are scaled by 2^24.
 const bit<32> ECN_RANDOM_MAX = 0x00FFFFFF;

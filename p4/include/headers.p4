@@ -125,6 +125,16 @@ struct headers_t {
     bth_t         bth;
 }
 
+// Digest to the controller: a flow crossed the heavy-flow threshold (bytes since the last reset).
+struct heavy_flow_t {
+    ipv4_addr_t src_addr;
+    ipv4_addr_t dst_addr;
+    bit<8>      protocol;
+    bit<16>     src_port;
+    bit<16>     dst_port;
+    bit<32>     bytes;
+}
+
 struct metadata_t {
     // parser scratch: entries of the probe stacks still to extract
     bit<8>      probe_route_todo;
@@ -151,6 +161,9 @@ struct metadata_t {
     port_t      lb_alt_port;
     mac_addr_t  lb_alt_dmac;
     bool        routed;       // a next hop was chosen: decrement TTL, rewrite source MAC
+    // heavy-flow detection (heavy_config; 0 = off)
+    bit<32>     heavy_threshold;
+    heavy_flow_t heavy;
     // the traffic class chosen in ingress, for the egress tables and registers
     bit<3>      priority;
     // egress: ECN profile of (egress port, priority)

@@ -22,6 +22,8 @@ control FabricIngress(inout headers_t hdr,
     register<bit<16>>(LB_GROUP_TABLE_SIZE) lb_rr_next;    // round robin: next offset per group
     register<bit<48>>(FLOWLET_SLOTS) flowlet_last_us;      // flowlet: last packet time per flow slot
     register<bit<16>>(FLOWLET_SLOTS) flowlet_offset;       // flowlet: member offset per flow slot
+    register<bit<32>>(HEAVY_SLOTS) heavy_bytes;            // heavy flows: bytes per flow slot since the last reset
+    direct_counter(CounterType.packets_and_bytes) flow_override_counter;
 
     action drop(bit<32> reason) {
         mark_to_drop(standard_metadata);
@@ -109,6 +111,39 @@ control FabricIngress(inout headers_t hdr,
         actions = { route_to_group; route_to_port; route_to_cpu; route_miss; }
         default_action = route_miss;
         size = ROUTE_TABLE_SIZE;
+    }
+
+    // ---- per-flow overrides: the controller pins a flow (an elephant) to one next hop ----
+    action pin_flow(port_t port, mac_addr_t dmac) {
+        standard_metadata.egress_spec = port;
+        hdr.ethernet.dst_addr = dmac;
+        meta.routed = true;
+        meta.use_group = false;       // the group's own choice is skipped
+    }
+
+    table flow_override {
+        key = {
+            hdr.ipv4.src_addr: exact;
+            hdr.ipv4.dst_addr: exact;
+            hdr.ipv4.protocol: exact;
+            meta.l4_src_port: exact;
+            meta.l4_dst_port: exact;
+        }
+        actions = { pin_flow; NoAction; }
+        default_action = NoAction;
+        counters = flow_override_counter;   // the controller releases a pin whose flow went idle
+        size = FLOW_OVERRIDE_TABLE_SIZE;
+    }
+
+    // ---- heavy-flow detection (keyless: the controller sets the threshold, 0 = off) ----
+    action set_heavy_threshold(bit<32> bytes) {
+        meta.heavy_threshold = bytes;
+    }
+
+    table heavy_config {
+        actions = { set_heavy_threshold; }
+        default_action = set_heavy_threshold(0);
+        size = 1;
     }
 
     // ---- next-hop groups: members base .. base + size - 1 of lb_member ----
@@ -234,6 +269,35 @@ control FabricIngress(inout headers_t hdr,
                 drop(DROP_TTL_EXPIRED);
             } else {
                 ipv4_route.apply();
+                if (meta.use_group) {
+                    flow_override.apply();
+                }
+            }
+        }
+
+        // Heavy flows, counted where a flow's paths fork (it routes to a group): a slot that
+        // crosses the threshold is reported once until the controller resets the counts.
+        if (meta.use_group) {
+            heavy_config.apply();
+        }
+        if (meta.use_group && meta.heavy_threshold != 0) {
+            bit<32> heavy_slot;
+            hash(heavy_slot, HashAlgorithm.crc32, (bit<32>)0,
+                 { hdr.ipv4.src_addr, hdr.ipv4.dst_addr, hdr.ipv4.protocol,
+                   meta.l4_src_port, meta.l4_dst_port },
+                 (bit<32>)HEAVY_SLOTS);
+            bit<32> seen;
+            heavy_bytes.read(seen, heavy_slot);
+            bit<32> total = seen + standard_metadata.packet_length;
+            heavy_bytes.write(heavy_slot, total);
+            if (seen < meta.heavy_threshold && total >= meta.heavy_threshold) {
+                meta.heavy.src_addr = hdr.ipv4.src_addr;
+                meta.heavy.dst_addr = hdr.ipv4.dst_addr;
+                meta.heavy.protocol = hdr.ipv4.protocol;
+                meta.heavy.src_port = meta.l4_src_port;
+                meta.heavy.dst_port = meta.l4_dst_port;
+                meta.heavy.bytes = total;
+                digest<heavy_flow_t>(1, meta.heavy);
             }
         }
 
