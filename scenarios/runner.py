@@ -151,8 +151,8 @@ class CounterSampler(threading.Thread):
         if target == "bmv2":   # no runtime API: fabric.p4's counters over P4Runtime
             self.clients = {sw.name: StatsClient(sw.grpc_addr, sw.device_id, description.switch_ports(sw.name),
                                                  sw.grpc_port) for sw in description.switches}
-        else:
-            self.clients = {sw.name: RuntimeApiClient(default_api_addr(sw.grpc_addr))
+        else:   # a switch busy forwarding on a slow machine answers late; giving up would end the series
+            self.clients = {sw.name: RuntimeApiClient(default_api_addr(sw.grpc_addr), timeout=60.0)
                             for sw in description.switches}
         self.samples: list[tuple[float, dict[str, dict]]] = []
         self.errors: list[str] = []

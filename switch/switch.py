@@ -20,7 +20,9 @@ each port's transmit ring and leave with one system call per port at the end of 
 every ``ports.TX_BATCH`` frames, and at once for PFC/PAUSE frames). Every frame enters the TM
 at its kernel receive timestamp, so the TM serves its queues between the arrivals of one batch
 as a port at line rate would; the TM's clock follows the arrivals and moves to "now" only on a
-turn without any (see serve()). SIGTERM/SIGINT unwind the loop; sockets, pcaps and the server are closed.
+turn without any (see serve()). Every frame's lateness against its scheduled departure and every
+wake-up's lag go to the fidelity monitor (fidelity.py, ``stats()["fidelity"]``). SIGTERM/SIGINT
+unwind the loop; sockets, pcaps and the server are closed.
 
 The ``Switch`` object is the handle the P4Runtime server is given:
 

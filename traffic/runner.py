@@ -21,6 +21,7 @@ from fabriclab.traffic.collectives import Schedule
 from fabriclab.traffic.metrics import CollectiveRecord, FlowRecord, fct_slowdown
 
 MAX_RANKS = 1024
+AGENT_START_TIMEOUT_S = 300.0   # an agent imports scapy (~1 s here): minutes in a VM without acceleration
 
 
 @dataclass
@@ -103,7 +104,7 @@ class ScheduleRunner:
                 self.agents.append(agent)
                 self._selector.register(agent.proc.stdout, selectors.EVENT_READ, len(self.agents) - 1)
             waiting = set(range(len(self.agents)))
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + AGENT_START_TIMEOUT_S
             while waiting:
                 for rank, event in self._events(deadline):
                     if event["ev"] == "ready":
