@@ -26,6 +26,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "the kernel bridge is measured as the machine's ceiling every time")
     parser.add_argument("--rate", default="100M",
                         help="host link rate of the traffic benchmark's fabric (default 100M)")
+    from fabriclab.bench.fabric import configure_fabric_options
+
+    configure_fabric_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:

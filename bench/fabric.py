@@ -1,12 +1,15 @@
-"""``fabriclab bench fabric``: how long a Mininet leaf-spine takes to come up and route, and
-what each switch process costs in memory.
+"""``fabriclab bench fabric``: how long a Mininet fabric takes to come up and route, and what
+its switches cost in memory.
 
-For each fabric (spines x leaves x hosts per leaf) the benchmark runs the bring-up of
-``topologies/network.py`` (``FabricNetwork.start``: run directory, Mininet nodes and veths,
-switch processes, the controller pushing fabric.p4 and installing every route, host setup)
-and times it (``up_s``), then pings every ordered host pair (``pingall_s``; "clean" when
-every pair answers), and reads each switch process's resident memory from /proc while the
-fabric is up. The fabric is torn down even on Ctrl-C (FabricNetwork.stop).
+For each fabric (leaf-spine spines x leaves x hosts per leaf, and the k=8 fat-tree: 80
+switches, 128 hosts) the benchmark runs the bring-up of ``topologies/network.py``
+(``FabricNetwork.start``: run directory, Mininet nodes and veths, switch worker processes, the
+controller pushing fabric.p4 and installing every route, host setup) and times it (``up_s``),
+then pings every ordered host pair (``pingall_s``; "clean" when every pair answers), and reads
+the resident memory of the fabric's processes from /proc while it is up: the switch processes
+in total, that amortised per switch, the largest switch process, and the controller. The
+fabric is torn down even on Ctrl-C (FabricNetwork.stop). ``--runs N`` repeats each fabric and
+reports the median of every figure (and the range of the bring-up time).
 """
 from __future__ import annotations
 
@@ -18,44 +21,37 @@ from pathlib import Path
 from typing import Callable
 
 from fabriclab.errors import UserError
+from fabriclab.topologies.network import rss_mb
 
-# name -> leafspine parameters; grpc ports apart from tests' (21xxx) and `fabriclab up` (9559)
+# name -> (topology, parameters); grpc ports apart from tests' (21xxx) and `fabriclab up` (9559)
 FABRICS = {
-    "leafspine_2x4x4": {"spines": 2, "leaves": 4, "hosts_per_leaf": 4},
-    "leafspine_4x8x4": {"spines": 4, "leaves": 8, "hosts_per_leaf": 4},
+    "leafspine_2x4x4": ("leafspine", {"spines": 2, "leaves": 4, "hosts_per_leaf": 4}),
+    "leafspine_4x8x4": ("leafspine", {"spines": 4, "leaves": 8, "hosts_per_leaf": 4}),
+    "fattree_k8": ("fattree", {"k": 8}),
 }
 GRPC_PORT_BASE = 24500
 
 
-def rss_mb(pid: int) -> float:
-    """Resident set size of a process, MiB (VmRSS in /proc/PID/status)."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise UserError(f"process {pid} has no VmRSS (exited?)")
-
-
-def switch_rss_mb(network) -> list[float]:
-    return [rss_mb(sw.process.pid) for sw in network.net.switches if sw.process is not None]
-
-
-def leafspine_network(params: dict, run_dir: Path, prefix: str, grpc_port_base: int,
-                      progress: Callable[[str], None] | None = None):
-    """A FabricNetwork (not started) for a leaf-spine with the default settings of ``fabriclab up``."""
+def fabric_network(params: dict, run_dir: Path, prefix: str, grpc_port_base: int,
+                      progress: Callable[[str], None] | None = None, topo: str = "leafspine",
+                      switch_workers: int | None = None):
+    """A FabricNetwork (not started) with the default settings of ``fabriclab up``."""
+    from fabriclab.topologies.fattree import fattree
     from fabriclab.topologies.leafspine import leafspine
     from fabriclab.topologies.network import FabricNetwork
 
-    description = leafspine(**params, prefix=prefix, grpc_port_base=grpc_port_base)
-    return FabricNetwork(description, run_dir, progress=progress)
+    build = {"leafspine": leafspine, "fattree": fattree}[topo]
+    description = build(**params, prefix=prefix, grpc_port_base=grpc_port_base)
+    return FabricNetwork(description, run_dir, progress=progress, switch_workers=switch_workers)
 
 
 def measure_fabric(params: dict, run_dir: Path, prefix: str = "flbf", grpc_port_base: int = GRPC_PORT_BASE,
-                   progress: Callable[[str], None] | None = None) -> dict:
+                   progress: Callable[[str], None] | None = None, topo: str = "leafspine",
+                   switch_workers: int | None = None) -> dict:
     """Bring the fabric up, ping all pairs, read memory, tear it down; the figures."""
     from fabriclab.topologies.checks import ping_all
 
-    network = leafspine_network(params, run_dir, prefix, grpc_port_base, progress)
+    network = fabric_network(params, run_dir, prefix, grpc_port_base, progress, topo, switch_workers)
     started = time.monotonic()
     try:
         report = network.start()
@@ -66,17 +62,40 @@ def measure_fabric(params: dict, run_dir: Path, prefix: str = "flbf", grpc_port_
         ping_started = time.monotonic()
         pairs, failed = ping_all(network.net, hosts)
         pingall_s = time.monotonic() - ping_started
-        rss = switch_rss_mb(network)
+        memory = network.memory()
+        largest = max(rss_mb(pid) for pid in {sw.process.pid for sw in network.net.switches})
     finally:
         if progress:
             progress("tearing down")
         network.stop()
     return {"up_s": round(up_s, 2), "pingall_s": round(pingall_s, 2), "pingall_clean": not failed,
             "unreachable_pairs": len(failed), "pairs": pairs, "routes": report.routes, "entries": report.entries,
-            "switches": report.switches, "hosts": report.hosts,
-            "rss_mb_per_switch": round(statistics.mean(rss), 1) if rss else None,
-            "rss_mb_max": round(max(rss), 1) if rss else None,
+            "switches": report.switches, "hosts": report.hosts, "switch_processes": memory["switch_processes"],
+            "rss_mb_switches": memory["switches_mb"], "rss_mb_per_switch": memory["per_switch_mb"],
+            "rss_mb_max": round(largest, 1), "rss_mb_controller": memory["controller_mb"],
+            "rss_mb_total": memory["total_mb"],
             "steps_s": {step: round(seconds, 2) for step, seconds in report.steps}}
+
+
+def median_of(runs: list[dict]) -> dict:
+    """The median of every numeric figure over runs (the rest from the last run), plus the
+    bring-up time of each run."""
+    merged = dict(runs[-1])
+    for key, value in runs[-1].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            merged[key] = round(statistics.median(run[key] for run in runs), 2)
+    merged["pingall_clean"] = all(run["pingall_clean"] for run in runs)
+    merged["runs"] = len(runs)
+    merged["up_s_each"] = [run["up_s"] for run in runs]
+    return merged
+
+
+def configure_fabric_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runs", type=int, default=1, help="fabric: bring each fabric up this many times, "
+                        "report medians (default 1)")
+    parser.add_argument("--fabrics", help=f"fabric: comma-separated subset of {', '.join(FABRICS)}")
+    parser.add_argument("--switch-workers", type=int, metavar="N",
+                        help="fabric: switch processes (default: one per core; 0: one per switch)")
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -88,27 +107,41 @@ def run(args: argparse.Namespace) -> dict:
 
     if os.geteuid() != 0:
         raise UserError("fabriclab bench fabric needs root (Mininet)")
+    runs = getattr(args, "runs", 1)
+    if runs < 1:
+        raise UserError(f"--runs must be at least 1, got {runs}")
+    chosen = list(FABRICS) if not getattr(args, "fabrics", None) else args.fabrics.split(",")
+    for name in chosen:
+        if name not in FABRICS:
+            raise UserError(f"unknown fabric {name!r} (choose from {', '.join(FABRICS)})")
     setLogLevel("warning")
     console = Console(stderr=True)
     results = {}
     with console.status("fabric benchmark") as spinner:
-        for index, (name, params) in enumerate(FABRICS.items()):
-            def progress(step: str, name=name) -> None:
-                spinner.update(f"{name}: {step}")
-                console.log(f"{name}: {step}")
+        for index, name in enumerate(chosen):
+            topo, params = FABRICS[name]
+            measured = []
+            for attempt in range(runs):
+                def progress(step: str, name=name, attempt=attempt) -> None:
+                    spinner.update(f"{name} run {attempt + 1}/{runs}: {step}")
+                    console.log(f"{name} run {attempt + 1}/{runs}: {step}")
 
-            with tempfile.TemporaryDirectory(prefix=f"fabriclab-bench-{name}-") as tmp:
-                results[name] = measure_fabric(params, Path(tmp) / "run", prefix=f"flbf{index}",
-                                               grpc_port_base=GRPC_PORT_BASE + 100 * index, progress=progress)
-    table = Table(title="Mininet leaf-spine bring-up (fabriclab switches, fabric.p4, os-ken controller)",
-                  caption="up: to routes installed and hosts configured; ping: every ordered host pair; "
-                          "RSS: mean per switch process")
+                with tempfile.TemporaryDirectory(prefix=f"fabriclab-bench-{name}-") as tmp:
+                    measured.append(measure_fabric(params, Path(tmp) / "run", prefix=f"flbf{index}",
+                                                   grpc_port_base=GRPC_PORT_BASE + 100 * index, progress=progress,
+                                                   topo=topo, switch_workers=getattr(args, "switch_workers", None)))
+            results[name] = median_of(measured)
+    table = Table(title="Mininet fabric bring-up (fabriclab switches, fabric.p4, os-ken controller)",
+                  caption=f"median of {runs} run(s); up: to routes installed and hosts configured; ping: every "
+                          "ordered host pair; RSS: switch processes in total and per switch, controller")
     table.add_column("fabric", no_wrap=True)
-    for column in ("switches", "hosts", "up s", "ping s", "clean", "routes", "RSS MiB"):
+    for column in ("switches", "hosts", "procs", "up s", "ping s", "clean", "routes", "RSS MiB", "/switch",
+                   "ctrl MiB"):
         table.add_column(column, justify="right")
     for name, r in results.items():
-        table.add_row(name, str(r["switches"]), str(r["hosts"]), f"{r['up_s']:.1f}", f"{r['pingall_s']:.1f}",
+        table.add_row(name, str(r["switches"]), str(r["hosts"]), str(r["switch_processes"]), f"{r['up_s']:.1f}",
+                      f"{r['pingall_s']:.1f}",
                       "yes" if r["pingall_clean"] else f"NO ({r['unreachable_pairs']} pairs)", str(r["routes"]),
-                      f"{r['rss_mb_per_switch']:.0f}" if r["rss_mb_per_switch"] is not None else "-")
+                      f"{r['rss_mb_switches']:.0f}", f"{r['rss_mb_per_switch']:.1f}", f"{r['rss_mb_controller']:.0f}")
     console.print(table)
     return results

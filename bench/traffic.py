@@ -53,13 +53,13 @@ def allreduce_busbw(run_dir: Path, size: int = ALLREDUCE_SIZE, iterations: int =
                     on_flows: Callable[[int, int], None] | None = None) -> dict:
     """Ring all-reduce over every host of a leaf-spine: median busbw and the link rate.
     ``progress`` gets each step, ``on_flows`` (delivered, total) as flows of an iteration end."""
-    from fabriclab.bench.fabric import leafspine_network
+    from fabriclab.bench.fabric import fabric_network
     from fabriclab.bench.switch_stats import drops_in
     from fabriclab.traffic import collectives
     from fabriclab.traffic.agent import transport_argv, transport_config
     from fabriclab.traffic.runner import HostHandle, ScheduleRunner
 
-    network = leafspine_network(fabric, run_dir, prefix, grpc_port_base, progress)
+    network = fabric_network(fabric, run_dir, prefix, grpc_port_base, progress)
     try:
         network.start()
         d = network.description

@@ -317,6 +317,7 @@ class AssignmentStatement(Statement):
 @dataclass(kw_only=True, eq=False)
 class MethodCallStatement(Statement):
     call: MethodCall
+    result: Expression | None = None            # set by compiler/sideeffects.py: receives the value
 
 
 @dataclass(kw_only=True, eq=False)
@@ -350,6 +351,33 @@ class SwitchStatement(Statement):
 @dataclass(kw_only=True, eq=False)
 class ReturnStatement(Statement):
     value: Expression | None = None
+
+
+@dataclass(kw_only=True, eq=False)
+class ForStatement(Statement):
+    """``for (init; cond; update) body`` (P4_16 1.2.4)."""
+    init: list[Node] = field(default_factory=list)     # declarations, assignments, calls
+    cond: Expression | None = None
+    update: list[Node] = field(default_factory=list)   # assignments, calls
+    body: Statement
+
+
+@dataclass(kw_only=True, eq=False)
+class ForInStatement(Statement):
+    """``for (T x in lo .. hi) body`` or ``for (T x in stack) body`` (P4_16 1.2.4)."""
+    var: VariableDecl
+    collection: Expression                              # a Range, or a header stack
+    body: Statement
+
+
+@dataclass(kw_only=True, eq=False)
+class BreakStatement(Statement):
+    pass
+
+
+@dataclass(kw_only=True, eq=False)
+class ContinueStatement(Statement):
+    pass
 
 
 @dataclass(kw_only=True, eq=False)

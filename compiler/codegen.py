@@ -24,7 +24,7 @@ from fabriclab.compiler import ast
 from fabriclab.compiler.diagnostics import CompileError, unsupported
 from fabriclab.compiler.typecheck import (
     ActionEntity, ActionRunT, ApplyResultT, BitT, BoolT, Const, EnumT, ErrorT, InstanceEntity, IntegerT,
-    StackT, StructLikeT, TupleT, TypedProgram, ValueSetEntity, Var, flat_width, is_aggregate,
+    StackT, StructLikeT, TupleT, TypedProgram, ValueSetEntity, Var, VarbitT, flat_width, is_aggregate,
 )
 
 
@@ -122,6 +122,8 @@ def key_width(k: ast.KeyElement) -> int:
 def _default_value(t) -> str:
     if isinstance(t, BoolT):
         return "False"
+    if isinstance(t, VarbitT):
+        return "(0, 0)"         # a varbit value is (length in bits, value)
     return "0"
 
 
@@ -142,6 +144,7 @@ class Generator:
         self.frame_attr: dict = {}                  # frame Var -> attribute of F holding it
         self.path: str | None = None
         self.action_fns: dict[int, str] = {}        # id(ActionDecl) -> function, current instance
+        self.function_fns: dict[int, str] = {}      # id(FunctionDecl) -> function (current instance's)
         self.table_fns: dict[int, str] = {}
         self.child_instances: dict[int, ControlInstance] = {}
         self.outs: list[Var] = []                   # scalar out/inout params returned by the function
@@ -171,6 +174,8 @@ class Generator:
         for decl in self.typed.functions.values():
             self.emit_function(decl)
         parser, verify, ingress, egress, compute, deparser = self.typed.blocks
+        for sub in self.sub_parsers(parser, {}).values():
+            self.emit_parser(sub, sub=True)
         self.emit_parser(parser)
         for inst in self.instances:
             self.emit_control_instance(inst)
@@ -283,6 +288,44 @@ class Generator:
         o.dedent()
         o.line("")
 
+    def emit_varbit_codec(self, fields) -> None:
+        """A header with a varbit field: ``_unpack(x, n)`` with the field n bits long, and
+        ``_pack()`` at the length the field has now."""
+        o = self.out
+        o.line("def _unpack(self, x, n):")
+        o.indent()
+        widths = [("n" if isinstance(ft, VarbitT) else str(flat_width(ft))) for _, ft in fields]
+        o.line(f"total = {' + '.join(widths)}")
+        for (p, ft), w in zip(fields, widths):
+            o.line(f"total -= {w}")
+            raw = f"((x >> total) & ((1 << {w}) - 1))"
+            if isinstance(ft, VarbitT):
+                raw = f"(n, {raw})"
+            elif isinstance(ft, BitT) and ft.signed:
+                raw = f"RT.to_signed({raw}, {w})"
+            elif isinstance(ft, BoolT):
+                raw = f"({raw} == 1)"
+            elif isinstance(ft, EnumT) and ft.underlying.signed:
+                raw = f"RT.to_signed({raw}, {w})"
+            o.line(f"self.{p} = {raw}")
+        o.line("self._valid = True")
+        o.dedent()
+        o.line("")
+        o.line("def _pack(self):")
+        o.indent()
+        o.line("x = nbits = 0")
+        for p, ft in fields:
+            if isinstance(ft, VarbitT):
+                o.line(f"n, v = self.{p}")
+                o.line("x = (x << n) | v")
+                o.line("nbits += n")
+            else:
+                w = flat_width(ft)
+                o.line(f"x = (x << {w}) | (int(self.{p}) & {ones(w)})")
+                o.line(f"nbits += {w}")
+        o.line("return x.to_bytes(nbits // 8, 'big')")
+        o.dedent()
+
     def emit_header_class(self, t: StructLikeT, name: str, fields) -> None:
         """Headers are created for every packet, most never valid: an instance starts empty
         and reads the class's zero defaults until a field is written (no per-field __init__)."""
@@ -325,6 +368,11 @@ class Generator:
         o.line(f"    ctx.length -= {width // 8}")
         o.dedent()
         o.line("")
+        if any(isinstance(ft, VarbitT) for _, ft in fields):
+            self.emit_varbit_codec(fields)
+            o.dedent()
+            o.line("")
+            return
         o.line("def _unpack(self, x):")
         o.indent()
         shift = width
@@ -400,20 +448,40 @@ class Generator:
 
     # -- parser -----------------------------------------------------------------------------
 
-    def emit_parser(self, decl: ast.ParserDecl) -> None:
+    def sub_parsers(self, decl: ast.ParserDecl, found: dict) -> dict:
+        """The parsers ``decl`` instantiates, directly or not (id -> decl)."""
+        for local in decl.locals:
+            if isinstance(local, ast.Instantiation) and isinstance(getattr(local.entity.type, "decl", None), ast.ParserDecl):
+                sub = local.entity.type.decl
+                if id(sub) not in found:
+                    found[id(sub)] = sub
+                    self.sub_parsers(sub, found)
+        return found
+
+    def emit_parser(self, decl: ast.ParserDecl, sub: bool = False) -> None:
+        """The top-level parser ``parser(ctx, data)``, or (``sub``) a parser another one applies:
+        ``sp_NAME(F, data, n, off, params...)`` returns the new offset and its scalar outs; a
+        parser error or reject inside it carries its offset up to the top-level parser."""
         o = self.out
-        self.ctx_expr = "ctx"
+        self.ctx_expr = "F" if sub else "ctx"
         self.frame_vars = []
         self.path = decl.name
-        packet, hdr, meta, sm = decl.params
-        o.line("def parser(ctx, data):")
-        o.indent()
-        for p, attr in ((hdr, "hdr"), (meta, "meta"), (sm, "sm")):
-            o.line(f"{p.entity.pyname} = ctx.{attr}")
-        self.sm_code = sm.entity.pyname
-        o.line("F = ctx   # what function calls pass as their frame")
-        o.line("off = 0")
-        o.line("n = len(data)")
+        params = [p for p in decl.params if getattr(p, "entity", None) is not None]
+        outs = [p.entity.pyname for p in params if p.direction in ("out", "inout") and not is_aggregate(p.entity.type)]
+        if sub:
+            o.line(f"def sp_{decl.name}({', '.join(['F', 'data', 'n', 'off'] + [p.entity.pyname for p in params])}):")
+            o.indent()
+            self.sm_code = None
+        else:
+            packet, hdr, meta, sm = decl.params
+            o.line("def parser(ctx, data):")
+            o.indent()
+            for p, attr in ((hdr, "hdr"), (meta, "meta"), (sm, "sm")):
+                o.line(f"{p.entity.pyname} = ctx.{attr}")
+            self.sm_code = sm.entity.pyname
+            o.line("F = ctx   # what function calls pass as their frame")
+            o.line("off = 0")
+            o.line("n = len(data)")
         for local in decl.locals:
             self.emit_local_decl(local)
         states = {s.name: i for i, s in enumerate(decl.states)}
@@ -434,10 +502,19 @@ class Generator:
         o.dedent()
         o.line("except ParserError as e:")
         o.indent()
-        o.line("if e.code is not None:")
-        o.line(f"    {self.sm_code}.parser_error = e.code")
-        o.dedent()
-        o.line("ctx.payload = data[off:]")
+        if sub:
+            o.line("if e.off is None:")
+            o.line("    e.off = off")
+            o.line("raise")
+            o.dedent()
+            o.line(f"return ({', '.join(['off'] + outs)},)")
+        else:
+            o.line("if e.off is not None:")
+            o.line("    off = e.off   # where a sub-parser stopped")
+            o.line("if e.code is not None:")
+            o.line(f"    {self.sm_code}.parser_error = e.code")
+            o.dedent()
+            o.line("ctx.payload = data[off:]")
         o.dedent()
         o.line("")
 
@@ -542,6 +619,9 @@ class Generator:
         self.action_fns = {}
         self.table_fns = {}
         for local in decl.locals:
+            if isinstance(local, ast.FunctionDecl):
+                self.emit_function(local, inst)
+        for local in decl.locals:
             if isinstance(local, ast.ActionDecl):
                 self.action_fns[id(local)] = self.emit_action(local, inst, decl)
         for local in decl.locals:
@@ -642,19 +722,24 @@ class Generator:
         self.frame_vars = saved
         return fn
 
-    def emit_function(self, decl: ast.FunctionDecl) -> None:
+    def emit_function(self, decl: ast.FunctionDecl, inst: ControlInstance | None = None) -> None:
+        """A top-level function, or (``inst``) one declared in a control, which sees its frame."""
         o = self.out
-        fn = f"fn_{decl.name}"
+        fn = f"fn{inst.index}_{decl.name}" if inst else f"fn_{decl.name}"
+        self.function_fns[id(decl)] = fn
         params = [p.entity.pyname for p in decl.params]
         o.line(f"def {fn}({', '.join(['F'] + params)}):  # function {decl.name}")
         o.indent()
         saved = self.frame_vars
-        self.frame_vars = []
-        self.ctx_expr = "F._ctx"
+        if inst is None:
+            self.frame_vars = []
+            self.ctx_expr = "F._ctx"
         self.outs = [p.entity for p in decl.params if p.direction in ("out", "inout") and not is_aggregate(p.entity.type)]
         self.returns_value = True
+        mark = self.alias_mark()
         self.block(decl.body)
         self.emit_return(None)
+        self.insert_aliases(mark)
         o.dedent()
         o.line("")
         self.frame_vars = saved
@@ -677,17 +762,16 @@ class Generator:
         lookup = self.bind(f"L{inst.index}_{decl.name}", f"{tvar}.lookup")
         acts = f"A{inst.index}_{decl.name}"
         entries = []
-        for entity in decl.action_entities:
+        for entity, ref in zip(decl.action_entities, decl.actions):
             adecl = entity.decl
             aq = qualified_name(adecl.name, adecl.annotations, inst.path if entity.control else None)
             fnname = self.action_fns[id(adecl)] if entity.control else self.top_action_fns[id(adecl)]
+            if ref.args:
+                fnname = self.bound_action(fnname, adecl, ref)
             entries.append(f"{aq!r}: {fnname}")
         if decl.default_action is None and not any(e.startswith("'NoAction'") for e in entries):
             # p4c's implicit default: NoAction, added to the table as a default-only action
             entries.append(f"'NoAction': {self.top_action_fns[id(self.typed.top_actions['NoAction'])]}")
-        for ref in decl.actions:
-            if ref.args:
-                raise unsupported("binding action arguments in a table's action list", ref.loc)
         fn = f"t{inst.index}_{decl.name}"
         o.line(f"def {fn}(F):  # table {qname}")
         o.indent()
@@ -728,6 +812,28 @@ class Generator:
         o.line("")
         return fn
 
+    def bound_action(self, fnname: str, adecl: ast.ActionDecl, ref: ast.ActionRef) -> str:
+        """``actions = { a(x); }``: a function the table calls with the control-plane arguments
+        that passes the bound directional arguments too (copy-in, copy-out)."""
+        o = self.out
+        wrapper = self.fresh("bound")
+        o.line(f"def {wrapper}(F, *cp):  # {ref.name} with bound arguments")
+        o.indent()
+        mark = self.alias_mark()
+        args, outs = [], []
+        for arg, p in zip(ref.args, [p for p in adecl.params if p.direction]):
+            scalar = not is_aggregate(p.entity.type)
+            args.append(_default_value(p.entity.type) if p.direction == "out" and scalar else self.ex(arg.value))
+            if p.direction in ("out", "inout") and scalar:
+                outs.append(arg.value)
+        o.line(f"r = {fnname}(F, {''.join(a + ', ' for a in args)}*cp)")
+        for i, target in enumerate(outs):
+            self.assign(target, f"r[{i}]")
+        self.insert_aliases(mark)
+        o.dedent()
+        o.line("")
+        return wrapper
+
     def meter_unit(self, inst: InstanceEntity) -> str:
         arg = inst.args[0].value if inst.args else None
         member = getattr(arg, "member", "")
@@ -754,7 +860,7 @@ class Generator:
             return
         if isinstance(local, ast.ValueSetDecl):
             return
-        if isinstance(local, ast.Instantiation):
+        if isinstance(local, (ast.Instantiation, ast.FunctionDecl)):
             return   # externs are bound from the runtime state, sub-controls are frames
         if not isinstance(local, ast.VariableDecl):
             raise unsupported(f"local {type(local).__name__}", local.loc)
@@ -775,7 +881,7 @@ class Generator:
         if isinstance(s, ast.AssignmentStatement):
             self.assign(s.target, self.ex(s.value), s.value)
         elif isinstance(s, ast.MethodCallStatement):
-            self.call_stmt(s.call)
+            self.call_stmt(s.call, s.result)
         elif isinstance(s, ast.BlockStatement):
             self.block(s)
         elif isinstance(s, ast.IfStatement):
@@ -792,6 +898,46 @@ class Generator:
             self.switch(s)
         elif isinstance(s, ast.ReturnStatement):
             self.emit_return(self.ex(s.value) if s.value is not None else None)
+        elif isinstance(s, ast.ForStatement):
+            for clause in s.init:
+                self.stmt(clause)
+            first = self.fresh("first")
+            o.line(f"{first} = True")
+            o.line("while True:")
+            o.indent()
+            if s.update:       # the update runs before every test but the first, so continue runs it
+                o.line(f"if {first}:")
+                o.line(f"    {first} = False")
+                o.line("else:")
+                o.indent()
+                for clause in s.update:
+                    self.stmt(clause)
+                o.dedent()
+            if s.cond is not None:
+                o.line(f"if not {self.ex(s.cond)}:")
+                o.line("    break")
+            self.stmt_or_pass(s.body)
+            o.dedent()
+        elif isinstance(s, ast.ForInStatement):
+            var = s.var.entity
+            item = self.fresh("i")
+            c = s.collection
+            if isinstance(c, ast.Range):
+                o.line(f"for {item} in range({self.ex(c.lo)}, {self.ex(c.hi)} + 1):")
+                o.indent()
+                o.line(f"{self.var_code(var)} = {item}")
+            else:
+                if s.var.type is not None:
+                    o.line(f"{var.pyname} = {self.new_value(var.type)}")
+                o.line(f"for {item} in {self.ex(c)}.hs:")
+                o.indent()
+                o.line(f"{var.pyname}._assign({item})")
+            self.stmt_or_pass(s.body)
+            o.dedent()
+        elif isinstance(s, ast.BreakStatement):
+            o.line("break")
+        elif isinstance(s, ast.ContinueStatement):
+            o.line("continue")
         elif isinstance(s, ast.ExitStatement):
             o.line("raise Exit()")
         elif isinstance(s, ast.EmptyStatement):
@@ -890,13 +1036,16 @@ class Generator:
 
     # -- calls as statements -----------------------------------------------------------------
 
-    def call_stmt(self, call: ast.MethodCall) -> None:
+    def call_stmt(self, call: ast.MethodCall, result: ast.Expression | None = None) -> None:
         kind = call.kind
         o = self.out
         if kind in ("action", "function", "control_apply"):
             code, outs = self.call_with_outs(call)
             if kind == "function" and outs:
-                outs = [None] + outs
+                outs = [result] + outs
+            elif result is not None:
+                self.assign(result, code)
+                return
             if outs:
                 tmp = self.fresh("r")
                 o.line(f"{tmp} = {code}")
@@ -908,6 +1057,9 @@ class Generator:
             return
         if kind == "table_apply":
             o.line(self.ex(call))
+            return
+        if kind == "parser_apply":
+            self.apply_sub_parser(call)
             return
         if kind in ("setValid", "setInvalid"):
             base = call.callee.expr
@@ -926,7 +1078,7 @@ class Generator:
             o.line(f"{self.ex(call.callee.expr)}.{kind}({call.count})")
             return
         if kind == "extract":
-            self.extract(call.args[0].value)
+            self.extract(call.args[0].value, call.args[1].value if len(call.args) == 2 else None)
             return
         if kind == "advance":
             amount = call.args[0].value
@@ -966,7 +1118,7 @@ class Generator:
             fn = self.action_fns.get(id(entity.decl)) if entity.control else self.top_action_fns[id(entity.decl)]
             return f"{fn}({', '.join(args)})", outs
         if call.kind == "function":
-            return f"fn_{call.target.decl.name}({', '.join(args)})", outs
+            return f"{self.function_fns[id(call.target.decl)]}({', '.join(args)})", outs
         # sub-control apply: a fresh frame, parameters in, scalar outs read back from the frame
         child = self.child_instances[id(call.target.decl)]
         frame = self.fresh("f")
@@ -979,9 +1131,41 @@ class Generator:
                  if p.direction in ("out", "inout") and not is_aggregate(p.entity.type)]
         return f"({', '.join(items)},)" if items else "None", outs
 
+    def apply_sub_parser(self, call: ast.MethodCall) -> None:
+        """``p.apply(packet, ...)`` in a parser state: copy-in, run, copy-out (an out struct or
+        header starts invalid and replaces the argument)."""
+        o = self.out
+        args, outs, replaced = [], [], []
+        for arg, p in call.matched_args:
+            if getattr(p, "entity", None) is None:
+                continue                     # the packet: the sub-parser reads data from off
+            t = p.entity.type
+            if is_aggregate(t):
+                if p.direction == "out":
+                    fresh = self.fresh("o")
+                    o.line(f"{fresh} = {self.new_value(t)}")
+                    args.append(fresh)
+                    replaced.append((arg.value, fresh))
+                else:
+                    args.append(self.ex(arg.value))
+            elif p.direction == "out":
+                args.append(_default_value(t))
+                outs.append(arg.value)
+            else:
+                args.append(self.ex(arg.value))
+                if p.direction == "inout":
+                    outs.append(arg.value)
+        r = self.fresh("r")
+        o.line(f"{r} = sp_{call.target.type.decl.name}({', '.join(['F', 'data', 'n', 'off'] + args)})")
+        o.line(f"off = {r}[0]")
+        for i, target in enumerate(outs, 1):
+            self.assign(target, f"{r}[{i}]")
+        for target, fresh in replaced:
+            o.line(f"{self.ex(target)}._assign({fresh})")
+
     # -- parser and deparser primitives -------------------------------------------------------
 
-    def extract(self, target: ast.Expression) -> None:
+    def extract(self, target: ast.Expression, length: ast.Expression | None = None) -> None:
         o = self.out
         t: StructLikeT = target.checked_type
         nbytes = t.width // 8
@@ -995,9 +1179,22 @@ class Generator:
             o.line(f"{stack}.nxt += 1")
         else:
             o.line(f"{h} = {self.ex(target)}")
-        o.line(f"if off + {nbytes} > n: raise ParserError({too_short})")
-        o.line(f"{h}._unpack(int.from_bytes(data[off:off + {nbytes}], 'big'))")
-        o.line(f"off += {nbytes}")
+        if length is None:
+            o.line(f"if off + {nbytes} > n: raise ParserError({too_short})")
+            o.line(f"{h}._unpack(int.from_bytes(data[off:off + {nbytes}], 'big'))")
+            o.line(f"off += {nbytes}")
+        else:
+            # simple_switch: a length above the field's maximum is HeaderTooShort, a header that
+            # does not end on a byte ParserInvalidArgument, then the packet must hold it
+            vt = next(f.type for f in t.fields if isinstance(f.type, VarbitT))
+            vlen = self.fresh("len")
+            o.line(f"{vlen} = {self.ex(length)}")
+            o.line(f"if {vlen} > {vt.max_width}: raise ParserError({self.typed.errors['HeaderTooShort']})")
+            o.line(f"if ({t.width} + {vlen}) % 8: raise ParserError({self.typed.errors['ParserInvalidArgument']})")
+            o.line(f"{vlen}_bytes = ({t.width} + {vlen}) >> 3")
+            o.line(f"if off + {vlen}_bytes > n: raise ParserError({too_short})")
+            o.line(f"{h}._unpack(int.from_bytes(data[off:off + {vlen}_bytes], 'big'), {vlen})")
+            o.line(f"off += {vlen}_bytes")
         if isinstance(target, ast.Member) and isinstance(target.expr.checked_type, StructLikeT) \
                 and target.expr.checked_type.kind == "header_union":
             o.line(f"{self.ex(target.expr)}._only({h})")
@@ -1006,7 +1203,11 @@ class Generator:
         o = self.out
         t = e.checked_type
         code = self.ex(e)
-        if isinstance(t, StackT):
+        if isinstance(t, StackT) and t.element.kind == "header_union":
+            o.line(f"for _u in {code}.hs:")
+            for f in t.element.fields:
+                o.line(f"    if _u.{py_field(f.name)}._valid: emit(_u.{py_field(f.name)}._pack())")
+        elif isinstance(t, StackT):
             o.line(f"for _h in {code}.hs:")
             o.line("    if _h._valid: emit(_h._pack())")
         elif t.kind == "header":

@@ -19,7 +19,7 @@ from fabriclab.compiler import codegen
 from fabriclab.compiler import program
 from fabriclab.compiler.codegen import ControlInstance, control_instances, instance_name, qualified_name
 from fabriclab.compiler.diagnostics import CompileError
-from fabriclab.errors import UserError
+from fabriclab.errors import InternalError, UserError
 from fabriclab.compiler.parser import parse_file, parse_text
 from fabriclab.compiler.program import ProgramInfo
 from fabriclab.compiler.typecheck import (
@@ -93,8 +93,21 @@ def _compile(tree: ast.Program, name: str) -> CompiledProgram:
         raise
     except Exception as exc:
         # a compiler bug must still reach the user as one line, not a traceback
-        raise CompileError(f"internal compiler error ({type(exc).__name__}: {exc}); "
-                           "please report it with the program", tree.loc) from exc
+        raise internal_error(exc) from exc
+
+
+def internal_error(exc: BaseException) -> InternalError:
+    """``exc`` as one line, located at the P4 node the innermost failing frame was working on."""
+    loc = None
+    tb = exc.__traceback__
+    while tb is not None:
+        for value in tb.tb_frame.f_locals.values():
+            if isinstance(value, ast.Node) and getattr(value, "loc", None) is not None:
+                loc = value.loc
+                break
+        tb = tb.tb_next
+    where = f" ({loc})" if loc is not None else ""
+    return InternalError(f"{type(exc).__name__}: {exc}{where}")
 
 
 def write_output(compiled: CompiledProgram, out_dir: str) -> None:

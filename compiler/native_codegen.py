@@ -193,6 +193,7 @@ class NativeGenerator:
         self.objects: dict[tuple[str, str], int] = {}     # (collection, name) -> index
         self.top_action_fns: dict[int, str] = {}
         self.function_fns: dict[int, str] = {}
+        self.loops: list[str] = []                  # labels of the enclosing for statements
         self.uses_exit = False
         self.var_names: dict[Var, str] = {}
         # per function being generated
@@ -279,6 +280,8 @@ class NativeGenerator:
 
     def struct_type(self, t) -> str:
         if isinstance(t, StackT):
+            if t.element.kind == "header_union":
+                raise _unsupported("header stacks of header unions")
             key = (t.element.name, t.size)
             if key not in self.stack_types:
                 elem = self.struct_type(t.element)
@@ -421,6 +424,9 @@ class NativeGenerator:
         o.line("Py_ssize_t off = 0;")
         o.line("int64_t err = -1;")
         for local in decl.locals:
+            if isinstance(local, ast.Instantiation) and isinstance(getattr(local.entity.type, "decl", None), ast.ParserDecl):
+                raise _unsupported("sub-parsers", local)
+        for local in decl.locals:
             self.emit_local_decl(local)
         states = {s.name: i for i, s in enumerate(decl.states)}
         if "start" not in states:
@@ -534,6 +540,8 @@ class NativeGenerator:
         self.action_fns = {}
         self.table_fns = {}
         for local in decl.locals:
+            if isinstance(local, ast.FunctionDecl):
+                raise _unsupported("functions declared inside controls", local)
             if isinstance(local, ast.ActionDecl):
                 self.action_fns[id(local)] = f"a{inst.index}_{c_ident(local.name)}"
         for local in decl.locals:
@@ -846,7 +854,7 @@ class NativeGenerator:
         if isinstance(s, ast.AssignmentStatement):
             self.assign(s.target, self.ex(s.value))
         elif isinstance(s, ast.MethodCallStatement):
-            self.call_stmt(s.call)
+            self.call_stmt(s.call, s.result)
         elif isinstance(s, ast.BlockStatement):
             self.block(s)
         elif isinstance(s, ast.IfStatement):
@@ -866,6 +874,62 @@ class NativeGenerator:
             if self.in_parser:
                 raise _unsupported("return in a parser", s)
             self.emit_return(self.ex(s.value) if s.value is not None else None)
+        elif isinstance(s, ast.ForStatement):
+            # break/continue are gotos: a C switch or inner block must not capture them
+            loop = self.fresh("loop")
+            self.loops.append(loop)
+            o.line("{")
+            o.indent()
+            for clause in s.init:
+                self.stmt(clause)
+            o.line("for (;;) {")
+            o.indent()
+            if s.cond is not None:
+                o.line(f"if (!({self.ex(s.cond)})) break;")
+            self.stmt(s.body)
+            o.line(f"{loop}_continue: ;")
+            for clause in s.update:
+                self.stmt(clause)
+            o.dedent()
+            o.line("}")
+            o.line(f"{loop}_break: ;")
+            o.dedent()
+            o.line("}")
+            self.loops.pop()
+        elif isinstance(s, ast.ForInStatement):
+            c = s.collection
+            if not isinstance(c, ast.Range):
+                raise _unsupported("for ... in over a header stack", s)
+            var = s.var.entity
+            t = var.type
+            loop = self.fresh("loop")
+            self.loops.append(loop)
+            o.line("{")
+            o.indent()
+            ct = ctype(t, s)
+            if s.var.type is not None:
+                o.line(f"{ct} {self.vn(var)};")
+                self.vars[var] = self.vn(var)
+            o.line(f"{ct} {loop}_i = {self.ex(c.lo)}, {loop}_hi = {self.ex(c.hi)};")
+            o.line(f"if ({loop}_i <= {loop}_hi) for (;;) {{")
+            o.indent()
+            target = ast.Name(loc=s.loc, name=var.name)
+            target.ref, target.checked_type = var, t
+            self.assign(target, f"{loop}_i")
+            self.stmt(s.body)
+            o.line(f"{loop}_continue: ;")
+            o.line(f"if ({loop}_i == {loop}_hi) break;")
+            o.line(f"{loop}_i++;")
+            o.dedent()
+            o.line("}")
+            o.line(f"{loop}_break: ;")
+            o.dedent()
+            o.line("}")
+            self.loops.pop()
+        elif isinstance(s, ast.BreakStatement):
+            o.line(f"goto {self.loops[-1]}_break;")
+        elif isinstance(s, ast.ContinueStatement):
+            o.line(f"goto {self.loops[-1]}_continue;")
         elif isinstance(s, ast.ExitStatement):
             if self.in_parser:
                 raise _unsupported("exit in a parser", s)
@@ -979,12 +1043,15 @@ class NativeGenerator:
 
     # -- calls as statements -----------------------------------------------------------------
 
-    def call_stmt(self, call: ast.MethodCall) -> None:
+    def call_stmt(self, call: ast.MethodCall, result: ast.Expression | None = None) -> None:
         kind = call.kind
         o = self.out
         if kind in ("action", "function", "control_apply"):
             code, outs = self.call_with_outs(call)
-            o.line(f"(void)({code});" if code else "")
+            if result is not None:
+                self.assign(result, code)
+            else:
+                o.line(f"(void)({code});" if code else "")
             for target, tmp in outs:
                 self.assign(target, tmp)
             return

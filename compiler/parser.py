@@ -533,6 +533,17 @@ class Parser:
         self.expect(";")
         return ast.Instantiation(loc=loc, name=name.text, annotations=annotations, type=instance_type, args=args)
 
+    def at_function_start(self) -> bool:
+        """Whether a function declaration ``T name(...`` or ``T name<...`` starts here."""
+        saved = self.pos
+        try:
+            self.type_ref(allow_void=True)
+            return self.at(IDENT) and self.peek(1).kind in ("(", "<")
+        except CompileError:
+            return False
+        finally:
+            self.pos = saved
+
     def function_or_instantiation(self, annotations: list[ast.Annotation]) -> ast.Declaration:
         """At top level: ``T(args) name;`` or a function ``T name<..>(params) {...}``."""
         loc = self.peek().loc
@@ -767,6 +778,8 @@ class Parser:
                     locals_.append(self.action_declaration(member_annotations))
                 elif self.at("table"):
                     locals_.append(self.table_declaration(member_annotations))
+                elif (self.at_type_start() or self.at("void")) and self.at_function_start():
+                    locals_.append(self.function_or_instantiation(member_annotations))
                 elif self.at_type_start() and not self.at("_"):
                     locals_.append(self.variable_or_instantiation(member_annotations, allow_instantiation=True))
                 else:
@@ -927,11 +940,65 @@ class Parser:
             self.advance()
             self.expect(";")
             return ast.ExitStatement(loc=loc)
-        if kind in ("for", "break", "continue"):
-            raise unsupported(f"'{kind}' statements", loc)
+        if kind in ("for", "break", "continue") and in_parser:
+            raise CompileError(f"'{kind}' is not allowed in a parser state", loc)
+        if kind == "for":
+            return self.for_statement()
+        if kind in ("break", "continue"):
+            self.advance()
+            self.expect(";")
+            return ast.BreakStatement(loc=loc) if kind == "break" else ast.ContinueStatement(loc=loc)
         if self.at_declaration_start():
             return self.variable_or_instantiation(annotations, allow_instantiation=False)
         return self.expression_statement()
+
+    def for_statement(self) -> ast.Statement:
+        loc = self.expect("for").loc
+        self.expect("(")
+        in_form = self.speculate(self.for_in_head)
+        if in_form is not None:
+            var, collection = in_form
+            self.expect(")")
+            return ast.ForInStatement(loc=loc, var=var, collection=collection, body=self.statement())
+        init = [] if self.at(";") else self.for_clauses(";")
+        self.expect(";")
+        cond = None if self.at(";") else self.expression()
+        self.expect(";")
+        update = [] if self.at(")") else self.for_clauses(")")
+        self.expect(")")
+        return ast.ForStatement(loc=loc, init=init, cond=cond, update=update, body=self.statement())
+
+    def for_in_head(self) -> tuple[ast.VariableDecl, ast.Expression]:
+        """``T x in collection`` or ``x in collection`` (x declared before)."""
+        loc = self.peek().loc
+        decl_type = self.type_ref() if not (self.at(IDENT) and self.at("in", 1)) else None
+        name = self.name("a loop variable")
+        self.expect("in")
+        collection = self.expression()
+        if self.accept(".."):
+            collection = ast.Range(loc=collection.loc, lo=collection, hi=self.expression())
+        return ast.VariableDecl(loc=loc, name=name.text, type=decl_type), collection
+
+    def for_clauses(self, end: str) -> list[ast.Node]:
+        """The comma-separated declarations, assignments and calls of a for's init or update."""
+        clauses = []
+        while True:
+            loc = self.peek().loc
+            if self.at_declaration_start():
+                decl_type = self.type_ref()
+                name = self.name("a variable name")
+                self.expect("=")
+                clauses.append(ast.VariableDecl(loc=loc, name=name.text, type=decl_type, init=self.expression()))
+            else:
+                target = self.expression()
+                if self.accept("="):
+                    clauses.append(ast.AssignmentStatement(loc=loc, target=target, value=self.expression()))
+                elif isinstance(target, ast.MethodCall):
+                    clauses.append(ast.MethodCallStatement(loc=loc, call=target))
+                else:
+                    raise self.error_here("'=' or a call")
+            if not self.accept(","):
+                return clauses
 
     def at_declaration_start(self) -> bool:
         """Whether a statement starts with a type (a local variable) rather than an expression."""

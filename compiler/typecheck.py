@@ -21,6 +21,7 @@ from itertools import count
 
 from fabriclab.compiler import ast
 from fabriclab.compiler.diagnostics import CompileError, SourceLocation, unsupported
+from fabriclab.compiler.sideeffects import Hoister, has_writing_call
 
 # ---------------------------------------------------------------------------- types
 
@@ -37,6 +38,16 @@ class BitT(Type):
 
     def __str__(self) -> str:
         return f"{'int' if self.signed else 'bit'}<{self.width}>"
+
+
+@dataclass(frozen=True)
+class VarbitT(Type):
+    """``varbit<max_width>``: a header's variable-size field; its bits count 0 in a header's
+    fixed width (``StructLikeT.width``), its length comes from ``extract(hdr, length)``."""
+    max_width: int
+
+    def __str__(self) -> str:
+        return f"varbit<{self.max_width}>"
 
 
 @dataclass(frozen=True)
@@ -191,6 +202,8 @@ def flat_width(t: Type) -> int:
         return t.size * t.element.width
     if isinstance(t, TupleT):
         return sum(flat_width(e) for e in t.elements)
+    if isinstance(t, VarbitT):
+        return 0                # the fixed part of a header counts it as nothing
     raise TypeError(f"{t} has no fixed width")
 
 
@@ -360,6 +373,7 @@ class _Checker:
         self.in_action = False
         self.in_parser = False
         self.return_type: Type | None = None
+        self.loops = 0                                  # for statements around this one
 
     # -- top level --------------------------------------------------------------------------
 
@@ -399,6 +413,8 @@ class _Checker:
                 names.add(f.name)
                 ft = self.resolve_type(f.type)
                 self.check_field_type(kind, ft, f)
+                if isinstance(ft, VarbitT) and any(isinstance(g.type, VarbitT) for g in t.fields):
+                    raise _err(f"header {decl.name} has more than one varbit field", f)
                 t.fields.append(FieldT(f.name, ft, f.annotations))
         elif isinstance(decl, ast.EnumDecl):
             self.types[decl.name] = self.enum_type(decl)
@@ -452,7 +468,7 @@ class _Checker:
 
     def check_field_type(self, kind: str, t: Type, node) -> None:
         if kind == "header":
-            if isinstance(t, (BitT, BoolT)) or (isinstance(t, EnumT) and t.underlying):
+            if isinstance(t, (BitT, BoolT, VarbitT)) or (isinstance(t, EnumT) and t.underlying):
                 return
             raise _err(f"header field '{node.name}' has type {t}: header fields must be bit<W>, "
                        "int<W>, bool or a serializable enum", node)
@@ -494,7 +510,7 @@ class _Checker:
         if isinstance(ref, ast.DontCareType):
             return DontCareT()
         if isinstance(ref, ast.VarbitType):
-            raise unsupported("varbit", ref.loc)
+            return VarbitT(self.width(ref.max_width))
         if isinstance(ref, ast.TupleType):
             return TupleT(tuple(self.resolve_type(e, tvars) for e in ref.elements))
         if isinstance(ref, ast.HeaderStackType):
@@ -569,8 +585,7 @@ class _Checker:
             if state.name in ("accept", "reject"):
                 raise _err(f"state '{state.name}' is predefined", state)
             body = Scope(scope)
-            for stmt in state.statements:
-                self.stmt(stmt, body)
+            state.statements = self.statements(state.statements, body)
             t = state.transition
             if t is None:
                 continue
@@ -632,7 +647,9 @@ class _Checker:
                 scope.declare(local.name, entity, local.loc)
                 self.table(local, scope)
             elif isinstance(local, ast.FunctionDecl):
-                raise unsupported("functions declared inside controls", local.loc)
+                scope.declare(local.name, FunctionEntity(local), local.loc)
+                self.check_function(local, scope)
+                local.control = decl
             else:
                 self.local_decl(local, scope, "frame")
         if decl.apply is not None:
@@ -681,8 +698,6 @@ class _Checker:
         if isinstance(t, BlockT) and isinstance(t.decl, (ast.ControlDecl, ast.ParserDecl)):
             if decl.args:
                 raise unsupported("constructor arguments for parsers and controls", decl.loc)
-            if isinstance(t.decl, ast.ParserDecl):
-                raise unsupported("sub-parser instances", decl.loc)
             return InstanceEntity(decl, t, decl.args, block)
         raise _err(f"cannot instantiate {t}", decl)
 
@@ -795,9 +810,11 @@ class _Checker:
                            f"got {len(ref.args)}", ref)
             wanted = directional if ref.args else []
         else:
-            if directional:
-                raise unsupported("default/entry actions with directional parameters", ref.loc)
-            wanted = params
+            # directional arguments are the ones the `actions` list binds: an entry or default
+            # action gives the control-plane ones, or restates the bound ones first
+            wanted = [p for p in params if not p.direction]
+            if directional and len(ref.args) == len(params):
+                ref.args = ref.args[len(directional):]
             if len(ref.args) != len(wanted):
                 raise _err(f"action '{ref.name}' takes {len(wanted)} arguments, got {len(ref.args)}", ref)
         for arg, p in zip(ref.args, wanted):
@@ -838,8 +855,41 @@ class _Checker:
 
     def block_stmt(self, block: ast.BlockStatement, scope: Scope) -> None:
         inner = Scope(scope)
-        for s in block.statements:
-            self.stmt(s, inner)
+        block.statements = self.statements(block.statements, inner)
+
+    def statements(self, statements: list, scope: Scope) -> list:
+        """Check each statement; calls with out arguments inside expressions move before it."""
+        out = []
+        for s in statements:
+            self.stmt(s, scope)
+            hoister = Hoister(self.temp_var)
+            hoister.statement(s)
+            out.extend(hoister.pending)
+            out.append(s)
+        return out
+
+    def temp_var(self, t: Type, loc) -> tuple[ast.Name, ast.VariableDecl]:
+        var = Var("tmp", t, "local")
+        decl = ast.VariableDecl(loc=loc, name=var.name, type=None)
+        decl.entity = var
+        name = ast.Name(loc=loc, name=var.name)
+        name.ref, name.checked_type = var, t
+        return name, decl
+
+    def loop_body(self, s: ast.Node, scope: Scope) -> ast.Node:
+        self.loops += 1
+        try:
+            return self.branch(s, Scope(scope))
+        finally:
+            self.loops -= 1
+
+    def branch(self, s: ast.Node, scope: Scope) -> ast.Node:
+        """An if branch: a lone statement that gains hoisted calls becomes a block."""
+        if isinstance(s, ast.BlockStatement):
+            self.block_stmt(s, scope)
+            return s
+        out = self.statements([s], scope)
+        return s if len(out) == 1 else ast.BlockStatement(loc=s.loc, statements=out)
 
     def stmt(self, s: ast.Node, scope: Scope) -> None:
         if isinstance(s, ast.AssignmentStatement):
@@ -855,9 +905,9 @@ class _Checker:
             ct = self.expr(s.cond, scope, BoolT())
             if not isinstance(ct, BoolT):
                 raise _err(f"if condition must be bool, not {ct}", s.cond)
-            self.stmt(s.then, Scope(scope))
+            s.then = self.branch(s.then, Scope(scope))
             if s.otherwise is not None:
-                self.stmt(s.otherwise, Scope(scope))
+                s.otherwise = self.branch(s.otherwise, Scope(scope))
         elif isinstance(s, ast.SwitchStatement):
             self.switch(s, scope)
         elif isinstance(s, ast.ReturnStatement):
@@ -871,6 +921,50 @@ class _Checker:
                 self.coerce(s.value, rt, "return value")
             elif rt is not None and not isinstance(rt, VoidT):
                 raise _err(f"missing return value of type {rt}", s)
+        elif isinstance(s, ast.ForStatement):
+            inner = Scope(scope)
+            s.init = self.statements(s.init, inner)
+            if s.cond is not None:
+                ct = self.expr(s.cond, inner, BoolT())
+                if not isinstance(ct, BoolT):
+                    raise _err(f"for condition must be bool, not {ct}", s.cond)
+                if has_writing_call(s.cond):
+                    raise unsupported("a call with out arguments in a for condition", s.cond.loc)
+            s.update = self.statements(s.update, inner)
+            s.body = self.loop_body(s.body, inner)
+        elif isinstance(s, ast.ForInStatement):
+            inner = Scope(scope)
+            c = s.collection
+            existing = scope.lookup(s.var.name) if s.var.type is None else None
+            if s.var.type is None and not isinstance(existing, Var):
+                raise _err(f"'{s.var.name}' is not a variable", s.var)
+            if isinstance(c, ast.Range):
+                declared = self.resolve_type(s.var.type) if s.var.type is not None else existing.type
+                lt = self.expr(c.lo, scope, declared)
+                self.expr(c.hi, scope, declared or lt)
+                t = declared or (lt if not isinstance(lt, IntegerT) else c.hi.checked_type)
+                if not isinstance(t, BitT):
+                    raise _err(f"a range loop variable must be bit<W> or int<W>, not {t}", s.var)
+                self.coerce(c.lo, t, "range")
+                self.coerce(c.hi, t, "range")
+            else:
+                ct = self.expr(c, scope)
+                if not isinstance(ct, StackT):
+                    raise _err(f"for ... in needs a range 'lo .. hi' or a header stack, not {ct}", c)
+                t = ct.element
+                if s.var.type is not None and not _same(self.resolve_type(s.var.type), t):
+                    raise _err(f"loop variable of type {self.resolve_type(s.var.type)} over a stack of {t}", s.var)
+            if s.var.type is None:
+                if not _same(existing.type, t) or existing.readonly:
+                    raise _err(f"'{s.var.name}' is not a writable variable of type {t}", s.var)
+                s.var.entity = existing
+            else:
+                s.var.entity = Var(s.var.name, t, "local")
+                inner.declare(s.var.name, s.var.entity, s.var.loc)
+            s.body = self.loop_body(s.body, inner)
+        elif isinstance(s, (ast.BreakStatement, ast.ContinueStatement)):
+            if not self.loops:
+                raise _err(f"'{'break' if isinstance(s, ast.BreakStatement) else 'continue'}' outside a loop", s)
         elif isinstance(s, ast.ExitStatement):
             if self.in_parser:
                 raise _err("exit is not allowed in a parser", s)
@@ -1395,6 +1489,12 @@ class _CallChecker:
                 if p.default is None and not _optional(p):
                     raise _err(f"missing argument '{p.name}' of {what}", self.call)
                 continue
+            if isinstance(p.type, ast.NamedType) and p.type.name in ("packet_in", "packet_out"):
+                self.c.expr(arg.value, self.scope)     # a sub-parser's packet: the caller's own
+                if not (isinstance(getattr(arg.value, "ref", None), PacketParam) and arg.value.ref.kind == p.type.name):
+                    raise _err(f"argument '{p.name}' of {what} must be the {p.type.name} parameter", arg.value)
+                matched.append((arg, p))
+                continue
             generic = any(isinstance(n, ast.NamedType) and n.name in type_params and n.name not in tvars
                           for n in ast.walk(p.type))
             pt = None if generic else self.c.resolve_type(p.type, tvars)
@@ -1471,8 +1571,12 @@ class _CallChecker:
             if isinstance(entity, InstanceEntity) and isinstance(entity.type, BlockT):
                 if name != "apply":
                     raise _err(f"{entity.type} has no method '{name}'", callee)
+                sub_parser = isinstance(entity.type.decl, ast.ParserDecl)
+                if sub_parser != self.c.in_parser:
+                    raise _err(f"a {'parser' if sub_parser else 'control'} can only be applied in a "
+                               f"{'parser state' if sub_parser else 'control'}", self.call)
                 self.args(entity.type.decl.params, {}, f"{entity.decl.name}.apply")
-                self.mark("control_apply", entity, entity.type.decl.params)
+                self.mark("parser_apply" if sub_parser else "control_apply", entity, entity.type.decl.params)
                 return VoidT()
             if isinstance(entity, InstanceEntity) and isinstance(entity.type, ExternT):
                 return self.extern_method(entity, name, callee)
@@ -1520,12 +1624,18 @@ class _CallChecker:
         if not self.c.in_parser:
             raise _err(f"packet_in.{name} is only available in parsers", self.call)
         if name == "extract":
-            if len(args) != 1:
-                raise unsupported("extract with a variable-size length (varbit)", self.call.loc) if len(args) == 2 else \
-                    _err("extract() takes 1 argument", self.call)
+            if len(args) not in (1, 2):
+                raise _err("extract() takes 1 or 2 arguments", self.call)
             t = self.c.expr(args[0].value, self.scope)
             if not (isinstance(t, StructLikeT) and t.kind == "header"):
                 raise _err(f"extract() needs a header, not {t}", args[0].value)
+            has_varbit = any(isinstance(f.type, VarbitT) for f in t.fields)
+            if has_varbit != (len(args) == 2):
+                raise _err(f"header {t.name} {'has' if has_varbit else 'has no'} varbit field: extract() "
+                           f"takes {'2 arguments (header, length in bits)' if has_varbit else '1 argument'}", self.call)
+            if has_varbit:
+                self.c.expr(args[1].value, self.scope, BitT(32))
+                self.c.coerce(args[1].value, BitT(32), "extract() length")
             if t.width % 8:
                 raise _err(f"header {t.name} is {t.width} bits, not a whole number of bytes", args[0].value)
             self.c.lvalue(args[0].value, self.scope)

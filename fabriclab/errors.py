@@ -10,3 +10,10 @@ class UserError(Exception):
         super().__init__(message)
         if exit_code is not None:
             self.exit_code = exit_code
+
+
+class InternalError(Exception):
+    """A bug of fabriclab's, not of the input: one line ``fabriclab: internal error: ...``
+    (with the P4 source location when one is known), exit code 3."""
+
+    exit_code = 3

@@ -34,7 +34,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     fabric = parser.add_argument_group("switches and controller")
     fabric.add_argument("--target", default="python", help="python (default), bmv2, or auto (bmv2 if installed)")
     fabric.add_argument("--bmv2-log", action="store_true",
-                        help="bmv2: write BMv2's per-packet trace (switches/<name>.txt; it slows BMv2 down)")
+                        help="bmv2: write BMv2's per-packet trace (switches/<name>.bmv2.log; it slows BMv2 down)")
     fabric.add_argument("--lb", default="ecmp", help="load balancing: ecmp (default), spray (random per packet), spray-rr (round robin), flowlet, adaptive")
     fabric.add_argument("--flowlet-gap", default="5ms", help="idle gap that starts a new flowlet (default 5ms)")
     fabric.add_argument("--ecn", action="store_true", help="mark ECN (DCQCN paper thresholds)")
@@ -48,6 +48,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "(port rates and delays come from the topology)")
     fabric.add_argument("--p4", metavar="PROGRAM", help="data-plane program (default p4/fabric.p4)")
     fabric.add_argument("--pcap", action="store_true", help="capture every switch port into RUN_DIR/pcap")
+    fabric.add_argument("--switch-workers", type=int, metavar="N",
+                        help="python switches run in N processes, several per process (default: one per core); "
+                             "0: one process per switch")
     parser.add_argument("--run-dir", help="where fabric.json, logs and captures go (default runs/up-<time>)")
     parser.add_argument("--check", action="store_true",
                         help="ping all pairs and run one iperf3 across the fabric instead of the CLI; "
@@ -110,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
             network = FabricNetwork(description, run_dir, target=choose_target(args.target),
                                     program=args.p4 or DEFAULT_PROGRAM, settings=settings,
                                     switch_config=switch_config, pcap=args.pcap, progress=progress,
-                                    bmv2_log=args.bmv2_log)
+                                    switch_workers=args.switch_workers, bmv2_log=args.bmv2_log)
             report = network.start()
         try:
             console.print(bring_up_table(network, report))

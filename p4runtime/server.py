@@ -25,6 +25,8 @@ state happens under ``handle.lock``, the lock the switch's data-plane loop also 
 """
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
 import logging
 import os
@@ -80,8 +82,27 @@ def decode_int(data: bytes, bitwidth: int, what: str) -> int:
 
 # --- device config ---------------------------------------------------------------------
 
+_COMPILED_KEEP = 4
+_compiled: dict[bytes, Any] = {}    # sha256 of a device config -> its CompiledProgram, newest last
+_compile_lock = threading.Lock()
+
+
 def compile_device_config(blob: bytes) -> Any:
-    """Compile a ``p4_device_config`` into a ``CompiledProgram`` (INVALID_ARGUMENT if bad)."""
+    """Compile a ``p4_device_config`` into a ``CompiledProgram`` (INVALID_ARGUMENT if bad).
+
+    Once per process for the same bytes: the switches of a worker process share the program
+    (each instantiates its own pipeline and state from it), and a controller pushes the same
+    config to all of them at once."""
+    key = hashlib.sha256(blob).digest()
+    with _compile_lock:
+        compiled = _compiled.pop(key, None) or _compile_device_config(blob)
+        _compiled[key] = compiled
+        while len(_compiled) > _COMPILED_KEEP:
+            del _compiled[next(iter(_compiled))]
+        return compiled
+
+
+def _compile_device_config(blob: bytes) -> Any:
     from fabriclab.compiler import driver
     from fabriclab.compiler.diagnostics import CompileError
 
@@ -1263,6 +1284,47 @@ def _set_meter(out, config: tuple) -> None:
 
 # --- the server ------------------------------------------------------------------------
 
+class DeviceRouter(p4r_grpc.P4RuntimeServicer):
+    """One gRPC service for several devices: each request goes to the servicer of its
+    ``device_id`` (a StreamChannel by the device id of its first message, the arbitration
+    update), so the switches of a worker process share one server and its threads."""
+
+    def __init__(self):
+        self.devices: dict[int, P4RuntimeServicer] = {}
+
+    def _device(self, device_id: int, context) -> "P4RuntimeServicer":
+        servicer = self.devices.get(device_id)
+        if servicer is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"unknown device id {device_id} "
+                          f"(this server has {', '.join(map(str, sorted(self.devices)))})")
+        return servicer
+
+    def Capabilities(self, request, context):
+        return p4r.CapabilitiesResponse(p4runtime_api_version=P4RUNTIME_API_VERSION)
+
+    def SetForwardingPipelineConfig(self, request, context):
+        return self._device(request.device_id, context).SetForwardingPipelineConfig(request, context)
+
+    def GetForwardingPipelineConfig(self, request, context):
+        return self._device(request.device_id, context).GetForwardingPipelineConfig(request, context)
+
+    def Write(self, request, context):
+        return self._device(request.device_id, context).Write(request, context)
+
+    def Read(self, request, context):
+        return self._device(request.device_id, context).Read(request, context)
+
+    def StreamChannel(self, request_iterator, context):
+        try:
+            first = next(request_iterator)
+        except (StopIteration, grpc.RpcError):
+            return
+        if first.WhichOneof("update") != "arbitration":
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, "the first stream message must be an arbitration update")
+        servicer = self._device(first.arbitration.device_id, context)
+        yield from servicer.StreamChannel(itertools.chain([first], request_iterator), context)
+
+
 class P4RuntimeServer:
     """The switch's P4Runtime endpoint.
 
@@ -1274,27 +1336,58 @@ class P4RuntimeServer:
 
     DIGEST_POLL_S = 0.005
 
-    def __init__(self, handle: Any, addr: str, device_id: int):
-        self.addr = addr
-        self.servicer = P4RuntimeServicer(handle, device_id)
+    def __init__(self, handle: Any = None, addr: str | None = None, device_id: int = 0):
+        self.router = DeviceRouter()
+        self.addrs: dict[int, str] = {}          # device id -> address it listens on
+        self.ports: dict[int, int] = {}          # device id -> bound port (useful with port 0)
         self._server: grpc.Server | None = None
         self._stop = threading.Event()
         self._digest_thread: threading.Thread | None = None
-        self.port = 0
+        if handle is not None:
+            self.add_device(handle, addr, device_id)
+
+    def add_device(self, handle: Any, addr: str, device_id: int) -> None:
+        """Serve ``handle`` as device ``device_id`` on ``addr`` too (before ``start``)."""
+        if device_id in self.router.devices:
+            raise ValueError(f"device id {device_id} is served already")
+        self.router.devices[device_id] = P4RuntimeServicer(handle, device_id)
+        self.addrs[device_id] = addr
+
+    @property
+    def servicer(self) -> "P4RuntimeServicer":
+        """The servicer of a one-device server."""
+        (servicer,) = self.router.devices.values()
+        return servicer
+
+    @property
+    def port(self) -> int:
+        """The bound port of a one-device server."""
+        (port,) = self.ports.values() or (0,)
+        return port
+
+    @property
+    def addr(self) -> str:
+        (addr,) = self.addrs.values()
+        return addr
 
     def start(self) -> None:
-        # Each StreamChannel holds a worker thread for its lifetime: leave room for RPCs.
-        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="p4rt"),
+        # Each StreamChannel holds two threads for its lifetime (a controller keeps one open
+        # per device): leave room for RPCs.
+        workers = 16 + 2 * len(self.router.devices)
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="p4rt"),
                                    options=[("grpc.max_receive_message_length", 64 << 20),
                                             ("grpc.so_reuseport", 0)])
-        p4r_grpc.add_P4RuntimeServicer_to_server(self.servicer, self._server)
-        try:
-            self.port = self._server.add_insecure_port(self.addr)
-        except RuntimeError:   # grpc raises this for an address in use or malformed
-            self.port = 0
-        if self.port == 0:
-            self._server = None
-            raise OSError(f"P4Runtime server cannot listen on {self.addr} (in use or malformed)")
+        p4r_grpc.add_P4RuntimeServicer_to_server(self.router, self._server)
+        for device_id, addr in self.addrs.items():
+            try:
+                port = self._server.add_insecure_port(addr)
+            except RuntimeError:   # grpc raises this for an address in use or malformed
+                port = 0
+            if port == 0:
+                self._server = None
+                self.ports.clear()
+                raise OSError(f"P4Runtime server cannot listen on {addr} (in use or malformed)")
+            self.ports[device_id] = port
         self._server.start()
         self._stop.clear()
         self._digest_thread = threading.Thread(target=self._poll_digests, name="p4rt-digests", daemon=True)
@@ -1302,14 +1395,19 @@ class P4RuntimeServer:
 
     def _poll_digests(self) -> None:
         while not self._stop.wait(self.DIGEST_POLL_S):
-            try:
-                self.servicer.flush_digests()
-            except Exception:
-                log.exception("digest delivery failed")
+            for servicer in self.router.devices.values():
+                try:
+                    servicer.flush_digests()
+                except Exception:
+                    log.exception("digest delivery failed (device %d)", servicer.device_id)
 
     def packet_in(self, frame: bytes) -> None:
-        """Deliver a frame the pipeline sent to the CPU port (thread-safe)."""
+        """Deliver a frame the pipeline sent to the CPU port of a one-device server (thread-safe);
+        ``packet_in_sink(device_id)`` for one of several."""
         self.servicer.packet_in(frame)
+
+    def packet_in_sink(self, device_id: int) -> Callable[[bytes], None]:
+        return self.router.devices[device_id].packet_in
 
     def stop(self, grace: float = 0.5) -> None:
         self._stop.set()

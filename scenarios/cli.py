@@ -21,7 +21,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", choices=("python", "bmv2", "both"), default="python",
                         help="switches: fabriclab's (default), BMv2's simple_switch_grpc, or both side by side")
     parser.add_argument("--bmv2-log", action="store_true",
-                        help="bmv2: write BMv2's per-packet trace (switches/<name>.txt; it slows BMv2 down)")
+                        help="bmv2: write BMv2's per-packet trace (switches/<name>.bmv2.log; it slows BMv2 down)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,6 +63,9 @@ def run(args: argparse.Namespace) -> int:
     for vname, result in results["variants"].items():
         if result.get("error"):
             console.print(f"[red]variant {escape(vname)}: {escape(result['error'])}[/red]")
+        elif result.get("flows_incomplete"):
+            console.print(f"[yellow]variant {escape(vname)}: {result['flows_incomplete']} flow(s) had not completed "
+                          f"when the run ended (allow_incomplete)[/yellow]")
         if result.get("not_supported"):
             console.print(f"[yellow]variant {escape(vname)}: {escape(result['not_supported'])}[/yellow]")
         for reason in (result.get("fidelity") or {}).get("reasons", []):

@@ -31,6 +31,9 @@ SUMMARY_METRICS = [
     ("retransmissions", "retransmissions"), ("max_queue_pkts", "max queue (pkts)"), ("hot_queue_mean_pkts", "hot queue mean (pkts)"),
     ("fairness", "Jain fairness"), ("cct_s", "CCT (s)"),
     ("busbw_mbps", "busbw (Mbit/s)"), ("victim_mbps", "victim (Mbit/s)"),
+    ("paused_lanes", "paused lanes"), ("frozen_s", "frozen (s)"), ("pfcwd_storms", "PFC watchdog storms"),
+    ("host_pfc_tx", "host PFC frames sent"), ("host_rx_drops", "host receive drops"),
+    ("flows_completed", "flows completed"), ("flows_incomplete", "flows incomplete"),
     ("fidelity.status", "fidelity"), ("fidelity.lateness_p99_us", "frame lateness p99 (µs)"),
     ("fidelity.loop_lag_p99_us", "switch loop lag p99 (µs)"), ("fidelity.pacing_p99_us", "host pacing error p99 (µs)"),
 ]

@@ -61,7 +61,52 @@ def switch_config(config: dict) -> dict:
     pfc = {key: sw[key] for key in ("xoff", "xon", "headroom") if sw[key] != "auto"}
     if pfc:
         out["pfc"] = pfc
+    if sw["pfcwd"]["enabled"] and sw["pfcwd"]["ports"] == ["all"]:
+        out["pfcwd"] = _pfcwd_yaml(sw["pfcwd"], "all")
     return out
+
+
+def _pfcwd_yaml(wd: dict, ports) -> dict:
+    return {"enabled": True, "action": wd["action"], "detection_time": f"{wd['detection_time'] * 1e6:g}us",
+            "restoration_time": f"{wd['restoration_time'] * 1e6:g}us",
+            "poll_interval": f"{wd['poll_interval'] * 1e6:g}us", "ports": ports}
+
+
+def switch_overrides(config: dict, description: FabricDescription) -> dict[str, dict]:
+    """switch.yaml keys for some switches only: the watchdog where ``pfcwd.ports`` names
+    switches (every port) or ``SWITCH:PORT``s rather than ``all``."""
+    wd = config["switch"]["pfcwd"]
+    if not wd["enabled"] or wd["ports"] == ["all"]:
+        return {}
+    chosen: dict[str, set[int] | None] = {}
+    for spec in wd["ports"]:
+        name, _, port = spec.partition(":")
+        known = description.switch_ports(name) if name in {s.name for s in description.switches} else {}
+        if not known or port and (not port.isdigit() or int(port) not in known):
+            raise UserError(f"switch.pfcwd.ports: {spec!r} is not SWITCH or SWITCH:PORT of this topology "
+                            f"(switches: {', '.join(s.name for s in description.switches)})")
+        if not port:
+            chosen[name] = None
+        elif chosen.get(name, set()) is not None:
+            chosen.setdefault(name, set()).add(int(port))
+    return {name: {"pfcwd": _pfcwd_yaml(wd, "all" if ports is None else sorted(ports))}
+            for name, ports in chosen.items()}
+
+
+def host_options(config: dict, plan: "TrafficPlan") -> tuple[dict[str, list[str]], list[tuple[float, str, dict]]]:
+    """Per host agent options (a slow receiver) and timed agent commands (a stuck NIC)."""
+    argv: dict[str, list[str]] = {}
+    commands = []
+    for host, settings in config["hosts"].items():
+        if host not in plan.hosts:
+            raise UserError(f"hosts.{host}: not a host that takes part in the traffic "
+                            f"({', '.join(plan.hosts)})")
+        if "slow_receiver" in settings:
+            argv[host] = ["--slow-receiver", str(settings["slow_receiver"])]
+        if "stuck_nic" in settings:
+            stuck = settings["stuck_nic"]
+            commands.append((stuck.get("start", 0.0), host, {"op": "stuck", "seconds": stuck.get("duration")}))
+    return argv, commands
 
 
 def transport_argv(config: dict) -> list[str]:
@@ -71,6 +116,9 @@ def transport_argv(config: dict) -> list[str]:
             "--dscp-data", str(transport["data_dscp"]), "--dscp-cnp", str(transport["cnp_dscp"])]
     if transport["ooo"]:
         argv.append("--ooo")
+    argv += ["--rx-buffer", str(transport["rx_buffer"])]
+    if not transport["host_pfc"]:
+        argv.append("--no-host-pfc")
     if config.get("scale"):
         argv += ["--scale", str(config["scale"])]
     return argv
@@ -191,11 +239,12 @@ def switch_metrics(samples: list[tuple[float, dict[str, dict]]], lossless: set[i
     """Totals from the last sample and time series from all of them."""
     if not samples:
         return {"drops": {"lossless": None, "lossy": None}, "pfc_pause_tx": None, "pfc_pause_rx": None,
-                "max_queue_pkts": None, "headroom_overflow": None, "timeseries": {"t": []}}
+                "max_queue_pkts": None, "headroom_overflow": None, "pfcwd_storms": None, "frozen_s": None,
+                "timeseries": {"t": []}}
     times = [t for t, _ in samples]
     last = samples[-1][1]
     drops = {"lossless": 0, "lossy": 0}
-    pause_tx = pause_rx = max_queue = overflow = 0
+    pause_tx = pause_rx = max_queue = overflow = storms = 0
     for stats in last.values():
         drops["lossy"] += stats.get("queue_drops", 0)   # bmv2: the switch's total, lossy (no PFC)
         for port in stats["tm"]["ports"].values():
@@ -205,6 +254,7 @@ def switch_metrics(samples: list[tuple[float, dict[str, dict]]], lossless: set[i
                 pause_tx += q.get("pfc_tx", 0)
                 pause_rx += q.get("pfc_rx", 0)
                 overflow += q.get("headroom_overflow", 0)
+                storms += q.get("pfcwd_storms", 0)
                 max_queue = max(max_queue, q["max_qdepth"])
     queue: dict[str, list[int]] = {}
     throughput: dict[str, list[float]] = {}
@@ -237,8 +287,30 @@ def switch_metrics(samples: list[tuple[float, dict[str, dict]]], lossless: set[i
         intervals.append([start, times[-1], key, int(prio)])
     return {"drops": drops, "pfc_pause_tx": pause_tx, "pfc_pause_rx": pause_rx, "max_queue_pkts": max_queue,
             "headroom_overflow": overflow, "hot_queue_mean_pkts": max(busy_means, default=0.0),
+            "pfcwd_storms": storms, "frozen_s": frozen_seconds(samples, lossless),
             "timeseries": {"t": times, "queue_pkts": queue, "throughput_mbps": throughput,
                            "pause_intervals": sorted(intervals)}}
+
+
+def frozen_seconds(samples: list[tuple[float, dict[str, dict]]], lossless: set[int]) -> float:
+    """The longest span over which no switch dequeued a lossless packet while some lossless queue
+    held packets and was paused: the fabric frozen (a PFC deadlock, or a storm that spread)."""
+    longest, since, previous = 0.0, None, None
+    for t, per_switch in samples:
+        dequeued, stalled = 0, False
+        for stats in per_switch.values():
+            for port in stats["tm"]["ports"].values():
+                for prio, q in port["priorities"].items():
+                    if int(prio) in lossless:
+                        dequeued += q["dequeued"]
+                        stalled = stalled or bool(q["qdepth"] and q.get("paused"))
+        if previous is not None and dequeued == previous[1] and stalled:
+            since = previous[0] if since is None else since
+            longest = max(longest, t - since)
+        else:
+            since = None
+        previous = (t, dequeued)
+    return longest
 
 
 def keep_captures(run_dir: Path, chosen: list[str]) -> None:
@@ -252,7 +324,8 @@ def keep_captures(run_dir: Path, chosen: list[str]) -> None:
 
 def pfc_log_intervals(run_dir: Path, t0: float) -> tuple[list[list], list[str]] | None:
     """Exact pause intervals from the switches' PFC logs (``TIME_NS PORT PRIORITY pause|resume
-    tx|rx`` per frame): a port is paused from a received pause until the resume that follows.
+    tx|rx|wd`` per frame): a port is paused from a received pause until the resume that follows
+    (or until the PFC watchdog lifts it, ``resume wd``).
     Also the events in the HPCC simulator's style, ``time node port priority pause|resume``,
     sent side. None where no switch wrote a log (e.g. the bmv2 target)."""
     logs = sorted((run_dir / "switches").glob("*.pfc.log"))
@@ -291,7 +364,8 @@ def traffic_metrics(plan: TrafficPlan, flows: list, t0: float) -> dict:
     ccts, fcts = [], []
     for name, entry in plan.entries.items():
         records = [r for fid in entry["flows"] for r in by_id.get(fid, [])]
-        if not records:
+        if not records:        # none completed (the run timed out)
+            per_entry[name] = {"pattern": entry["pattern"], "completed": 0, "flows": len(entry["flows"])}
             continue
         cct = max(r.end for r in records) - min(r.start for r in records)
         algbw = entry["size"] / cct if cct > 0 else 0.0
@@ -305,11 +379,12 @@ def traffic_metrics(plan: TrafficPlan, flows: list, t0: float) -> dict:
                            if entry["pattern"] != "flow" else algbw * 8 / 1e6),
             "retransmissions": sum(r.retransmissions for r in records),
             "cnp": sum(r.cnps_sent for r in records),
+            "completed": len(records), "flows": len(entry["flows"]),
         }
         ccts.append(cct)
         fcts += [r.fct for r in records]
-    collectives = [e for e in per_entry.values() if e["pattern"] in COLLECTIVE_PATTERNS]
-    main = collectives[0] if collectives else next(iter(per_entry.values()), {})
+    collectives = [e for e in per_entry.values() if e["pattern"] in COLLECTIVE_PATTERNS and e["completed"]]
+    main = collectives[0] if collectives else next((e for e in per_entry.values() if e["completed"]), {})
     flow_rates = {}
     for record in flows:
         points = [(t - t0, bps / 1e6) for t, bps in record.rate_samples]
@@ -338,10 +413,12 @@ def run_variant(name: str, config: dict, run_dir: Path, progress: Progress, targ
 
     description = fabric_description(config)
     plan = traffic_plan(config, description)
+    host_argv, commands = host_options(config, plan)
     lossless = set(config["switch"]["lossless_priorities"]) if config["switch"]["pfc"] else set()
     network = FabricNetwork(description, run_dir, target=target, settings=controller_settings(config),
                             switch_config=switch_config(config), pcap=bool(config["capture"]),
-                            progress=lambda step: progress(f"{name}: {step}"), bmv2_log=bmv2_log)
+                            progress=lambda step: progress(f"{name}: {step}"), bmv2_log=bmv2_log,
+                            switch_overrides=switch_overrides(config, description))
     started = time.monotonic()
     with network:
         bring_up = network.report
@@ -362,9 +439,10 @@ def run_variant(name: str, config: dict, run_dir: Path, progress: Progress, targ
                 with ScheduleRunner(plan.schedule, handles, transport_argv(config), line_rate=config["rate"],
                                     mtu=config["transport"]["mtu"],
                                     dcqcn_preset=config["transport"]["preset"] if config["transport"]["dcqcn"] else "",
-                                    progress=lambda done, total: progress(f"{name}: traffic {done}/{total} flows")
-                                    ) as runner:
-                    result = runner.run(iterations=config["iterations"], timeout=config["duration"])
+                                    progress=lambda done, total: progress(f"{name}: traffic {done}/{total} flows"),
+                                    host_argv=host_argv, commands=commands) as runner:
+                    result = runner.run(iterations=config["iterations"], timeout=config["duration"],
+                                        allow_incomplete=config["allow_incomplete"])
             background.join(config["duration"])
             time.sleep(2 * config["sample_interval"])  # let the last queues drain into the samples
         except (TimeoutError, RuntimeError) as exc:
@@ -384,6 +462,8 @@ def run_variant(name: str, config: dict, run_dir: Path, progress: Progress, targ
     if logged is not None:
         metrics["timeseries"]["pause_intervals"], events = logged
         (run_dir / "pfc_events.txt").write_text("".join(f"{e}\n" for e in events))
+    # how far pauses spread: the switch egress lanes (port, priority) that were ever paused
+    metrics["paused_lanes"] = len({(port, prio) for _, _, port, prio in metrics["timeseries"]["pause_intervals"]})
     if result is not None:
         from fabriclab.traffic.metrics import write_jsonl
 
@@ -391,6 +471,10 @@ def run_variant(name: str, config: dict, run_dir: Path, progress: Progress, targ
         traffic = traffic_metrics(plan, result.flows, sampler.t0)
         metrics["timeseries"].update(traffic.pop("timeseries"))
         metrics.update(traffic)
+        nics = result.nic_stats.values()
+        metrics.update(flows_completed=len(result.flows), flows_incomplete=result.incomplete,
+                       host_pfc_tx=sum(n.get("pfc_tx", 0) for n in nics),
+                       host_rx_drops=sum(n.get("rx_drops", 0) for n in nics))
     metrics.setdefault("flows", {}).update(background.results)
     if "victim" in background.results:
         metrics["victim_mbps"] = background.results["victim"]["rate_mbps"]
@@ -461,7 +545,9 @@ def run_scenario(scenario: Scenario, out_dir: Path, variants: list[str] | None =
                         f"(variants: {', '.join(scenario.variants)})")
     for vname in chosen:  # check hosts and topologies of every variant before starting anything
         config = scenario.variants[vname]
-        traffic_plan(config, fabric_description(config))
+        description = fabric_description(config)
+        host_options(config, traffic_plan(config, description))
+        switch_overrides(config, description)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     def key(vname: str, target: str) -> str:

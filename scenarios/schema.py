@@ -101,27 +101,46 @@ def _list_of(item: Callable[[Any], Any], min_len: int = 0) -> Callable[[Any], li
 TOPOLOGY = {
     "kind": _choice(*TOPOLOGY_KINDS), "spines": _int(1, 64), "leaves": _int(1, 64),
     "hosts_per_leaf": _int(1, 64), "k": _int(2, 16), "switches": _int(2, 64), "hosts": _int(1, 64),
+    "hosts_per_switch": _int(1, 64),
     "host_rate": _unit(parse_rate), "fabric_rate": _unit(parse_rate),
 }
 ECN = {"enabled": _bool, "kmin": _unit(parse_size), "kmax": _unit(parse_size), "pmax": _float(0.0, 1.0)}
+# the switches' PFC watchdog; ports: "all", or SWITCH (all its ports) / SWITCH:PORT entries
+PFCWD = {"enabled": _bool, "action": _choice("drop", "forward"), "detection_time": _unit(parse_duration),
+         "restoration_time": _unit(parse_duration), "poll_interval": _unit(parse_duration),
+         "ports": _list_of(_str, 1)}
 SWITCH = {
     "pfc": _bool, "lossless_priorities": _list_of(_int(0, 7)), "buffer": _unit(parse_size, allow_auto=True),
     "xoff": _unit(parse_size, allow_auto=True), "xon": _unit(parse_size, allow_auto=True),
     "headroom": _unit(parse_size, allow_auto=True), "alpha": _float(1 / 1024, 64.0),
     "ecn": ECN, "lb": _choice(*LB_MODES), "flowlet_gap": _unit(parse_duration),
-    "scheduler": _choice("strict", "dwrr"),
+    "scheduler": _choice("strict", "dwrr"), "pfcwd": PFCWD,
 }
 TRANSPORT = {"dcqcn": _bool, "preset": _choice(*DCQCN_PRESETS), "ooo": _bool, "mtu": _int(256, 9000),
-             "data_dscp": _int(0, 63), "cnp_dscp": _int(0, 63)}
+             "data_dscp": _int(0, 63), "cnp_dscp": _int(0, 63), "host_pfc": _bool,
+             "rx_buffer": _unit(parse_size)}
 FLOW = {
     "name": _str, "pattern": _choice(*PATTERNS), "hosts": _list_of(_str, 1), "src": _str, "dst": _str,
     "size": _unit(parse_size), "start": _unit(parse_duration), "duration": _unit(parse_duration),
 }
+# per host NIC behaviour: a slow receiver (drain rate) or a stuck NIC (fault, from start for duration)
+HOST = {"slow_receiver": _unit(parse_rate),
+        "stuck_nic": {"start": _unit(parse_duration), "duration": _unit(parse_duration)}}
+
+
+def _hosts(value: Any) -> dict:
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a mapping of host name -> settings, got {value!r}")
+    return {str(name): _check(HOST, settings or {}, str(name)) for name, settings in value.items()}
+
+
 BODY = {
     "topology": TOPOLOGY, "topology_file": _str, "rate": _unit(parse_rate), "scale": _float(1.0, 1e6),
     "duration": _unit(parse_duration), "switch": SWITCH, "transport": TRANSPORT,
     "traffic": [FLOW], "iterations": _int(1, 1000), "capture": _list_of(_str),
-    "sample_interval": _unit(parse_duration),
+    "sample_interval": _unit(parse_duration), "hosts": _hosts,
+    # a run past `duration` ends with the flows completed so far instead of an error (a deadlock)
+    "allow_incomplete": _bool,
 }
 TOP = {"name": _str, "description": _str, "variants": None, "expectations": _list_of(_str, 1), **BODY}
 
@@ -130,9 +149,12 @@ DEFAULTS: dict[str, Any] = {
     "rate": 100_000_000, "scale": None, "duration": 60.0, "sample_interval": 0.1, "iterations": 1,
     "switch": {"pfc": True, "lossless_priorities": [3], "buffer": "auto", "xoff": "auto", "xon": "auto",
                "headroom": "auto", "alpha": 0.125, "lb": "ecmp", "flowlet_gap": 0.005, "scheduler": "strict",
-               "ecn": {"enabled": False, "kmin": 5_000, "kmax": 200_000, "pmax": 0.01}},
-    "transport": {"dcqcn": False, "preset": "paper", "ooo": False, "mtu": 1500, "data_dscp": 26, "cnp_dscp": 48},
-    "traffic": [], "capture": [],
+               "ecn": {"enabled": False, "kmin": 5_000, "kmax": 200_000, "pmax": 0.01},
+               "pfcwd": {"enabled": False, "action": "drop", "detection_time": 0.2, "restoration_time": 0.2,
+                         "poll_interval": 0.1, "ports": ["all"]}},
+    "transport": {"dcqcn": False, "preset": "paper", "ooo": False, "mtu": 1500, "data_dscp": 26, "cnp_dscp": 48,
+                  "host_pfc": True, "rx_buffer": 128_000},
+    "traffic": [], "capture": [], "hosts": {}, "allow_incomplete": False,
 }
 
 
@@ -179,6 +201,9 @@ def _check_consistency(config: dict, where: str) -> None:
     sw = config["switch"]
     if sw["xon"] != "auto" and sw["xoff"] != "auto" and sw["xon"] >= sw["xoff"]:
         raise ValueError(f"{where}switch: xon ({sw['xon']}) must be below xoff ({sw['xoff']})")
+    wd = sw["pfcwd"]
+    if wd["poll_interval"] > min(wd["detection_time"], wd["restoration_time"]):
+        raise ValueError(f"{where}switch.pfcwd: poll_interval must not exceed detection_time and restoration_time")
     if not config["traffic"]:
         raise ValueError(f"{where}traffic: a scenario needs at least one traffic entry")
     for i, flow in enumerate(config["traffic"]):
@@ -236,8 +261,12 @@ def _build(raw: Any, path: Path) -> Scenario:
         data["topology_file"] = str(topo_path)
     body = {key: data[key] for key in BODY if key in data}
     base = deep_merge(DEFAULTS, body)
+    if "kind" in body.get("topology", {}):   # another kind takes none of the default's parameters
+        base["topology"] = dict(body["topology"])
     if "topology_file" in body:
         base.pop("topology", None)
+    elif "topology" in body:
+        base["topology"] = dict(body["topology"])   # the default's leaf-spine keys fit no other kind
     raw_variants = data.get("variants") or {"default": {}}
     if not isinstance(raw_variants, dict):
         raise ValueError("variants: expected a mapping of variant name -> overrides")

@@ -25,12 +25,12 @@
 
 static PyObject *tm_log, *pfc_log;      /* logging.getLogger(...) of the Python modules */
 static PyObject *str_egress_port, *str_priority, *str_length, *str_ingress_port, *str_egress_frame,
-    *str_frames, *str_jobs, *str_tx, *str_rx, *str_as_dict;
+    *str_frames, *str_jobs, *str_tx, *str_rx, *str_wd, *str_as_dict;
 
 /* drop reasons, in the order stats() lists them */
-enum { D_BUFFER_FULL, D_QUEUE_LIMIT, D_PIPELINE_SWAP, D_NO_PIPELINE, D_PIPELINE_ERROR, D_PORT_REASONS };
+enum { D_BUFFER_FULL, D_QUEUE_LIMIT, D_PIPELINE_SWAP, D_NO_PIPELINE, D_PIPELINE_ERROR, D_PFCWD, D_PORT_REASONS };
 static const char *PORT_REASONS[D_PORT_REASONS] = {"buffer_full", "queue_limit", "pipeline_swap",
-                                                   "no_pipeline", "pipeline_error"};
+                                                   "no_pipeline", "pipeline_error", "pfcwd"};
 enum { D_NO_SUCH_PORT, D_MAC_CONTROL_IGNORED, D_TM_REASONS };
 static const char *TM_REASONS[D_TM_REASONS] = {"no_such_port", "mac_control_ignored"};
 
@@ -85,6 +85,7 @@ typedef struct {
     int64_t paused_until[NUM_PRIO], pause_horizon;
     int64_t pause_start[NUM_PRIO]; char pausing[NUM_PRIO];   /* pausing: pause_start is set */
     int64_t paused_ns_closed[NUM_PRIO], pfc_rx[NUM_PRIO], pause_rx;
+    unsigned pause_seen, wd_ignore;   /* a pause came since the watchdog looked; stormed: not obeyed */
     int64_t shared[NUM_PRIO], headroom[NUM_PRIO];
     char xoff[NUM_PRIO]; int xoff_count;
     int64_t refresh_at[NUM_PRIO], pfc_tx[NUM_PRIO], xoff_events[NUM_PRIO], headroom_overflow[NUM_PRIO],
@@ -109,6 +110,10 @@ typedef struct {
     int64_t enqueued[NUM_PRIO], dequeued[NUM_PRIO], max_qdepth[NUM_PRIO], max_qbytes[NUM_PRIO];
     int64_t drops[NUM_PRIO][D_PORT_REASONS];
     int64_t tx_frames, tx_bytes, control_tx;
+    /* PFC watchdog: watched and stormed priorities; time left before a storm (operational) or a
+     * restoration (stormed); dequeues at the last look; events */
+    unsigned wd_watch, wd_stormed;
+    int64_t wd_left[NUM_PRIO], wd_deq[NUM_PRIO], wd_storms[NUM_PRIO], wd_restores[NUM_PRIO];
 } Port;
 
 typedef struct {
@@ -124,6 +129,8 @@ typedef struct {
     int64_t quantum[NUM_PRIO];
     int64_t shared_used, headroom_used, max_shared_used;
     int64_t drops[D_TM_REASONS];
+    int wd_drop;                         /* PFC watchdog action: drop (1) or forward (0) */
+    int64_t wd_detection, wd_restoration, wd_poll, wd_next;
     Port **ports;                        /* in the order they were added (a dict's order) */
     Py_ssize_t nports;
     Port *direct[DIRECT_PORTS];
@@ -167,6 +174,11 @@ static void pfc_pause(Pfc *p, int q, int64_t quanta, int64_t now) {
         p->pausing[q] = 0;
         p->paused_until[q] = now;
     }
+}
+
+static void pfc_obey(Pfc *p, int q, int64_t quanta, int64_t now) {
+    if (quanta) p->pause_seen |= 1u << q;
+    if (!(p->wd_ignore >> q & 1)) pfc_pause(p, q, quanta, now);
 }
 
 static int64_t pfc_paused_ns(Pfc *p, int q, int64_t now) {
@@ -330,6 +342,7 @@ static int admit(Core *self, PyObject *job, int64_t now) {
     int q = (int)(get_int_attr(job, str_priority, &ok) & 7);
     int64_t length = get_int_attr(job, str_length, &ok);
     if (!ok) return -1;
+    if (port->wd_stormed >> q & 1 && self->wd_drop) { port->drops[q][D_PFCWD]++; return 0; }
     int64_t free_bytes = self->shared_bytes - self->shared_used;
     int64_t ingress_number = -1;
     if (self->lossless_mask >> q & 1) {
@@ -576,6 +589,91 @@ static int step(Core *self, Port *port, int64_t now) {
     return 0;
 }
 
+static int wd_log(const char *level, PyObject *args) {
+    if (!args) return -1;
+    PyObject *meth = PyObject_GetAttrString(tm_log, level);
+    PyObject *r = meth ? PyObject_Call(meth, args, NULL) : NULL;
+    Py_XDECREF(meth);
+    Py_DECREF(args);
+    if (!r) return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+static int wd_storm(Core *self, Port *port, int q, int64_t now) {
+    port->wd_stormed |= 1u << q;
+    port->wd_storms[q]++;
+    port->wd_left[q] = self->wd_restoration;
+    pfc_pause(port->pfc, q, 0, now);     /* the pause in force ends now; later ones are ignored */
+    port->pfc->wd_ignore |= 1u << q;
+    /* the pause in force no longer holds the queue */
+    if (call_pfc_event(self, now, port->number, q, 0, str_wd) < 0) return -1;
+    long long flushed = 0;
+    if (self->wd_drop) {
+        while (port->queues[q].count) {
+            Entry e = ring_pop(&port->queues[q]);
+            int rc = release(self, port, q, &e, now);
+            Py_DECREF(e.obj);
+            if (rc < 0) return -1;
+            port->drops[q][D_PFCWD]++;
+            flushed++;
+        }
+        port->nonempty &= ~(1u << q);
+    }
+    int rc = wd_log("warning", Py_BuildValue(
+        "(sLidsL)", "pfcwd: port %d priority %d: PFC storm detected (paused, no dequeue for %g ms); action %s, "
+        "%d packets flushed", (long long)port->number, q, (double)self->wd_detection / 1e6,
+        self->wd_drop ? "drop" : "forward", flushed));
+    refresh(self, port);
+    return rc;
+}
+
+static int wd_restore(Core *self, Port *port, int q) {
+    port->wd_stormed &= ~(1u << q);
+    port->wd_restores[q]++;
+    port->wd_left[q] = self->wd_detection;
+    port->pfc->wd_ignore &= ~(1u << q);
+    return wd_log("info", Py_BuildValue(
+        "(sLidL)", "pfcwd: port %d priority %d: restored (no pause frame for %g ms); %d packets dropped so far",
+        (long long)port->number, q, (double)self->wd_restoration / 1e6,
+        (long long)port->drops[q][D_PFCWD]));
+}
+
+/* one look of the PFC watchdog at every watched queue (SONiC's detection and restoration) */
+static int wd_look(Core *self, int64_t now) {
+    int64_t poll = self->wd_poll;
+    int busy = 0;                          /* something to look at next time */
+    for (Py_ssize_t i = 0; i < self->nports; i++) {
+        Port *port = self->ports[i];
+        unsigned watch = port->wd_watch;
+        if (!watch) continue;
+        Pfc *pfc = port->pfc;
+        unsigned seen = pfc->pause_seen;
+        pfc->pause_seen = 0;
+        for (int q = 0; q < NUM_PRIO; q++) {
+            if (!(watch >> q & 1)) continue;
+            if (port->wd_stormed >> q & 1) {
+                port->wd_left[q] = seen >> q & 1 ? self->wd_restoration : port->wd_left[q] - poll;
+                if (port->wd_left[q] <= 0 && wd_restore(self, port, q) < 0) return -1;
+                busy = 1;
+                continue;
+            }
+            int paused = pfc->paused_until[q] > now;
+            int stalled = paused && port->nonempty >> q & 1 && port->dequeued[q] == port->wd_deq[q];
+            port->wd_deq[q] = port->dequeued[q];
+            if (stalled) {
+                port->wd_left[q] -= poll;
+                if (port->wd_left[q] <= 0 && wd_storm(self, port, q, now) < 0) return -1;
+            } else {
+                port->wd_left[q] = self->wd_detection;
+            }
+            busy |= paused;
+        }
+    }
+    self->wd_next = busy ? self->wd_next + poll : NEVER;
+    return 0;
+}
+
 static int advance(Core *self, int64_t now_ns) {
     for (;;) {
         Port *best = NULL;
@@ -586,6 +684,12 @@ static int advance(Core *self, int64_t now_ns) {
             if (p->active && (p->due < best_due || (best && p->due == best_due && p->number < best->number))) {
                 best = p; best_due = p->due;
             }
+        }
+        if (self->wd_next <= now_ns && (!best || self->wd_next <= best_due)) {
+            /* the watchdog looks before ports due at the same time */
+            if (self->wd_next > self->now) self->now = self->wd_next;
+            if (wd_look(self, self->now) < 0) return -1;
+            continue;
         }
         if (!best) break;
         if (best_due > self->now) self->now = best_due;
@@ -663,16 +767,26 @@ static int parse_optional_int(PyObject *v, int *has, int64_t *out, const char *n
 }
 
 /* Core(resolved, transmit, pipeline, now_ns, lossless, alpha, queue_limit, dwrr, quanta, shared_bytes,
- *      xoff_bytes, xon_bytes, xon_offset, pause_quanta, ports=[(number, rate_bps, delay_ns, headroom, mac)]) */
+ *      xoff_bytes, xon_bytes, xon_offset, pause_quanta,
+ *      ports=[(number, rate_bps, delay_ns, headroom, mac, watched)],
+ *      watchdog=None | (drop, detection_ns, restoration_ns, poll_ns)) */
 static int Core_init(Core *self, PyObject *args, PyObject *kw) {
-    PyObject *resolved, *transmit_fn, *pipeline, *lossless, *queue_limit, *quanta, *xoff, *xon, *ports;
+    PyObject *resolved, *transmit_fn, *pipeline, *lossless, *queue_limit, *quanta, *xoff, *xon, *ports, *watchdog;
     long long now, shared_bytes, xon_offset, pause_quanta;
     double alpha;
     int dwrr;
-    if (!PyArg_ParseTuple(args, "OOOLOdOpOLOOLLO", &resolved, &transmit_fn, &pipeline, &now, &lossless, &alpha,
+    if (!PyArg_ParseTuple(args, "OOOLOdOpOLOOLLOO", &resolved, &transmit_fn, &pipeline, &now, &lossless, &alpha,
                           &queue_limit, &dwrr, &quanta, &shared_bytes, &xoff, &xon, &xon_offset,
-                          &pause_quanta, &ports))
+                          &pause_quanta, &ports, &watchdog))
         return -1;
+    self->wd_next = NEVER;
+    if (watchdog != Py_None) {
+        long long detection, restoration, poll;
+        if (!PyArg_ParseTuple(watchdog, "pLLL", &self->wd_drop, &detection, &restoration, &poll)) return -1;
+        self->wd_detection = detection;
+        self->wd_restoration = restoration;
+        self->wd_poll = poll;
+    }
     if (self->initialised) { PyErr_SetString(PyExc_RuntimeError, "already initialised"); return -1; }
     self->initialised = 1;
     Py_INCREF(resolved); Py_SETREF(self->resolved, resolved);
@@ -714,10 +828,16 @@ static int Core_init(Core *self, PyObject *args, PyObject *kw) {
         PyObject *rate;
         const char *mac;
         Py_ssize_t mac_len;
-        int rc = PyArg_ParseTuple(item, "LOLLy#", &number, &rate, &delay, &headroom, &mac, &mac_len);
+        int watched;
+        int rc = PyArg_ParseTuple(item, "LOLLy#p", &number, &rate, &delay, &headroom, &mac, &mac_len, &watched);
         if (rc && mac_len != 6) { PyErr_SetString(PyExc_ValueError, "a MAC is 6 bytes"); rc = 0; }
         if (rc && rate == Py_None) { PyErr_SetString(PyExc_ValueError, "a PFC port needs a rate"); rc = 0; }
         if (rc) rc = add_port(self, number, rate, delay, 1, pause_quanta, headroom, (const unsigned char *)mac) == 0;
+        if (rc && watched) {
+            Port *port = find_port(self, number);
+            port->wd_watch = self->lossless_mask;
+            for (int q = 0; q < NUM_PRIO; q++) port->wd_left[q] = self->wd_detection;
+        }
         Py_DECREF(item);
         if (!rc) { Py_DECREF(it); return -1; }
     }
@@ -795,13 +915,12 @@ static PyObject *Core_advance(Core *self, PyObject *arg) {
 }
 
 static PyObject *Core_next_event_time(Core *self, PyObject *unused) {
-    int64_t earliest = NEVER;
-    int any = 0;
+    int64_t earliest = self->wd_next;
     for (Py_ssize_t i = 0; i < self->nports; i++) {
         Port *p = self->ports[i];
-        if (p->active) { any = 1; if (p->due < earliest) earliest = p->due; }
+        if (p->active && p->due < earliest) earliest = p->due;
     }
-    if (!any) Py_RETURN_NONE;
+    if (earliest == NEVER) Py_RETURN_NONE;
     return PyLong_FromLongLong(earliest > self->now ? earliest : self->now);
 }
 
@@ -841,14 +960,16 @@ static PyObject *Core_receive_control(Core *self, PyObject *const *args, Py_ssiz
     Pfc *pfc = port->pfc;
     if (is_pfc) {
         for (int q = 0; q < NUM_PRIO; q++)
-            if (class_enable >> q & 1) { pfc->pfc_rx[q]++; pfc_pause(pfc, q, quanta[q], self->now); }
+            if (class_enable >> q & 1) { pfc->pfc_rx[q]++; pfc_obey(pfc, q, quanta[q], self->now); }
     } else {
         pfc->pause_rx++;
-        for (int q = 0; q < NUM_PRIO; q++) pfc_pause(pfc, q, quanta[0], self->now);
+        for (int q = 0; q < NUM_PRIO; q++) pfc_obey(pfc, q, quanta[0], self->now);
     }
+    if (port->wd_watch & pfc->pause_seen && self->wd_next == NEVER) self->wd_next = self->now + self->wd_poll;
     refresh(self, port);
-    for (int q = 0; q < NUM_PRIO; q++)
-        if (class_enable >> q & 1 && call_pfc_event(self, self->now, number, q, quanta[q] > 0, str_rx) < 0)
+    for (int q = 0; q < NUM_PRIO; q++)   /* obeyed ones */
+        if (class_enable >> q & 1 && !(pfc->wd_ignore >> q & 1) &&
+            call_pfc_event(self, self->now, number, q, quanta[q] > 0, str_rx) < 0)
             return NULL;
     Py_RETURN_TRUE;
 }
@@ -939,6 +1060,10 @@ static PyObject *port_stats(Port *port, int64_t now) {
             SET_INT(entry, "max_headroom_bytes", pfc->max_headroom[q]);
             SET_INT(entry, "max_ingress_bytes", pfc->max_ingress_bytes[q]);
             SET_INT(entry, "headroom_overflow", pfc->headroom_overflow[q]);
+            SET_OBJ(entry, "pfcwd", PyUnicode_FromString(port->wd_stormed >> q & 1 ? "stormed"
+                                                         : port->wd_watch >> q & 1 ? "operational" : "off"));
+            SET_INT(entry, "pfcwd_storms", port->wd_storms[q]);
+            SET_INT(entry, "pfcwd_restorations", port->wd_restores[q]);
         }
         PyObject *key = PyLong_FromLong(q);
         int rc = key ? PyDict_SetItem(priorities, key, entry) : -1;
@@ -1119,6 +1244,7 @@ PyMODINIT_FUNC PyInit_@FL_MODULE@(void) {
     INTERN(str_jobs, "jobs");
     INTERN(str_tx, "tx");
     INTERN(str_rx, "rx");
+    INTERN(str_wd, "wd");
     INTERN(str_as_dict, "as_dict");
     if (PyType_Ready(&CoreType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module_def);

@@ -121,6 +121,8 @@ class PfcState:
         self._paused_ns_closed = [0] * NUM_PRIORITIES
         self.pfc_rx = [0] * NUM_PRIORITIES
         self.pause_rx = 0                       # legacy 802.3x PAUSE frames received
+        self.pause_seen = 0                     # bit q: a pause (timer > 0) for q came since the watchdog looked
+        self.wd_ignore = 0                      # bit q: the PFC watchdog declared q stormed: do not obey
         # ingress side: bytes of buffered packets that arrived here, per priority
         self.shared = [0] * NUM_PRIORITIES
         self.headroom = [0] * NUM_PRIORITIES
@@ -141,11 +143,26 @@ class PfcState:
             for priority in range(NUM_PRIORITIES):
                 if frame.class_enable >> priority & 1:
                     self.pfc_rx[priority] += 1
-                    self._pause(priority, frame.quanta[priority], now_ns)
+                    self._obey(priority, frame.quanta[priority], now_ns)
         else:
             self.pause_rx += 1
             for priority in range(NUM_PRIORITIES):
-                self._pause(priority, frame.quanta[0], now_ns)
+                self._obey(priority, frame.quanta[0], now_ns)
+
+    def _obey(self, priority: int, quanta: int, now_ns: int) -> None:
+        if quanta:
+            self.pause_seen |= 1 << priority
+        if not self.wd_ignore >> priority & 1:
+            self._pause(priority, quanta, now_ns)
+
+    def ignore_pauses(self, priority: int, ignore: bool, now_ns: int) -> None:
+        """The watchdog's switch: while ignored, pauses for ``priority`` are counted, not obeyed
+        (the one in force ends now)."""
+        if ignore:
+            self._pause(priority, 0, now_ns)
+            self.wd_ignore |= 1 << priority
+        else:
+            self.wd_ignore &= ~(1 << priority)
 
     def _pause(self, priority: int, quanta: int, now_ns: int) -> None:
         start = self._pause_start[priority]

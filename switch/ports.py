@@ -78,9 +78,14 @@ TP_STATUS_WRONG_FORMAT = 1 << 2
 SO_SNDBUFFORCE = 32
 SO_RCVBUFFORCE = 33
 SOCKET_BUFFER_BYTES = 8 << 20
-RING_BYTES = 8 << 20                 # per port: 4096 slots of 2 KiB for a 1500-byte MTU
+RING_BYTES = 8 << 20                 # per port at most: 4096 slots of 2 KiB for a 1500-byte MTU
 TX_RING_BYTES = 2 << 20              # 1024 slots: a slot is busy only until the peer consumed the
                                      # frame (a socket queueing it orphans it), microseconds on a veth
+RING_HOLD_S = 0.1                    # a port of known rate gets a receive ring that rides out a
+                                     # stall of the loop this long at line rate (full-size frames),
+                                     # at least 256 slots; its transmit ring a quarter of that, at
+                                     # least 128: rings are resident memory (the kernel maps every
+                                     # page), and a k=8 fat-tree has 640 ports
 RING_BLOCK_BYTES = 1 << 16
 TPACKET2_HDR_BYTES = 32              # sizeof(struct tpacket2_hdr): a frame starts after it
 RING_HEADROOM = 128                  # tpacket2_hdr + sockaddr_ll + alignment before the frame
@@ -132,6 +137,18 @@ def native_ports() -> ModuleType | None:
     return None
 
 
+def ring_slots(most_bytes: int, least: int, rate_bps: int | None, hold_s: float, slot: int, max_frame: int) -> int:
+    """Slots of a ring that holds ``hold_s`` of full-size frames at ``rate_bps`` (None: ``most_bytes``
+    worth), at least ``least``, in whole blocks of RING_BLOCK_BYTES, at most ``most_bytes`` worth."""
+    block = max(RING_BLOCK_BYTES, slot)
+    per_block = block // slot
+    most = max(most_bytes, block) // slot
+    if rate_bps is None:
+        return most
+    frames = max(least, int(rate_bps * hold_s / 8 / max_frame) + 1)
+    return min(most, -(-frames // per_block) * per_block)
+
+
 class PcapWriter:
     """Appends frames to a classic pcap file with µs timestamps."""
 
@@ -175,7 +192,9 @@ def read_pcap(path: str | Path) -> list[tuple[int, bytes]]:
 class Port:
     """One switch port: a raw socket on ``ifname`` plus counters and an optional pcap."""
 
-    def __init__(self, number: int, ifname: str, pcap_dir: str | Path | None = None, max_frame: int = 1522):
+    def __init__(self, number: int, ifname: str, pcap_dir: str | Path | None = None, max_frame: int = 1522,
+                 rate_bps: int | None = None):
+        """``rate_bps``: the port's line rate, which sizes its rings (None: the largest rings)."""
         self.number = number
         self.ifname = ifname
         self.rx_frames = self.rx_bytes = self.tx_frames = self.tx_bytes = 0
@@ -196,7 +215,8 @@ class Port:
         # the receive ring: slots of a power of two that holds the largest frame
         self._slot = 1 << (max_frame + RING_HEADROOM - 1).bit_length()
         block = max(RING_BLOCK_BYTES, self._slot)
-        self._slots = max(RING_BYTES, block) // self._slot
+        self._slots = ring_slots(RING_BYTES, 256, rate_bps, RING_HOLD_S, self._slot, max_frame)
+        self._tx_slots = ring_slots(TX_RING_BYTES, 128, rate_bps, RING_HOLD_S / 4, self._slot, max_frame)
         try:
             sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V2)
             sock.setsockopt(SOL_PACKET, PACKET_RX_RING,
@@ -235,7 +255,6 @@ class Port:
             tx.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V2)
             tx.setsockopt(SOL_PACKET, PACKET_VNET_HDR, 1)
             block = max(RING_BLOCK_BYTES, self._slot)
-            self._tx_slots = max(TX_RING_BYTES, block) // self._slot
             tx.setsockopt(SOL_PACKET, PACKET_TX_RING,
                           struct.pack("IIII", block, self._tx_slots * self._slot // block, self._slot, self._tx_slots))
             self._tx_ring = mmap.mmap(tx.fileno(), self._tx_slots * self._slot, mmap.MAP_SHARED,

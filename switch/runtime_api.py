@@ -25,6 +25,8 @@ Commands:
 from __future__ import annotations
 
 import json
+import os
+import selectors
 import socket
 import socketserver
 import threading
@@ -167,37 +169,70 @@ class _Handler(socketserver.StreamRequestHandler):
 class _TcpServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
+    timeout = 0                  # handle_request: the selector below has seen the listener readable
 
 
 class RuntimeApiServer:
-    """Serves the runtime API for one switch handle; ``start()``/``stop()`` like the P4Runtime
-    server. ``port`` is the bound port (useful with port 0)."""
+    """Serves the runtime API of one switch handle, or of several (``add``, one address each:
+    a worker process's switches share one accepting thread); ``start()``/``stop()`` like the
+    P4Runtime server. ``port`` is the bound port of a one-switch server (useful with port 0)."""
 
-    def __init__(self, handle: Any, addr: str):
-        self.addr = addr
-        self._server = _TcpServer(split_addr(addr), _Handler, bind_and_activate=False)
-        self._server.commands = _Commands(handle)  # type: ignore[attr-defined]
+    def __init__(self, handle: Any = None, addr: str | None = None):
+        self._listeners: list[_TcpServer] = []
+        self._wake_r, self._wake_w = os.pipe()
         self._thread: threading.Thread | None = None
-        self.port = 0
+        if handle is not None:
+            self.add(handle, addr)
+
+    def add(self, handle: Any, addr: str) -> None:
+        """Serve ``handle`` on ``addr`` too (before ``start``)."""
+        server = _TcpServer(split_addr(addr), _Handler, bind_and_activate=False)
+        server.commands = _Commands(handle)  # type: ignore[attr-defined]
+        self._listeners.append(server)
+
+    @property
+    def ports(self) -> list[int]:
+        return [server.server_address[1] for server in self._listeners]
+
+    @property
+    def port(self) -> int:
+        (port,) = self.ports
+        return port
 
     def start(self) -> None:
         try:
-            self._server.server_bind()
-            self._server.server_activate()
+            for server in self._listeners:
+                server.server_bind()
+                server.server_activate()
         except OSError:
-            self._server.server_close()
+            for server in self._listeners:
+                server.server_close()
             raise
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="runtime-api", daemon=True)
+        self._thread = threading.Thread(target=self._accept, name="runtime-api", daemon=True)
         self._thread.start()
+
+    def _accept(self) -> None:
+        with selectors.DefaultSelector() as selector:
+            for server in self._listeners:
+                selector.register(server, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            while True:
+                for key, _ in selector.select():
+                    if key.fileobj == self._wake_r:
+                        return
+                    key.fileobj.handle_request()     # accepts; the connection gets its own thread
 
     def stop(self) -> None:
         if self._thread is not None:
-            self._server.shutdown()
+            os.write(self._wake_w, b"x")
             self._thread.join()
             self._thread = None
-        self._server.server_close()
+        for server in self._listeners:
+            server.server_close()
+        if self._wake_r >= 0:
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            self._wake_r = self._wake_w = -1
 
 
 class RuntimeApiClient:

@@ -9,7 +9,8 @@ Without ``--p4`` it forwards nothing until a controller sends SetForwardingPipel
 Besides P4Runtime it serves the runtime API (``runtime_api.py``: live TM stats and thresholds
 for ``switch-cli`` and scenario samplers) on the gRPC port + 1000 unless ``--api-addr`` says otherwise.
 
-One thread runs the data plane: an epoll loop over the port sockets, a wake-up eventfd (packet-outs
+One thread runs the data plane (of this switch, or of every switch of a worker process, see
+``serve_switches`` and switch/worker.py): an epoll loop over the port sockets, a wake-up eventfd (packet-outs
 from gRPC threads) and a timerfd armed at the traffic manager's next event with nanosecond
 precision (epoll's own timeout is whole milliseconds, too coarse to pace a 100 Mbit/s port); an
 event due within SPIN_NS is polled for instead, which spares the timer's system calls at high
@@ -52,6 +53,7 @@ from typing import Callable
 
 from fabriclab.errors import UserError
 from fabriclab.v1model.loader import instantiate
+from fabriclab.v1model.runtime import packet_failure
 
 log = logging.getLogger(__name__)
 
@@ -111,12 +113,13 @@ class Switch:
     """Ports + pipeline + traffic manager, and the handle other threads use (see module doc)."""
 
     def __init__(self, config, interfaces: list[tuple[int, str]], cpu_port: int | None = None,
-                 pcap_dir: str | None = None):
+                 pcap_dir: str | None = None, name: str = "switch"):
         from fabriclab.switch.carrier import CarrierMonitor
         from fabriclab.switch.fidelity import SwitchMonitor
         from fabriclab.switch.ports import Port
         from fabriclab.switch.traffic_manager import make_traffic_manager
 
+        self.name = name              # in log lines: a worker process runs many switches
         self.lock = threading.RLock()
         self.cpu_port = cpu_port
         self.pipeline = None
@@ -126,14 +129,15 @@ class Switch:
         self.carrier = None
         self.link_events: list[dict] = []          # carrier changes: {"seq", "port", "up", "time_ns"}
         self.link_changed = threading.Condition()
+        resolved = config.resolve(sorted(number for number, _ in interfaces))
         try:
             for number, ifname in interfaces:
-                self.ports[number] = Port(number, ifname, pcap_dir, config.max_frame)
+                self.ports[number] = Port(number, ifname, pcap_dir, config.max_frame,
+                                          resolved.ports[number].rate_bps)
             self.carrier = CarrierMonitor({n: p.ifname for n, p in self.ports.items()})
         except BaseException:
             self.close()
             raise
-        resolved = config.resolve(sorted(self.ports))
         self.tm = make_traffic_manager(resolved, self._transmit, now_ns=time.monotonic_ns(),
                                        macs={n: p.mac for n, p in self.ports.items()})
         if cpu_port is not None:
@@ -146,6 +150,8 @@ class Switch:
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._stop = threading.Event()
         self._pfc_log = None
+        self.next_event: int | None = None       # when the TM next needs a turn (monotonic ns, see turn)
+        self._empty_since: dict = {}             # port -> since when it is readable, yet our ring slot empty
         self.down = {n for n, up in self.carrier.up.items() if not up}   # ports without carrier: never sent into
 
     # ---- the handle ----
@@ -158,7 +164,7 @@ class Switch:
             self.tm.set_pipeline(pipeline)
             self.pipeline = pipeline
         os.eventfd_write(self._wake_fd, 1)   # the flush may have queued PFC resumes: let the loop look
-        log.info("pipeline %s installed", pipeline.info.name)
+        log.info("%s: pipeline %s installed", self.name, pipeline.info.name)
 
     def inject_packet_out(self, frame: bytes) -> None:
         """Queue a controller's frame to enter ingress on the CPU port (any thread)."""
@@ -197,7 +203,7 @@ class Switch:
                 (self.down.discard if up else self.down.add)(port)
                 seq = self.link_events[-1]["seq"] + 1 if self.link_events else 1
                 self.link_events.append({"seq": seq, "port": port, "up": up, "time_ns": now_ns})
-                log.info("port %d (%s) %s", port, self.ports[port].ifname, "up" if up else "down: carrier lost")
+                log.info("%s: port %d (%s) %s", self.name, port, self.ports[port].ifname, "up" if up else "down: carrier lost")
             del self.link_events[:-1000]
             self.link_changed.notify_all()
 
@@ -236,16 +242,17 @@ class Switch:
                 continue
             try:
                 jobs = pipeline.ingress(frame, port, at // 1000)
-            except Exception:
-                self._pipeline_failed(port)
+            except Exception as exc:
+                self._pipeline_failed(port, exc)
                 continue
             for job in jobs:
                 enqueue(job, at)
 
-    def _pipeline_failed(self, port: int) -> None:
+    def _pipeline_failed(self, port: int, exc: Exception) -> None:
         _count(self.drops, "pipeline_error")
         if self.drops["pipeline_error"] == 1:
-            log.exception("the pipeline failed on a packet from port %d (logged once)", port)
+            log.error("%s: packet from port %d dropped: %s (logged once; drops['pipeline_error'] counts them)",
+                      self.name, port, packet_failure(exc))
 
     def _ingress(self, port: int, frame: bytes, now_ns: int) -> None:
         tm = self.tm
@@ -258,14 +265,14 @@ class Switch:
             return
         try:
             jobs = pipeline.ingress(frame, port, now_ns // 1000)
-        except Exception:
-            self._pipeline_failed(port)
+        except Exception as exc:
+            self._pipeline_failed(port, exc)
             return
         for job in jobs:
             tm.enqueue(job, now_ns)
 
     def log_pfc_events(self, path: str) -> None:
-        """Append every PFC decision to ``path`` as 'TIME_NS PORT PRIORITY pause|resume tx|rx'."""
+        """Append every PFC decision to ``path`` as 'TIME_NS PORT PRIORITY pause|resume tx|rx|wd'."""
         self._pfc_log = open(path, "a", buffering=1 << 16)
 
         def write(now_ns: int, port: int, priority: int, pause: bool, direction: str) -> None:
@@ -275,96 +282,70 @@ class Switch:
 
     def serve(self, stats_file: str | None = None) -> None:
         """Run the data plane until ``stop()`` (or a signal unwinds it)."""
-        timer = _Timer()
-        poller = select.epoll()
-        by_fd = {p.fileno(): p for p in self.ports.values()}
-        for fd in by_fd:
-            poller.register(fd, select.EPOLLIN)
-        poller.register(self._wake_fd, select.EPOLLIN)
-        poller.register(timer.fd, select.EPOLLIN)
-        carrier_fd = self.carrier.fileno()
-        poller.register(carrier_fd, select.EPOLLIN)
-        empty_since: dict[int, int | None] = dict.fromkeys(by_fd)   # readable, yet our ring slot empty
+        serve_switches([(self, stats_file)])
+
+    def turn(self, events: list[tuple[int, object]], now: int, to_monotonic: int) -> None:
+        """One turn of the loop for this switch: read the ports that had ``events`` ((epoll
+        mask, port), or (mask, _WAKE | _CARRIER) for its eventfd and netlink socket), move the TM
+        on, flush the rings."""
         tm, monitor = self.tm, self.monitor
-        ingress_batch = self._ingress_batch
-        ports = tuple(self.ports.values())
-        monotonic_ns, time_ns = time.monotonic_ns, time.time_ns
-        next_stats = monotonic_ns() + STATS_INTERVAL_NS
-        log.info("switch ready: ports %s", ", ".join(f"{n}@{p.ifname}" for n, p in sorted(self.ports.items())))
-        next_event = None
-        # what exists now (the program, its tables, gRPC) lives as long as the switch: keep it out
-        # of the collector's full passes, which would otherwise stall the loop for milliseconds
-        gc.freeze()
-        try:
-            while not self._stop.is_set():
-                if next_event is None:
-                    timeout = 1.0
-                elif next_event - monotonic_ns() <= SPIN_NS:
-                    timeout = 0        # sooner than a timer round trip: look again straight away
-                else:
-                    timer.arm(next_event)
-                    timeout = 1.0
-                try:
-                    events = poller.poll(timeout)
-                except InterruptedError:
+        idle = True                      # no port had frames for us this turn
+        with self.lock:
+            started = time.monotonic_ns()   # not ``now``: switches sharing the loop took their turns first
+            if self.next_event is not None and started >= self.next_event:   # woke for the TM: how late?
+                monitor.loop_lag.add((started - self.next_event) // 1000)
+            for mask, port in events:
+                if port is _WAKE:
+                    os.eventfd_read(self._wake_fd)
+                    self._drain_packet_outs(now - BACKLOG_NS)   # on the TM's clock, as below
                     continue
-                now = monotonic_ns()
-                to_monotonic = now - time_ns()   # ring timestamps are CLOCK_REALTIME
-                idle = True                      # no port had frames for us this turn
-                with self.lock:
-                    if next_event is not None and now >= next_event:   # woke for the TM: how late?
-                        monitor.loop_lag.add((now - next_event) // 1000)
-                    for fd, mask in events:
-                        port = by_fd.get(fd)
-                        if port is not None:
-                            if mask & select.EPOLLERR:
-                                port.clear_error()
-                            number = port.number
-                            frames = port.receive_stamped(RX_BUDGET)
-                            if frames or mask & select.EPOLLIN:
-                                idle = False     # readable yet empty: frames wait (see resync below)
-                            if frames:   # no stamp is later than now, unless the clock stepped
-                                ingress_batch(number, frames, to_monotonic, monotonic_ns())
-                            if frames or not mask & select.EPOLLIN:
-                                empty_since[fd] = None
-                            elif empty_since[fd] is None:
-                                empty_since[fd] = now
-                            elif now - empty_since[fd] > RESYNC_AFTER_NS:
-                                # a slot the kernel is still copying into is empty for
-                                # microseconds; this long means our position is lost
-                                port.resync()
-                                empty_since[fd] = None
-                        elif fd == self._wake_fd:
-                            os.eventfd_read(self._wake_fd)
-                            self._drain_packet_outs(now - BACKLOG_NS)   # on the TM's clock, as below
-                        elif fd == carrier_fd:
-                            self._carrier_changed(now)
-                        else:
-                            timer.clear()
-                    # A frame is stamped when the kernel takes it in, and may reach the ring
-                    # hundreds of µs later (softirq backlog on a busy CPU); had the TM's clock
-                    # run past its stamp, it would enter at the clock's time, bunched with its
-                    # successors into one burst. So a turn with arrivals leaves the clock at the
-                    # last one (sending what is due by then), and a turn without moves it only to
-                    # BACKLOG_NS before now: queued frames leave that much later, a constant delay.
-                    tm.advance(now - BACKLOG_NS if idle else tm.now)
-                    next_event = tm.next_event_time()
-                    if next_event is not None:
-                        next_event += BACKLOG_NS
-                    for port in ports:
-                        port.flush()
-                    monitor.departed(monotonic_ns())
-                if self._packet_ins:
-                    self._deliver_packet_ins()
-                if now >= next_stats:
-                    self._flush_files(stats_file)
-                    next_stats = now + STATS_INTERVAL_NS
-        finally:
-            for port in ports:
+                if port is _CARRIER:
+                    self._carrier_changed(now)
+                    continue
+                if mask & select.EPOLLERR:
+                    port.clear_error()
+                frames = port.receive_stamped(RX_BUDGET)
+                if frames or mask & select.EPOLLIN:
+                    idle = False     # readable yet empty: frames wait (see resync below)
+                if frames:   # no stamp is later than now, unless the clock stepped
+                    self._ingress_batch(port.number, frames, to_monotonic, time.monotonic_ns())
+                empty_since = self._empty_since
+                if frames or not mask & select.EPOLLIN:
+                    empty_since[port] = None
+                elif empty_since.get(port) is None:
+                    empty_since[port] = now
+                elif now - empty_since[port] > RESYNC_AFTER_NS:
+                    # a slot the kernel is still copying into is empty for
+                    # microseconds; this long means our position is lost
+                    port.resync()
+                    empty_since[port] = None
+            # A frame is stamped when the kernel takes it in, and may reach the ring
+            # hundreds of µs later (softirq backlog on a busy CPU); had the TM's clock
+            # run past its stamp, it would enter at the clock's time, bunched with its
+            # successors into one burst. So a turn with arrivals leaves the clock at the
+            # last one (sending what is due by then), and a turn without moves it only to
+            # BACKLOG_NS before now: queued frames leave that much later, a constant delay.
+            tm.advance(now - BACKLOG_NS if idle else tm.now)
+            next_event = tm.next_event_time()
+            self.next_event = None if next_event is None else next_event + BACKLOG_NS
+            for port in self.ports.values():
                 port.flush()
-            poller.close()
-            timer.close()
-            self._flush_files(stats_file)
+            monitor.departed(time.monotonic_ns())
+        if self._packet_ins:
+            self._deliver_packet_ins()
+
+    def turn_failed(self) -> None:
+        """Something other than the P4 program failed in ``turn`` (the TM, a port): count it,
+        log it once, drop what was in hand, and go on; the switches sharing the loop go on too."""
+        _count(self.drops, "switch_error")
+        if self.drops["switch_error"] == 1:
+            log.exception("%s: a turn of the data plane failed (logged once; counted as switch_error)", self.name)
+        self.next_event = None           # wait for the next frame rather than retrying at once
+        try:
+            for port in self.ports.values():
+                port.flush()
+        except Exception:
+            pass                         # already counted
 
     def _flush_files(self, stats_file: str | None) -> None:
         """Make what happened so far visible to readers of the stats file, pcaps and PFC log."""
@@ -409,6 +390,8 @@ class Switch:
         if getattr(self, "_pfc_log", None) is not None:
             self._pfc_log.close()
             self._pfc_log = None
+        self.next_event: int | None = None       # when the TM next needs a turn (monotonic ns, see turn)
+        self._empty_since: dict = {}             # port -> since when it is readable, yet our ring slot empty
         if getattr(self, "_wake_fd", None) is not None:
             os.close(self._wake_fd)
             self._wake_fd = None
@@ -416,6 +399,90 @@ class Switch:
 
 def _count(counter: dict[str, int], reason: str) -> None:
     counter[reason] = counter.get(reason, 0) + 1
+
+
+_WAKE, _CARRIER = "wake", "carrier"     # turn(): events of a switch's eventfd and netlink socket
+
+
+def serve_switches(members: list[tuple[Switch, str | None]]) -> None:
+    """The data plane of one or more switches (with their stats files) on this thread, until
+    each is stopped or a signal unwinds it: one epoll over every port, each switch's wake-up
+    eventfd and one timerfd armed at the soonest TM event of any switch (see the module doc).
+    A switch whose turn fails is counted and logged (``Switch.turn_failed``); the others go on."""
+    timer = _Timer()
+    poller = select.epoll()
+    owner: dict[int, tuple[Switch, object]] = {}        # fd -> (switch, port or _WAKE or _CARRIER)
+    stats_files = dict((id(switch), stats_file) for switch, stats_file in members)
+    running = [switch for switch, _ in members]
+    for switch in running:
+        switch.next_event = None
+        for port in switch.ports.values():
+            owner[port.fileno()] = (switch, port)
+        owner[switch._wake_fd] = (switch, _WAKE)
+        owner[switch.carrier.fileno()] = (switch, _CARRIER)
+    for fd in owner:
+        poller.register(fd, select.EPOLLIN)
+    poller.register(timer.fd, select.EPOLLIN)
+    monotonic_ns, time_ns = time.monotonic_ns, time.time_ns
+    next_stats = monotonic_ns() + STATS_INTERVAL_NS
+    for switch in running:
+        log.info("%s ready: ports %s", switch.name,
+                 ", ".join(f"{n}@{p.ifname}" for n, p in sorted(switch.ports.items())))
+    # what exists now (the program, its tables, gRPC) lives as long as the switch: keep it out
+    # of the collector's full passes, which would otherwise stall the loop for milliseconds
+    gc.freeze()
+    try:
+        while running:
+            soonest = min((sw.next_event for sw in running if sw.next_event is not None), default=None)
+            if soonest is None:
+                timeout = 1.0
+            elif soonest - monotonic_ns() <= SPIN_NS:
+                timeout = 0        # sooner than a timer round trip: look again straight away
+            else:
+                timer.arm(soonest)
+                timeout = 1.0
+            try:
+                events = poller.poll(timeout)
+            except InterruptedError:
+                continue
+            now = monotonic_ns()
+            to_monotonic = now - time_ns()   # ring timestamps are CLOCK_REALTIME
+            work: dict[Switch, list] = {}
+            for fd, mask in events:
+                if fd == timer.fd:
+                    timer.clear()
+                    continue
+                switch, port = owner[fd]
+                work.setdefault(switch, []).append((mask, port))
+            for switch in running:
+                got = work.get(switch)
+                if got is None and (switch.next_event is None or switch.next_event > now):
+                    continue
+                try:
+                    switch.turn(got or (), now, to_monotonic)
+                except Exception:
+                    switch.turn_failed()
+            if now >= next_stats:
+                for switch in running:
+                    switch._flush_files(stats_files[id(switch)])
+                next_stats = now + STATS_INTERVAL_NS
+            for switch in [sw for sw in running if sw._stop.is_set()]:
+                running.remove(switch)
+                _leave_loop(switch, poller, stats_files[id(switch)])
+    finally:
+        for switch in running:
+            _leave_loop(switch, poller, stats_files[id(switch)])
+        poller.close()
+        timer.close()
+
+
+def _leave_loop(switch: Switch, poller: select.epoll, stats_file: str | None) -> None:
+    for port in switch.ports.values():
+        port.flush()
+        poller.unregister(port.fileno())
+    poller.unregister(switch._wake_fd)
+    poller.unregister(switch.carrier.fileno())
+    switch._flush_files(stats_file)
 
 
 # ---- the subcommand ----
@@ -434,7 +501,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pcap", metavar="DIR", help="write one pcap per port (rx and tx) into DIR")
     parser.add_argument("--stats-file", metavar="FILE", help="write counters as JSON every second and at exit")
     parser.add_argument("--pfc-log", metavar="FILE", help="append one line per PFC frame sent or received: "
-                        "'TIME_NS PORT PRIORITY pause|resume tx|rx' (monotonic clock)")
+                        "'TIME_NS PORT PRIORITY pause|resume tx|rx|wd' (monotonic clock; "
+                        "wd: the PFC watchdog lifted a pause)")
+    parser.add_argument("--name", default="switch", help="the switch's name in log lines (default: switch)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--engine", choices=("auto", "native", "python"),
                         help="native (C, built with gcc) or python; auto (default, or $FABRICLAB_ENGINE): "
@@ -449,48 +518,25 @@ def _load_program(path: str):
     return driver.load(path)   # a CompileError is reported by run()
 
 
-def _start_p4runtime(switch: Switch, addr: str, device_id: int):
-    """The P4Runtime server, or None if disabled."""
-    if addr.lower() == "none":
-        return None
-    from fabriclab.p4runtime.server import P4RuntimeServer
-
-    server = P4RuntimeServer(switch, addr, device_id)
-    try:
-        server.start()
-    except OSError as exc:
-        raise UserError(f"--grpc-addr {addr}: {exc}") from None
-    switch.packet_in_sink = server.packet_in
-    log.info("P4Runtime server on %s (port %d), device id %d", addr, server.port, device_id)
-    return server
-
-
-def _start_runtime_api(switch: Switch, addr: str | None, grpc_addr: str):
-    """The runtime API server (TM stats and thresholds), or None if disabled."""
-    from fabriclab.switch.runtime_api import RuntimeApiServer, default_api_addr, split_addr
+def api_addr_for(addr: str | None, grpc_addr: str) -> str | None:
+    """The runtime API address of a switch: ``addr`` as given, else the gRPC port + 1000 (port 0
+    with port 0); None when disabled."""
+    from fabriclab.switch.runtime_api import default_api_addr, split_addr
 
     if addr is None:
         if grpc_addr.lower() == "none":
             return None
         host, port = split_addr(grpc_addr)
         addr = f"{host}:0" if port == 0 else default_api_addr(grpc_addr)
-    if addr.lower() == "none":
-        return None
-    server = RuntimeApiServer(switch, addr)
-    try:
-        server.start()
-    except OSError as exc:
-        raise UserError(f"runtime API address {addr}: {exc.strerror or exc}") from None
-    log.info("runtime API on %s (port %d)", addr, server.port)
-    return server
+    return None if addr.lower() == "none" else addr
 
 
-def run(args: argparse.Namespace) -> int:
-    from fabriclab.compiler.diagnostics import CompileError
+def open_switch(args: argparse.Namespace) -> Switch:
+    """A switch as ``fabriclab switch`` options describe it, with its program (``--p4``) and
+    PFC log: ready to serve. UserError (CompileError for a bad program) on bad options."""
     from fabriclab.switch.ports import parse_interface_arg
     from fabriclab.switch.switch_config import load_config
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     if not args.interface:
         raise UserError("give at least one port: -i PORT@IFNAME")
     interfaces = [parse_interface_arg(text) for text in args.interface]
@@ -509,15 +555,8 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise UserError(f"--pcap {args.pcap}: {exc.strerror}") from None
     config = load_config(args.config)
-    if args.engine:    # read by CompiledProgram.instantiate, also for programs loaded over P4Runtime
-        os.environ["FABRICLAB_ENGINE"] = args.engine
-    try:
-        compiled = _load_program(args.p4) if args.p4 else None
-    except CompileError as exc:
-        print(exc.format(), file=sys.stderr)
-        return exc.exit_code
-    switch = Switch(config, interfaces, args.cpu_port, args.pcap)
-    servers = []
+    compiled = _load_program(args.p4) if args.p4 else None
+    switch = Switch(config, interfaces, args.cpu_port, args.pcap, name=args.name)
     try:
         if args.pfc_log:
             try:
@@ -526,14 +565,63 @@ def run(args: argparse.Namespace) -> int:
                 raise UserError(f"--pfc-log {args.pfc_log}: {exc.strerror}") from None
         if compiled is not None:
             switch.set_pipeline(compiled)
-        servers.append(_start_p4runtime(switch, args.grpc_addr, args.device_id))
-        servers.append(_start_runtime_api(switch, args.api_addr, args.grpc_addr))
+    except BaseException:
+        switch.close()
+        raise
+    return switch
+
+
+def start_servers(grpc_server, api_server) -> None:
+    """Start the P4Runtime and runtime API servers (either may be None); UserError when one
+    cannot listen."""
+    if grpc_server is not None:
+        try:
+            grpc_server.start()
+        except OSError as exc:
+            raise UserError(f"--grpc-addr: {exc}") from None
+        for device_id, port in grpc_server.ports.items():
+            log.info("P4Runtime server on %s (port %d), device id %d", grpc_server.addrs[device_id], port, device_id)
+    if api_server is not None:
+        try:
+            api_server.start()
+        except OSError as exc:
+            raise UserError(f"runtime API address: {exc.strerror or exc}") from None
+        log.info("runtime API on port(s) %s", ", ".join(map(str, api_server.ports)))
+
+
+def stop_servers(grpc_server, api_server) -> None:
+    for server in (grpc_server, api_server):
+        if server is not None:
+            server.stop()
+
+
+def run(args: argparse.Namespace) -> int:
+    from fabriclab.compiler.diagnostics import CompileError
+    from fabriclab.p4runtime.server import P4RuntimeServer
+    from fabriclab.switch.runtime_api import RuntimeApiServer
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    if args.engine:    # read by instantiate, also for programs loaded over P4Runtime
+        os.environ["FABRICLAB_ENGINE"] = args.engine
+    try:
+        switch = open_switch(args)
+    except CompileError as exc:
+        print(exc.format(), file=sys.stderr)
+        return exc.exit_code
+    grpc_server = api_server = None
+    try:
+        if args.grpc_addr.lower() != "none":
+            grpc_server = P4RuntimeServer(switch, args.grpc_addr, args.device_id)
+        api_addr = api_addr_for(args.api_addr, args.grpc_addr)
+        if api_addr is not None:
+            api_server = RuntimeApiServer(switch, api_addr)
+        start_servers(grpc_server, api_server)
+        if grpc_server is not None:
+            switch.packet_in_sink = grpc_server.packet_in
         switch.serve(args.stats_file)
     except KeyboardInterrupt:  # SIGTERM/SIGINT: the normal way to stop a switch
         log.info("stopping")
     finally:
-        for server in servers:
-            if server is not None:
-                server.stop()
+        stop_servers(grpc_server, api_server)
         switch.close()
     return 0

@@ -569,6 +569,30 @@ class SwitchShell(cmd.Cmd):
                             str(q["max_headroom_bytes"]), str(q["headroom_overflow"]))
         self.console.print(out)
 
+    def do_pfcwd(self, line: str) -> None:
+        """pfcwd [port ...]: PFC watchdog settings and, per watched queue, its state and events"""
+        from rich.table import Table
+
+        wanted = self._ports_filter(line)
+        stats = self.api.call("stats")["tm"]
+        wd = stats["config"].get("pfcwd")
+        if wd is None:
+            self._say("pfcwd: off (enable it with 'pfcwd: {enabled: true}' in switch.yaml)")
+            return
+        out = Table(title=f"PFC watchdog: action {wd['action']}, detection {wd['detection_ns'] / 1e6:g} ms, "
+                          f"restoration {wd['restoration_ns'] / 1e6:g} ms, poll {wd['poll_ns'] / 1e6:g} ms")
+        for column in ("port", "prio", "state", "storms", "restorations", "dropped", "paused", "pfc rx"):
+            out.add_column(column)
+        for number, port in stats["ports"].items():
+            if wanted is not None and number not in wanted:
+                continue
+            for prio, q in port["priorities"].items():
+                if q.get("pfcwd", "off") == "off":
+                    continue
+                out.add_row(number, prio, q["pfcwd"], str(q["pfcwd_storms"]), str(q["pfcwd_restorations"]),
+                            str(q["drops"].get("pfcwd", 0)), _yes(q["paused"]), str(q["pfc_rx"]))
+        self.console.print(out)
+
     def do_tm_config(self, line: str) -> None:
         """tm_config: live thresholds of the traffic manager"""
         config = self.api.call("tm_config")

@@ -21,6 +21,14 @@ the port rate by definition).
       quanta: 65535       # pause time sent, in quanta of 512 bit times
       response_time: 1ms  # the peer's reaction time to a pause: a software switch or host
                           # reads a backlog of frames sent before the pause reached it
+    pfcwd:                # PFC watchdog, as SONiC's (off unless enabled)
+      enabled: false
+      action: drop        # drop: flush the stormed queue, drop what arrives for it, ignore its
+                          # pauses; forward: ignore its pauses only
+      detection_time: 200ms    # paused with packets waiting and no dequeue this long: a storm
+      restoration_time: 200ms  # no pause frame for it this long: back to normal
+      poll_interval: 100ms     # how often the watchdog looks (detection counts whole polls)
+      ports: all          # or a list of port numbers
     ports:                # per-port overrides, by port number
       1: {rate: 1G, delay: 10us}
 
@@ -39,6 +47,10 @@ Derived defaults (``max_frame`` = mtu + 22):
   T = alpha x free shared buffer live instead.
 * xon = xoff - 2 x max_frame (at least 0): hysteresis wide enough that one frame does not toggle it.
   With ``xoff: dynamic`` XON is that same offset below the live threshold.
+
+PFC watchdog timers are the operator's wall-clock settings (SONiC's defaults: 200 ms detection and
+restoration), not scaled with the rate: they bound how long a queue may stay frozen, whatever
+the link speed.
 """
 from __future__ import annotations
 
@@ -54,8 +66,10 @@ VENDOR_RESPONSE_BYTES = 3840      # PFC response allowance of the vendor headroo
 SHARED_FRAMES_PER_PORT = 128
 
 _TOP_KEYS = {"rate", "delay", "mtu", "buffer", "alpha", "queue_limit", "scheduler", "weights",
-             "lossless", "pfc", "ports"}
+             "lossless", "pfc", "pfcwd", "ports"}
 _PFC_KEYS = {"xoff", "xon", "headroom", "quanta", "response_time"}
+_PFCWD_KEYS = {"enabled", "action", "detection_time", "restoration_time", "poll_interval", "ports"}
+PFCWD_ACTIONS = ("drop", "forward")
 _PORT_KEYS = {"rate", "delay"}
 
 
@@ -63,6 +77,22 @@ _PORT_KEYS = {"rate", "delay"}
 class PortOverride:
     rate_bps: int | None = None
     delay_s: float | None = None
+
+
+@dataclass
+class PfcwdConfig:
+    """The PFC watchdog (``pfcwd:``); times in seconds, ``ports`` None = every PFC port."""
+
+    action: str = "drop"
+    detection_s: float = 0.2
+    restoration_s: float = 0.2
+    poll_s: float = 0.1
+    ports: frozenset[int] | None = None
+
+    def as_dict(self) -> dict:
+        return {"action": self.action, "detection_ns": round(self.detection_s * 1e9),
+                "restoration_ns": round(self.restoration_s * 1e9), "poll_ns": round(self.poll_s * 1e9),
+                "ports": "all" if self.ports is None else sorted(self.ports)}
 
 
 @dataclass
@@ -84,6 +114,7 @@ class SwitchConfig:
     headroom_bytes: int | None = None
     pause_quanta: int = 0xFFFF
     response_time_s: float = 1e-3
+    pfcwd: PfcwdConfig | None = None              # None: no watchdog
     ports: dict[int, PortOverride] = field(default_factory=dict)
 
     @property
@@ -167,6 +198,7 @@ class ResolvedConfig:
             "xoff_bytes": self.xoff_bytes if self.xoff_bytes is not None else "dynamic",
             "xon_bytes": self.xon_bytes if self.xon_bytes is not None else f"threshold-{self.xon_offset}",
             "pause_quanta": c.pause_quanta,
+            "pfcwd": c.pfcwd.as_dict() if c.pfcwd is not None else None,
             "ports": {p: {"rate_bps": v.rate_bps, "delay_ns": v.delay_ns, "headroom_bytes": v.headroom_bytes}
                       for p, v in self.ports.items()},
         }
@@ -250,6 +282,7 @@ def config_from_dict(data: dict) -> SwitchConfig:
         cfg.pause_quanta = quanta
     if "response_time" in pfc:
         cfg.response_time_s = parse_duration(pfc["response_time"], "switch.yaml: pfc.response_time")
+    cfg.pfcwd = _pfcwd(_check_keys(data.get("pfcwd"), _PFCWD_KEYS, "pfcwd"))
     ports = data.get("ports") or {}
     if not isinstance(ports, dict):
         raise UserError("switch.yaml: ports must map port numbers to {rate, delay}")
@@ -261,6 +294,36 @@ def config_from_dict(data: dict) -> SwitchConfig:
             parse_rate(settings["rate"], f"switch.yaml: ports.{number}.rate") if "rate" in settings else None,
             parse_duration(settings["delay"], f"switch.yaml: ports.{number}.delay") if "delay" in settings else None)
     return cfg
+
+
+def _pfcwd(data: dict) -> PfcwdConfig | None:
+    enabled = data.get("enabled", False)
+    if not isinstance(enabled, bool):
+        raise UserError(f"switch.yaml: pfcwd.enabled must be true or false, got {enabled!r}")
+    if not enabled:
+        return None
+    wd = PfcwdConfig()
+    if "action" in data:
+        if data["action"] not in PFCWD_ACTIONS:
+            raise UserError(f"switch.yaml: pfcwd.action must be 'drop' or 'forward', got {data['action']!r}")
+        wd.action = data["action"]
+    for key, attr in (("detection_time", "detection_s"), ("restoration_time", "restoration_s"),
+                      ("poll_interval", "poll_s")):
+        if key in data:
+            value = parse_duration(data[key], f"switch.yaml: pfcwd.{key}")
+            if value <= 0:
+                raise UserError(f"switch.yaml: pfcwd.{key} must be above 0")
+            setattr(wd, attr, value)
+    if wd.poll_s > min(wd.detection_s, wd.restoration_s):
+        raise UserError(f"switch.yaml: pfcwd.poll_interval ({wd.poll_s:g} s) must not exceed "
+                        "detection_time and restoration_time")
+    ports = data.get("ports", "all")
+    if ports != "all":
+        if (not isinstance(ports, list) or
+                not all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in ports)):
+            raise UserError(f"switch.yaml: pfcwd.ports must be 'all' or a list of port numbers, got {ports!r}")
+        wd.ports = frozenset(ports)
+    return wd
 
 
 def load_config(path: str | Path | None) -> SwitchConfig:

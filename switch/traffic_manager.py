@@ -25,6 +25,14 @@ frame. ``make_traffic_manager`` picks the C one where it builds; tests/test_tm_n
 holds them to identical transmissions, QueueMeta, PFC events and stats. When several ports are
 due at the same time, both serve the lowest port number first.
 
+PFC watchdog (``pfcwd`` in switch.yaml), after SONiC's: every ``poll_interval`` it looks at each
+watched lossless queue; one found paused, holding packets and without a dequeue since the last
+look, poll after poll for ``detection_time``, is *stormed*: its pauses are ignored and, with
+action ``drop``, its packets flushed and arrivals for it dropped (drop reason ``pfcwd``). A
+stormed queue for which no pause frame came for ``restoration_time`` is restored. Each storm
+and restoration is one log line and counted per priority. The polls are TM events like any
+other (``next_event_time``), taken only while some watched queue is paused or stormed.
+
 Egress sees ``QueueMeta`` as simple_switch fills it: enq_qdepth and deq_qdepth in packets
 (of the packet's own queue, excluding the packet), enq_timestamp and deq_timedelta in µs.
 """
@@ -48,13 +56,19 @@ HIGHEST_FIRST = tuple(range(NUM_PRIORITIES - 1, -1, -1))
 HIGHEST_SET = tuple(m.bit_length() - 1 for m in range(1 << NUM_PRIORITIES))   # mask -> top queue
 
 
+def wire_bytes(frame_len: int) -> int:
+    """What a frame of ``frame_len`` bytes as AF_PACKET carries it (no FCS) spends on the wire:
+    + FCS, preamble/SFD and inter-frame gap, at least a minimum frame's. Hosts pace on this too."""
+    return frame_len + WIRE_OVERHEAD if frame_len + 4 >= MIN_WIRE_FRAME else MIN_WIRE_FRAME + 20
+
+
 class _Port:
     """One egress port's queues, scheduler state and counters."""
 
     __slots__ = ("number", "rate_bps", "delay_ns", "pfc", "mac", "ns_per_byte_q16", "queues", "qbytes",
                  "nonempty", "control", "delay_line", "busy_until", "due", "deficit", "rr", "rr_credited",
                  "enqueued", "dequeued", "max_qdepth", "max_qbytes", "drops", "tx_frames", "tx_bytes",
-                 "control_tx")
+                 "control_tx", "wd_watch", "wd_stormed", "wd_left", "wd_deq", "wd_storms", "wd_restores")
 
     def __init__(self, number: int, rate_bps: int | None, delay_ns: int, pfc: PfcState | None, mac: bytes):
         self.number = number
@@ -82,6 +96,14 @@ class _Port:
         self.tx_frames = 0
         self.tx_bytes = 0
         self.control_tx = 0
+        # PFC watchdog: priorities watched and stormed (bit masks), per priority the time left
+        # before a storm (operational) or a restoration (stormed), dequeues at the last look, events
+        self.wd_watch = 0
+        self.wd_stormed = 0
+        self.wd_left = [0] * NUM_PRIORITIES
+        self.wd_deq = [0] * NUM_PRIORITIES
+        self.wd_storms = [0] * NUM_PRIORITIES
+        self.wd_restores = [0] * NUM_PRIORITIES
 
 
 class TrafficManager:
@@ -109,16 +131,26 @@ class TrafficManager:
         self.headroom_used = 0
         self.max_shared_used = 0
         self.drops: dict[str, int] = {}      # drops not tied to a port's queue (no such port...)
-        # called as (now_ns, port, priority, pause, direction "rx"|"tx") for every PFC decision
-        # sent or received: the `time node port pause|resume` event log lossless simulators emit
+        # called as (now_ns, port, priority, pause, direction "rx"|"tx"|"wd") for every PFC
+        # decision sent or obeyed ("wd": the watchdog lifted a pause): the `time node port
+        # pause|resume` event log lossless simulators emit
         self.pfc_event: Callable[[int, int, int, bool, str], None] | None = None
         self.ports: dict[int, _Port] = {}
         self._active: set[_Port] = set()
+        wd = cfg.pfcwd
+        self.wd_drop = wd is not None and wd.action == "drop"
+        self.wd_detection = round(wd.detection_s * 1e9) if wd else 0
+        self.wd_restoration = round(wd.restoration_s * 1e9) if wd else 0
+        self.wd_poll = round(wd.poll_s * 1e9) if wd else 0
+        self.wd_next = NEVER                 # the watchdog's next look
         macs = macs or {}
         for number, params in resolved.ports.items():
             pfc = PfcState(number, params.rate_bps, cfg.pause_quanta, params.headroom_bytes)
-            self.ports[number] = _Port(number, params.rate_bps, params.delay_ns, pfc,
-                                       macs.get(number, _default_mac(number)))
+            port = self.ports[number] = _Port(number, params.rate_bps, params.delay_ns, pfc,
+                                              macs.get(number, _default_mac(number)))
+            if wd is not None and (wd.ports is None or number in wd.ports):
+                port.wd_watch = self._lossless_mask
+                port.wd_left = [self.wd_detection] * NUM_PRIORITIES
 
     def add_unshaped_port(self, number: int) -> None:
         """A port without line rate or PFC (the CPU port): frames leave as soon as they are queued."""
@@ -158,11 +190,14 @@ class TrafficManager:
         if port is None or port.pfc is None or control is None:
             _count(self.drops, "mac_control_ignored")
             return True
-        port.pfc.receive(control, self.now)
+        pfc = port.pfc
+        pfc.receive(control, self.now)
+        if port.wd_watch & pfc.pause_seen and self.wd_next == NEVER:
+            self.wd_next = self.now + self.wd_poll
         self._refresh(port)
         if self.pfc_event is not None:
             for q in range(NUM_PRIORITIES):
-                if control.class_enable >> q & 1:
+                if control.class_enable >> q & 1 and not pfc.wd_ignore >> q & 1:   # obeyed
                     self.pfc_event(self.now, port_number, q, control.quanta[q] > 0, "rx")
         return True
 
@@ -173,6 +208,9 @@ class TrafficManager:
             return False
         q = job.priority & 7
         length = job.length
+        if port.wd_stormed >> q & 1 and self.wd_drop:
+            _count(port.drops[q], "pfcwd")
+            return False
         free = self.shared_bytes - self.shared_used
         if self._lossless_mask >> q & 1:
             ingress = self.ports.get(job.ingress_port)
@@ -253,9 +291,11 @@ class TrafficManager:
 
     def next_event_time(self) -> int | None:
         """When ``advance`` next has work to do (ns), or None if the TM is idle."""
-        if not self._active:
+        earliest = min((port.due for port in self._active), default=NEVER)
+        if self.wd_next < earliest:
+            earliest = self.wd_next
+        if earliest == NEVER:
             return None
-        earliest = min(port.due for port in self._active)
         return earliest if earliest > self.now else self.now
 
     def advance(self, now_ns: int) -> None:
@@ -263,7 +303,7 @@ class TrafficManager:
         port by port in time order (ports interact through the shared buffer and PFC)."""
         active = self._active
         step = self._step
-        while active:
+        while True:
             best = None
             best_due = now_ns + 1
             for port in active:
@@ -271,6 +311,11 @@ class TrafficManager:
                 # ties: the lowest port number first, so the order never depends on the set's
                 if due < best_due or due == best_due and best is not None and port.number < best.number:
                     best, best_due = port, due
+            if self.wd_next <= now_ns and (best is None or self.wd_next <= best_due):
+                if self.wd_next > self.now:      # the watchdog looks before ports due at the same time
+                    self.now = self.wd_next
+                self._watchdog(self.now)
+                continue
             if best is None:
                 break
             if best_due > self.now:
@@ -336,6 +381,66 @@ class TrafficManager:
             port.due = NEVER
             self._active.discard(port)
 
+    def _watchdog(self, now: int) -> None:
+        """One look of the PFC watchdog at every watched queue (SONiC's detection and restoration)."""
+        poll = self.wd_poll
+        busy = False                            # something to look at next time
+        for port in self.ports.values():
+            watch = port.wd_watch
+            if not watch:
+                continue
+            pfc = port.pfc
+            seen, pfc.pause_seen = pfc.pause_seen, 0
+            for q in range(NUM_PRIORITIES):
+                if not watch >> q & 1:
+                    continue
+                if port.wd_stormed >> q & 1:
+                    port.wd_left[q] = self.wd_restoration if seen >> q & 1 else port.wd_left[q] - poll
+                    if port.wd_left[q] <= 0:
+                        self._restore(port, q, now)
+                    busy = True
+                    continue
+                paused = pfc.paused_until[q] > now
+                stalled = paused and port.nonempty >> q & 1 and port.dequeued[q] == port.wd_deq[q]
+                port.wd_deq[q] = port.dequeued[q]
+                if stalled:
+                    port.wd_left[q] -= poll
+                    if port.wd_left[q] <= 0:
+                        self._storm(port, q, now)
+                else:
+                    port.wd_left[q] = self.wd_detection
+                busy = busy or paused
+        self.wd_next = self.wd_next + poll if busy else NEVER
+
+    def _storm(self, port: _Port, q: int, now: int) -> None:
+        port.wd_stormed |= 1 << q
+        port.wd_storms[q] += 1
+        port.wd_left[q] = self.wd_restoration
+        port.pfc.ignore_pauses(q, True, now)
+        if self.pfc_event is not None:         # the pause in force no longer holds the queue
+            self.pfc_event(now, port.number, q, False, "wd")
+        flushed = 0
+        if self.wd_drop:
+            queue = port.queues[q]
+            while queue:
+                job = queue.popleft()[0]
+                self._release(port, q, job, now)
+                _count(port.drops[q], "pfcwd")
+                flushed += 1
+            port.nonempty &= ~(1 << q)
+        log.warning("pfcwd: port %d priority %d: PFC storm detected (paused, no dequeue for %g ms); action %s, "
+                    "%d packets flushed", port.number, q, self.wd_detection / 1e6,
+                    "drop" if self.wd_drop else "forward", flushed)
+        self._refresh(port)
+
+    def _restore(self, port: _Port, q: int, now: int) -> None:
+        port.wd_stormed &= ~(1 << q)
+        port.wd_restores[q] += 1
+        port.wd_left[q] = self.wd_detection
+        port.pfc.ignore_pauses(q, False, now)
+        log.info("pfcwd: port %d priority %d: restored (no pause frame for %g ms); %d packets dropped so far",
+                 port.number, q, self.wd_restoration / 1e6, port.drops[q].get("pfcwd", 0))
+
     def _pick(self, port: _Port, now: int) -> int | None:
         """The queue to serve now, or None if every non-empty queue is paused."""
         pfc = port.pfc
@@ -384,10 +489,11 @@ class TrafficManager:
         try:
             result = pipeline.egress_frame(job, now // 1000, enq_ns // 1000, enq_depth,
                                            (now - enq_ns) // 1000, len(queue))
-        except Exception:  # a program bug must cost one packet, not the switch
+        except Exception as exc:  # a program bug must cost one packet, not the switch
             _count(port.drops[q], "pipeline_error")
             if port.drops[q]["pipeline_error"] == 1:
-                log.exception("the pipeline's egress failed on a packet for port %d (logged once)", port.number)
+                from fabriclab.v1model.runtime import packet_failure
+                log.error("packet for port %d dropped in egress: %s (logged once)", port.number, packet_failure(exc))
             return
         if result.__class__ is bytes:      # the common case: one frame for this port
             self._wire(port, result, now)
@@ -404,9 +510,7 @@ class TrafficManager:
     def _wire(self, port: _Port, frame: bytes, now: int) -> None:
         start = now if now > port.busy_until else port.busy_until
         length = len(frame)
-        # the time on the wire: bytes + preamble, IFG and FCS, at least a minimum frame's
-        wire = length + WIRE_OVERHEAD if length + 4 >= MIN_WIRE_FRAME else MIN_WIRE_FRAME + 20
-        port.busy_until = start + ((wire * port.ns_per_byte_q16) >> 16)
+        port.busy_until = start + ((wire_bytes(length) * port.ns_per_byte_q16) >> 16)
         port.tx_frames += 1
         port.tx_bytes += length
         if port.delay_ns:
@@ -433,6 +537,10 @@ class TrafficManager:
                          "drops": dict(port.drops[q])}
                 if pfc_stats is not None:
                     entry.update(pfc_stats["priorities"][q])
+                    entry["pfcwd"] = ("stormed" if port.wd_stormed >> q & 1 else
+                                      "operational" if port.wd_watch >> q & 1 else "off")
+                    entry["pfcwd_storms"] = port.wd_storms[q]
+                    entry["pfcwd_restorations"] = port.wd_restores[q]
                 priorities[q] = entry
             ports[number] = {"rate_bps": port.rate_bps, "delay_ns": port.delay_ns, "tx_frames": port.tx_frames,
                              "tx_bytes": port.tx_bytes, "control_tx": port.control_tx,
@@ -480,12 +588,18 @@ def _native_class(core: type) -> type:
                      now_ns: int = 0, macs: dict[int, bytes] | None = None):
             cfg = resolved.config
             macs = macs or {}
+            wd = cfg.pfcwd
             ports = [(number, params.rate_bps, params.delay_ns, params.headroom_bytes,
-                      bytes(macs.get(number, _default_mac(number)))) for number, params in resolved.ports.items()]
+                      bytes(macs.get(number, _default_mac(number))),
+                      wd is not None and (wd.ports is None or number in wd.ports))
+                     for number, params in resolved.ports.items()]
+            watchdog = None if wd is None else (wd.action == "drop", round(wd.detection_s * 1e9),
+                                                round(wd.restoration_s * 1e9), round(wd.poll_s * 1e9))
             super().__init__(resolved, transmit, pipeline, now_ns, cfg.lossless, float(cfg.alpha),
                              cfg.queue_limit_bytes, cfg.scheduler == "dwrr",
                              tuple(w * cfg.max_frame for w in cfg.weights), resolved.shared_bytes,
-                             resolved.xoff_bytes, resolved.xon_bytes, resolved.xon_offset, cfg.pause_quanta, ports)
+                             resolved.xoff_bytes, resolved.xon_bytes, resolved.xon_offset, cfg.pause_quanta, ports,
+                             watchdog)
 
     return NativeTrafficManager
 

@@ -25,4 +25,16 @@ def test_measure_fabric_reports_bring_up_ping_routes_and_memory(tmp_path):
     assert figures["up_s"] >= sum(figures["steps_s"].values()) * 0.99 > 0
     assert "starting switches" in figures["steps_s"]
     # a Python interpreter with the compiled pipeline and grpc: tens of MiB, not kilobytes or gigabytes
-    assert 10 < figures["rss_mb_per_switch"] <= figures["rss_mb_max"] < 2000
+    assert 10 < figures["rss_mb_max"] < 2000
+    assert 1 <= figures["switch_processes"] <= 3
+    assert figures["rss_mb_per_switch"] * 3 == pytest.approx(figures["rss_mb_switches"], abs=0.2)
+    assert figures["rss_mb_total"] == pytest.approx(figures["rss_mb_switches"] + figures["rss_mb_controller"], abs=0.2)
+    assert figures["rss_mb_controller"] > 10
+
+
+def test_median_of_runs():
+    runs = [{"up_s": 3.0, "pingall_clean": True, "x": 1}, {"up_s": 1.0, "pingall_clean": False, "x": 5},
+            {"up_s": 2.0, "pingall_clean": True, "x": 2}]
+    merged = bench.median_of(runs)
+    assert merged["up_s"] == 2.0 and merged["x"] == 2 and merged["runs"] == 3
+    assert merged["up_s_each"] == [3.0, 1.0, 2.0] and merged["pingall_clean"] is False

@@ -29,8 +29,8 @@ def test_no_per_packet_log_unless_asked():
     assert quiet[quiet.index("--") - 1] == "/r/fabric.json"
     target_args = quiet[quiet.index("--") + 1:]
     assert target_args == ["--grpc-server-addr", "127.0.0.1:9562", "--cpu-port", "255"]
-    logged = _argv(log_file=bmv2.Path("/r/switches/l1"))
-    assert logged[logged.index("--log-file") + 1] == "/r/switches/l1" and "--log-flush" in logged
+    logged = _argv(log_file=bmv2.Path("/r/switches/l1.bmv2.log"))
+    assert logged[logged.index("--log-file") + 1] == "/r/switches/l1.bmv2.log" and "--log-flush" in logged
     queues = _argv(priority_queues=True)
     assert queues[queues.index("--priority-queues") + 1] == "8"
     assert queues.index("--priority-queues") > queues.index("--")     # a simple_switch_grpc option
@@ -140,3 +140,24 @@ def test_bmv2_forwards_fabric_p4_with_paced_queues_and_reports_counters(tmp_path
             fwd.stop()
     assert step["received"] > 0.9 * step["sent"] > 0
     assert stats["tm"]["ports"]["2"]["tx_bytes"] >= step["received"] * 1400
+
+
+def test_scenario_sampler_reads_bmv2_switches_over_p4runtime(monkeypatch):
+    from fabriclab.scenarios import runner
+    from fabriclab.topologies.leafspine import leafspine
+
+    stats = _stats_client().call("stats")
+    made = []
+
+    class Recorder:
+        def __init__(self, grpc_addr, device_id, ports, grpc_port):
+            made.append((grpc_addr, device_id, ports, grpc_port))
+
+    monkeypatch.setattr(bmv2, "StatsClient", Recorder)
+    description = leafspine(spines=1, leaves=2, hosts_per_leaf=1)
+    sampler = runner.CounterSampler(description, 0.1, "bmv2")
+    assert set(sampler.clients) == {sw.name for sw in description.switches}
+    assert sorted(made) == sorted((sw.grpc_addr, sw.device_id, description.switch_ports(sw.name), sw.grpc_port)
+                                  for sw in description.switches)
+    # the switch's queue drops count as lossy drops in the variant's results
+    assert runner.switch_metrics([(0.0, {"l1": stats})], lossless=set())["drops"] == {"lossless": 0, "lossy": 57}

@@ -44,7 +44,7 @@ def test_leafspine_2x2x2_pingall_and_cli_commands(tmp_path, caplog):
         _all_reachable(network)
         assert network.controller_status()["state"] == "ready"
         script = tmp_path / "cli.txt"
-        script.write_text("stats tal1\nqueues\npfc tas1\nstats nosuch\n")
+        script.write_text("stats tal1\nqueues\npfc tas1\npfcwd tal2\nstats nosuch\n")
         setLogLevel("output")
         with open(script) as commands:
             FabricCLI(network.net, network=network, stdin=commands)
@@ -52,6 +52,7 @@ def test_leafspine_2x2x2_pingall_and_cli_commands(tmp_path, caplog):
     assert "tal1 (device 1)" in out and "tal1-eth3" in out and "-> tas1" in out
     assert "tas1: shared buffer" in out and "tas2: shared buffer" in out
     assert "no switch named nosuch" in out
+    assert "tal2: PFC watchdog off" in out
     assert (tmp_path / "run" / "fabric.json").exists()
 
 

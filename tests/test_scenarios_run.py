@@ -54,6 +54,19 @@ def test_builtin_scenario_holds_its_expectations(scenario, tmp_path):
 
 
 @pytest.mark.mininet
+def test_lone_line_rate_flow_builds_no_queue(tmp_path):
+    """Hosts pace on wire bytes as the switch ports count them: one flow at line rate through two
+    switches, ECN on, leaves no standing queue, no mark and no pause."""
+    path = Path(__file__).parent / "scenarios" / "lone-flow.yaml"
+    proc = subprocess.run([sys.executable, "-m", "fabriclab", "run", str(path), "--out", str(tmp_path / "run"),
+                           "--json", str(tmp_path / "r.json")], capture_output=True, text=True, timeout=600)
+    results = json.loads((tmp_path / "r.json").read_text())
+    failed = [e for e in results["expectations"] if not e["held"]]
+    assert proc.returncode == 0 and not failed, f"{failed}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    assert results["variants"]["paced"]["flows"]["lone"]["bytes"] == 3_000_000
+
+
+@pytest.mark.mininet
 def test_iperf3_background_runs_beside_roce(tmp_path):
     """iperf3 entries run in the hosts' namespaces beside the RoCE traffic and report per entry."""
     path = Path(__file__).parent / "scenarios" / "background-tcp.yaml"

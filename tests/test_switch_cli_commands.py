@@ -155,6 +155,8 @@ def test_queue_pfc_and_port_views(lab, capsys):
     assert row.replace("│", " ").split()[2:7] == ["5", str(5 * size), "5", str(5 * size), "5"]
     assert cli(lab, "pfc") == 0
     assert "PFC (lossless priorities 3)" in capsys.readouterr().out
+    assert cli(lab, "pfcwd") == 0
+    assert "pfcwd: off" in capsys.readouterr().out
     assert cli(lab, "ports") == 0
     assert "veth1" in capsys.readouterr().out
     assert cli(lab, "tm_set", "alpha=0.25") == 0

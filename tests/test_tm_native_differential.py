@@ -72,6 +72,13 @@ def random_config(rng: random.Random) -> tuple[dict, list[int]]:
         config["pfc"]["headroom"] = "1KB"          # small: overflows happen (and are logged)
     if rng.random() < 0.5:
         config["ports"] = {ports[0]: {"rate": "1G", "delay": "2us"}}
+    if rng.random() < 0.5:
+        poll = rng.choice([20, 50, 100])
+        config["pfcwd"] = {"enabled": True, "action": rng.choice(["drop", "forward"]),
+                           "poll_interval": f"{poll}us", "detection_time": f"{poll * rng.randint(1, 4)}us",
+                           "restoration_time": f"{poll * rng.randint(1, 6)}us"}
+        if rng.random() < 0.3:
+            config["pfcwd"]["ports"] = rng.sample(ports, 1)
     try:
         config_from_dict(config).resolve(ports)
     except UserError:       # the buffer cannot hold this much headroom: let the switch size it
@@ -219,11 +226,15 @@ def test_workloads_cover_pfc_drops_and_errors(native_class):
                         seen.update(prio["drops"])
                         if prio.get("headroom_overflow"):
                             seen.add("headroom_overflow")
+                        if prio.get("pfcwd_storms"):
+                            seen.add("pfcwd_storm")
+                        if prio.get("pfcwd_restorations"):
+                            seen.add("pfcwd_restoration")
                     if port["control_tx"]:
                         seen.add("control_tx")
     assert {"pfc_tx_pause", "pfc_tx_resume", "pfc_rx_pause", "pfc_rx_resume", "buffer_full", "queue_limit",
             "pipeline_swap", "pipeline_error", "no_such_port", "mac_control_ignored", "control_tx",
-            "headroom_overflow"} <= seen
+            "headroom_overflow", "pfcwd", "pfcwd_storm", "pfcwd_restoration", "pfc_wd_resume"} <= seen
 
 
 def test_a_tm_in_a_reference_cycle_is_collected(native_class):

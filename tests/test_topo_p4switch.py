@@ -66,7 +66,7 @@ def test_bmv2_target_command():
     assert cmd[cmd.index("--") - 1] == "/r/build/fabric.json"
     assert cmd[cmd.index("--grpc-server-addr") + 1] == "127.0.0.1:9562"
     logged = _switch("bmv2", bmv2_json="/r/build/fabric.json", bmv2_log=True).command()
-    assert logged[logged.index("--log-file") + 1] == "/r/switches/l1"
+    assert logged[logged.index("--log-file") + 1] == "/r/switches/l1.bmv2.log"
     with pytest.raises(UserError, match="needs the program compiled"):
         _switch("bmv2").command()
 

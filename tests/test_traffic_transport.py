@@ -193,6 +193,37 @@ def test_slow_pacing_causes_no_spurious_timeouts(veth):
         pair.close()
 
 
+class FakeClock:
+    def __init__(self, t: float):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_host_paces_on_wire_bytes(veth):
+    """At line rate a full frame costs the host what it costs the switch port: frame + FCS +
+    preamble + inter-frame gap. Pacing on frame bytes sent 102 frames where the wire takes 100,
+    and a lone flow built a standing queue at its first switch."""
+    a, b = veth.hosts
+    clock = FakeClock(100.0)
+    with in_netns(a.netns_path):
+        host = HostTransport(a.ifname, TransportConfig(line_rate=20e6), clock=clock)
+    try:
+        qp = host.connect(b.ip, 7, b.mac)
+        host.post_send(qp, 400 * 1024)
+        host.poll()                                         # an idle pacer starts without a burst
+        assert qp.packets_sent == 1
+        wire_time = (54 + 1024 + 4 + 24) * 8 / 20e6         # 1082-byte frame + 24 on the wire
+        start = clock.t
+        for step in range(1, 403):                          # 100.5 frame times, in quarters
+            clock.t = start + step * wire_time / 4
+            host.poll()
+        assert qp.packets_sent - 1 == 100
+    finally:
+        host.close()
+
+
 def test_host_honours_pfc_for_its_priority(veth):
     pair = _pair(veth)
     a, b = veth.hosts
@@ -219,4 +250,55 @@ def test_host_honours_pfc_for_its_priority(veth):
         assert pair.qp.retransmissions == 0
     finally:
         switch_side.close()
+        pair.close()
+
+
+def test_slow_receiver_pauses_its_peer_and_loses_nothing(veth):
+    """The NIC's receive buffer passes XOFF: the host sends PFC for its data priority, the sender
+    obeys, nothing is dropped; the buffer never holds more than it can."""
+    config = dict(line_rate=100e6, rto=0.02, seed=7)
+    # B takes frames out at 10 Mbit/s of a 100 Mbit/s link
+    pair = Pair(veth, TransportConfig(**config), TransportConfig(**config, drain_rate=10e6))
+    try:
+        data = os.urandom(600_000)
+        msg = pair.a.post_send(pair.qp, data)
+        pair.run(lambda: msg.completed is not None)
+        b = pair.b.nic_counters()
+        assert pair.received == [data]
+        assert b["rx_drops"] == 0 and b["xoff_events"] >= 1 and b["pfc_tx"] >= 2    # paused, then resumed
+        assert pair.a.pause_frames == b["pfc_tx"]           # every one reached the sender and applied
+        assert pair.qp.retransmissions == 0
+        assert pair.b.config.rx_xoff < b["max_rx_bytes"] <= pair.b.config.rx_buffer
+    finally:
+        pair.close()
+
+
+def test_slow_receiver_without_host_pfc_drops_and_the_sender_retransmits(veth):
+    config = dict(line_rate=100e6, rto=0.02, seed=7)
+    pair = Pair(veth, TransportConfig(**config), TransportConfig(**config, drain_rate=10e6, host_pfc=False))
+    try:
+        msg = pair.a.post_send(pair.qp, 600_000)
+        pair.run(lambda: msg.completed is not None, timeout=60)
+        assert pair.b.nic_counters()["rx_drops"] > 0 and pair.b.nic_counters()["pfc_tx"] == 0
+        assert pair.qp.retransmissions > 0 and pair.a.pause_frames == 0
+    finally:
+        pair.close()
+
+
+def test_stuck_nic_pauses_continuously_until_it_recovers(veth):
+    pair = _pair(veth)
+    try:
+        msg = pair.a.post_send(pair.qp, 3_000_000)
+        pair.run(lambda: pair.qp.packets_sent > 50)
+        pair.b.stuck(0.3)
+        stuck_at = time.monotonic()
+        pair.run(lambda: pair.a.pause_frames >= 1)
+        sent_at_pause = pair.qp.packets_sent
+        pair.run(lambda: time.monotonic() > stuck_at + 0.25)
+        b = pair.b.nic_counters()
+        assert b["stuck"] and b["pfc_tx"] >= 100            # a storm: a pause every 0.5 ms (33.5 ms / 64 at 1G)
+        assert pair.qp.packets_sent <= sent_at_pause + 1 and msg.completed is None
+        pair.run(lambda: msg.completed is not None)         # recovered: resumed (XON), all delivered
+        assert not pair.b.nic_counters()["stuck"] and pair.a.paused_until == 0.0
+    finally:
         pair.close()

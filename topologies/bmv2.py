@@ -75,8 +75,8 @@ def has_priority_queues(binary: str = "simple_switch_grpc") -> bool:
 
 def command(*, device_id: int, grpc_port: int, interfaces: dict[int, str], json_path: str,
             log_file: Path | None = None, pcap_dir: Path | None = None, priority_queues: bool = False) -> list[str]:
-    """simple_switch_grpc's argv. ``log_file``: BMv2's per-packet trace goes to ``<log_file>.txt``
-    (BMv2 appends the suffix); without it BMv2 logs nothing per packet."""
+    """simple_switch_grpc's argv. ``log_file``: BMv2's per-packet trace goes there; without it
+    BMv2 logs nothing per packet (its logger is off unless --log-file or --log-console)."""
     cmd = ["simple_switch_grpc", "--device-id", str(device_id),
            *(arg for port, name in interfaces.items() for arg in ("-i", f"{port}@{name}")),
            "--thrift-port", str(thrift_port(grpc_port))]
@@ -147,7 +147,8 @@ class StatsClient:
 
         self.ports, self.grpc_port = ports, grpc_port
         self.client = P4RuntimeClient(grpc_addr, device_id=device_id, timeout=10.0)
-        self.client.connect()
+        # reads need no stream: no arbitration, so the controller stays primary
+        self.client.fetch_p4info()
 
     def call(self, cmd: str, **args):
         if cmd == "stats":

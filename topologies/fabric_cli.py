@@ -1,5 +1,5 @@
-"""Mininet's CLI with fabric commands: ``stats``, ``queues`` and ``pfc`` read every switch's
-runtime API (or one switch's: ``stats l1``); ``link X Y down|up`` (Mininet's, then the
+"""Mininet's CLI with fabric commands: ``stats``, ``queues``, ``pfc`` and ``pfcwd`` read every
+switch's runtime API (or one switch's: ``stats l1``); ``link X Y down|up`` (Mininet's, then the
 controller's repair as it reports it) and ``paths h1_1 h2_1`` ask the controller's REST API."""
 from __future__ import annotations
 
@@ -161,4 +161,22 @@ class FabricCLI(CLI):
                                f"{'  PAUSED' if q['paused'] else ''}\n")
             if quiet:
                 output("  no PFC frames sent or received\n")
+        self._each(line, show)
+
+    def do_pfcwd(self, line: str) -> None:
+        """pfcwd [switch ...]: PFC watchdog state, storms and restorations per watched queue."""
+        def show(sw, stats):
+            wd = stats["tm"]["config"].get("pfcwd")
+            if wd is None:
+                output(f"{sw.name}: PFC watchdog off\n")
+                return
+            output(f"{sw.name}: PFC watchdog, action {wd['action']}, detection {wd['detection_ns'] / 1e6:g} ms, "
+                   f"restoration {wd['restoration_ns'] / 1e6:g} ms\n")
+            for port, p in sorted(stats["tm"]["ports"].items(), key=lambda item: int(item[0])):
+                for prio, q in sorted(p["priorities"].items(), key=lambda item: int(item[0])):
+                    if q.get("pfcwd") == "stormed" or q.get("pfcwd_storms"):
+                        output(f"  port {port:>3} prio {prio}: {q['pfcwd']}  storms {q['pfcwd_storms']} "
+                               f"restorations {q['pfcwd_restorations']} dropped {q['drops'].get('pfcwd', 0)}\n")
+            if not any(q.get("pfcwd_storms") for p in stats["tm"]["ports"].values() for q in p["priorities"].values()):
+                output("  no storm so far\n")
         self._each(line, show)

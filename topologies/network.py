@@ -12,6 +12,7 @@ controller, the switch processes, Mininet's nodes, then any veth of this fabric 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -31,7 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PROGRAM = REPO_ROOT / "p4" / "fabric.p4"
 # Bring-up deadlines, sized for a VM without hardware acceleration (p4runtime/client.py says why);
 # a process that dies is reported at once, so only a hung one waits this long.
-SWITCH_START_TIMEOUT_S = 600.0    # one Python interpreter with grpc per switch, on 2 shared cores
+SWITCH_START_TIMEOUT_S = 600.0    # a Python interpreter with grpc per worker (or per switch), on 2 shared cores
 CONTROLLER_TIMEOUT_S = 1800.0     # connect (300 s) + pipeline (900 s) + table writes (120 s per batch)
 RUNTIME_API_OFFSET = 1000          # switch/runtime_api.py default_api_addr: the P4Runtime port + 1000
 
@@ -53,7 +54,8 @@ class FabricNetwork:
     def __init__(self, description: FabricDescription, run_dir: str | Path, *, target: str = "python",
                  program: str | Path = DEFAULT_PROGRAM, settings: ControllerSettings | None = None,
                  switch_config: dict | None = None, pcap: bool = False, progress: Progress | None = None,
-                 bmv2_log: bool = False):
+                 switch_workers: int | None = None, bmv2_log: bool = False,
+                 switch_overrides: dict[str, dict] | None = None):
         description.validate()
         self.description = description
         self.run_dir = Path(run_dir).resolve()
@@ -62,7 +64,14 @@ class FabricNetwork:
         self.settings = settings or ControllerSettings()
         self.settings.validate()
         self.switch_config = switch_config or {}
+        self.switch_overrides = switch_overrides or {}   # switch name -> top-level switch.yaml keys
         self.pcap = pcap
+        # python switches per process: spread over this many worker processes (None: one per
+        # core; 0: a process per switch)
+        self.switch_workers = (os.cpu_count() or 1) if switch_workers is None else switch_workers
+        if self.switch_workers < 0:
+            raise UserError(f"--switch-workers must be 0 or more, got {switch_workers}")
+        self.workers: list = []
         self.progress = progress or (lambda message: None)
         self.net = None
         self.bmv2_json: str | None = None      # p4c-bm2-ss output, for the bmv2 target
@@ -154,7 +163,7 @@ class FabricNetwork:
         if self.target == "bmv2":
             self._compile_for_bmv2()
         for sw in self.description.switches:
-            config = dict(self.switch_config)
+            config = {**self.switch_config, **self.switch_overrides.get(sw.name, {})}
             config["mtu"] = self.description.mtu
             # Every port runs at its link's rate with its link's delay (the TM paces it).
             ports = {port: {"rate": self.description.link_at(sw.name, port).rate_bps,
@@ -192,15 +201,36 @@ class FabricNetwork:
                     tune_switch_interface(intf.name, self.description.mtu)
 
     def _start_switches(self) -> None:
-        for switch in self.net.switches:
+        """Every switch process at once (they start in parallel), then wait for each switch's
+        P4Runtime server. Python switches go round-robin into ``switch_workers`` processes."""
+        from fabriclab.topologies.p4switch import SwitchWorker
+
+        switches = self.net.switches
+        if self.target == "python" and self.switch_workers:
+            count = min(self.switch_workers, len(switches))
+            self.workers = [SwitchWorker(i, switches[i::count], self.run_dir) for i in range(count)]
+        for switch in switches:
             switch.start([])
+        for worker in self.workers:
+            worker.start()
         deadline = time.monotonic() + SWITCH_START_TIMEOUT_S
-        for switch in self.net.switches:
+        for switch in switches:
             switch.wait_ready(deadline)
 
     def _configure_bmv2_queues(self) -> None:
         for switch in self.net.switches:
             switch.configure_queues()
+
+    def memory(self) -> dict:
+        """Resident memory (VmRSS, MiB) of the fabric's processes while it runs: the switch
+        processes in total and per switch, and the controller."""
+        pids = {sw.process.pid for sw in self.net.switches if getattr(sw, "process", None) is not None}
+        switch_mb = sum(rss_mb(pid) for pid in pids)
+        controller_mb = rss_mb(self.controller.pid) if self.controller is not None else 0.0
+        count = len(self.net.switches)
+        return {"switch_processes": len(pids), "switches_mb": round(switch_mb, 1),
+                "per_switch_mb": round(switch_mb / count, 1) if count else None,
+                "controller_mb": round(controller_mb, 1), "total_mb": round(switch_mb + controller_mb, 1)}
 
     def _start_controller(self) -> None:
         cmd = [sys.executable, "-m", "fabriclab", "controller", "--fabric", str(self.fabric_json),
@@ -302,6 +332,18 @@ class FabricNetwork:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size of a process, MiB (VmRSS in /proc/PID/status); 0 once it has exited."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 def port_free(port: int, host: str = "127.0.0.1") -> bool:

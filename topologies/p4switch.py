@@ -17,6 +17,7 @@ the thread, as PR_SET_PDEATHSIG has it, so start fabrics from a thread that outl
 from __future__ import annotations
 
 import ctypes
+import shlex
 import signal
 import socket
 import subprocess
@@ -73,11 +74,17 @@ class P4Switch(Switch):
         self.config_file = config_file
         self.pcap = pcap
         self.bmv2_json = bmv2_json
-        self.bmv2_log = bmv2_log     # bmv2 target: BMv2's per-packet trace into <name>.txt
+        self.bmv2_log = bmv2_log     # bmv2 target: BMv2's per-packet trace into <name>.bmv2.log
         self.log_path = self.run_dir / "switches" / f"{name}.log"
         self.stats_path = self.run_dir / "switches" / f"{name}.stats.json"   # python target: final counters stay
         self.pfc_log_path = self.run_dir / "switches" / f"{name}.pfc.log"   # python target: every PFC frame
         self.process: subprocess.Popen | None = None
+        self.worker: SwitchWorker | None = None    # the process that runs this switch with others
+
+    def run_by(self, worker: "SwitchWorker") -> None:
+        """This switch runs in ``worker``'s process (python target): its log is the worker's."""
+        self.worker = worker
+        self.log_path = worker.log_path
 
     @property
     def grpc_addr(self) -> str:
@@ -88,24 +95,17 @@ class P4Switch(Switch):
         return {port: intf.name for intf, port in sorted(self.ports.items(), key=lambda item: item[1])
                 if intf.name != "lo"}
 
+    def _interface_args(self) -> list[str]:
+        return [arg for port, name in self.data_ports().items() for arg in ("-i", f"{port}@{name}")]
+
     def command(self) -> list[str]:
-        interfaces = [arg for port, name in self.data_ports().items() for arg in ("-i", f"{port}@{name}")]
-        pcap_dir = self.run_dir / "pcap" / self.name
         if self.target == "python":
-            cmd = [sys.executable, "-m", "fabriclab", "switch", *interfaces, "--device-id", str(self.device_id),
-                   "--grpc-addr", self.grpc_addr, "--cpu-port", str(CPU_PORT), "--stats-file", str(self.stats_path),
-                   "--pfc-log", str(self.pfc_log_path)]
-            if self.program:   # else the switch waits for the controller's SetForwardingPipelineConfig
-                cmd += ["--p4", self.program]
-            if self.config_file:
-                cmd += ["--config", self.config_file]
-            if self.pcap:
-                cmd += ["--pcap", str(pcap_dir)]
-            return cmd
+            return [sys.executable, "-m", "fabriclab", "switch", *self.switch_args()]
+        pcap_dir = self.run_dir / "pcap" / self.name
         if not self.bmv2_json:
             raise UserError(f"{self.name}: the bmv2 target needs the program compiled by p4c-bm2-ss")
         return bmv2.command(device_id=self.device_id, grpc_port=self.grpc_port, interfaces=self.data_ports(),
-                            json_path=self.bmv2_json, log_file=self.log_path.with_suffix("") if self.bmv2_log else None,
+                            json_path=self.bmv2_json, log_file=self.log_path.with_suffix(".bmv2.log") if self.bmv2_log else None,
                             pcap_dir=pcap_dir if self.pcap else None, priority_queues=bmv2.has_priority_queues())
 
     def configure_queues(self) -> None:
@@ -114,11 +114,27 @@ class P4Switch(Switch):
         lines = bmv2.queue_commands(self.config_file, list(self.data_ports()), bmv2.has_priority_queues())
         bmv2.run_cli(self.grpc_port, lines)
 
+    def switch_args(self) -> list[str]:
+        """The python target's ``fabriclab switch`` options for this switch (also a line of a
+        worker's spec)."""
+        args = [*self._interface_args(), "--name", self.name, "--device-id", str(self.device_id), "--grpc-addr", self.grpc_addr,
+                "--cpu-port", str(CPU_PORT), "--stats-file", str(self.stats_path), "--pfc-log", str(self.pfc_log_path)]
+        if self.program:   # else the switch waits for the controller's SetForwardingPipelineConfig
+            args += ["--p4", self.program]
+        if self.config_file:
+            args += ["--config", self.config_file]
+        if self.pcap:
+            args += ["--pcap", str(self.run_dir / "pcap" / self.name)]
+        return args
+
     def start(self, controllers: list) -> None:
-        """Start the switch process; ``wait_ready`` then waits for its P4Runtime server."""
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        """Start the switch process (unless a SwitchWorker runs it); ``wait_ready`` then waits
+        for its P4Runtime server."""
         if self.pcap:
             (self.run_dir / "pcap" / self.name).mkdir(parents=True, exist_ok=True)
+        if self.worker is not None:
+            return
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         cmd = self.command()
         with open(self.log_path, "ab") as log:
             log.write((" ".join(cmd) + "\n").encode())
@@ -153,17 +169,53 @@ class P4Switch(Switch):
         super().stop(deleteIntfs)
 
     def stop_process(self, timeout: float = 5.0) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.worker is not None:
+            self.worker.stop(timeout)
+        else:
+            stop_process(self.process, timeout)
         self.process = None
 
     def connected(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+
+
+def stop_process(process: subprocess.Popen | None, timeout: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after ``timeout``; reaps it."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+class SwitchWorker:
+    """One ``fabriclab switch-worker`` process running several python-target P4Switches
+    (``fabriclab up --switch-workers``): its spec is ``switches/worker-<index>.spec`` in the run
+    directory, one line of ``fabriclab switch`` options per switch; its log ``worker-<index>.log``."""
+
+    def __init__(self, index: int, switches: list[P4Switch], run_dir: str | Path):
+        self.switches = switches
+        self.spec_path = Path(run_dir) / "switches" / f"worker-{index}.spec"
+        self.log_path = self.spec_path.with_suffix(".log")
+        self.process: subprocess.Popen | None = None
+        for switch in switches:
+            switch.run_by(self)
+
+    def start(self) -> None:
+        self.spec_path.parent.mkdir(parents=True, exist_ok=True)
+        self.spec_path.write_text("".join(shlex.join(sw.switch_args()) + "\n" for sw in self.switches))
+        cmd = [sys.executable, "-m", "fabriclab", "switch-worker", str(self.spec_path)]
+        with open(self.log_path, "ab") as log:
+            log.write((" ".join(cmd) + "\n").encode())
+            log.flush()
+            self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True, preexec_fn=die_with_parent)
+        for switch in self.switches:
+            switch.process = self.process
+
+    def stop(self, timeout: float = 5.0) -> None:
+        stop_process(self.process, timeout)

@@ -24,5 +24,9 @@ def bring_up_table(network, report) -> Table:
                   f"repair {'on' if network.settings.repair else 'off'})")
     if network.rest_url:
         table.add_row("REST API", network.rest_url)
+    if network.target == "python":
+        memory = network.memory()
+        table.add_row("memory (RSS)", f"{memory['switches_mb']:.0f} MiB in {memory['switch_processes']} switch "
+                      f"process(es), {memory['per_switch_mb']:.0f} per switch; controller {memory['controller_mb']:.0f}")
     table.add_row("run directory", str(network.run_dir))
     return table

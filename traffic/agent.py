@@ -7,8 +7,9 @@ which network namespaces share, so a coordinator can compare them across hosts).
 
 commands
     {"op": "send", "flow": ID, "peer": IP, "qpn": N, "size": BYTES [, "peer_mac": MAC]}
-    {"op": "stats"}                                -> {"ev": "stats", "qps": [counters...],
+    {"op": "stats"}                                -> {"ev": "stats", "qps": [counters...], "nic": {...},
                                                         "pacing": {"histogram", "budget_us", "why"}}
+    {"op": "stuck" [, "seconds": S]}               fault: the NIC's receive path hangs and pauses the link
     {"op": "quit"}
 events
     {"ev": "ready", "ip": IP, "mac": MAC, "ifname": IF}
@@ -30,7 +31,7 @@ from fabriclab.errors import UserError
 from fabriclab.traffic.dcqcn import preset
 from fabriclab.traffic.scale import TimeScale
 from fabriclab.traffic.transport import HostTransport, Message, QueuePair, TransportConfig
-from fabriclab.units import parse_duration, parse_rate
+from fabriclab.units import parse_duration, parse_rate, parse_size
 
 
 def add_transport_arguments(parser: argparse.ArgumentParser, rate_help: str = "host link rate (default 100M)") -> None:
@@ -51,6 +52,11 @@ def add_transport_arguments(parser: argparse.ArgumentParser, rate_help: str = "h
     parser.add_argument("--ce-probability", type=float, default=0.0, help="test knob: treat data as CE-marked")
     parser.add_argument("--ooo", action="store_true",
                         help="tolerate reordering (packet spraying): out-of-order receive, selective repeat")
+    parser.add_argument("--slow-receiver", metavar="RATE", default=None,
+                        help="the host empties its NIC receive buffer at RATE only (and sends PFC when it fills)")
+    parser.add_argument("--rx-buffer", default="128KB", help="NIC receive buffer (default 128KB; XOFF at a quarter)")
+    parser.add_argument("--no-host-pfc", action="store_true",
+                        help="the NIC never sends PFC: a full receive buffer drops")
 
 
 def transport_argv(args: argparse.Namespace) -> list[str]:
@@ -65,6 +71,11 @@ def transport_argv(args: argparse.Namespace) -> list[str]:
         argv.append("--no-ecn")
     if args.ooo:
         argv.append("--ooo")
+    if args.slow_receiver:
+        argv += ["--slow-receiver", str(args.slow_receiver)]
+    argv += ["--rx-buffer", str(args.rx_buffer)]
+    if args.no_host_pfc:
+        argv.append("--no-host-pfc")
     return argv
 
 
@@ -83,6 +94,10 @@ def transport_config(args: argparse.Namespace) -> TransportConfig:
     for name in ("drop_probability", "ce_probability"):
         if not 0.0 <= getattr(args, name) <= 1.0:
             raise UserError(f"--{name.replace('_', '-')} must be between 0 and 1")
+    drain_rate = parse_rate(args.slow_receiver, "--slow-receiver") if args.slow_receiver else None
+    rx_buffer = parse_size(args.rx_buffer, "--rx-buffer")
+    if rx_buffer < 4 * (args.mtu + 100):
+        raise UserError(f"--rx-buffer must hold at least 4 frames, got {rx_buffer} bytes")
     scale = TimeScale(args.scale) if args.scale else TimeScale.from_rates(100e9, line_rate)
     dcqcn = None if args.dcqcn == "off" else preset(args.dcqcn).scaled(scale)
     return TransportConfig(mtu=args.mtu, line_rate=line_rate, dcqcn=dcqcn, dscp_data=args.dscp_data,
@@ -90,7 +105,8 @@ def transport_config(args: argparse.Namespace) -> TransportConfig:
                            rto=parse_duration(args.rto, "--rto"), drop_probability=args.drop_probability,
                            ce_probability=args.ce_probability, keep_data=False, ooo=args.ooo,
                            rate_sample_interval=scale.time(10e-6),
-                           cnp_interval=scale.time(50e-6) if dcqcn is None else None)
+                           cnp_interval=scale.time(50e-6) if dcqcn is None else None,
+                           drain_rate=drain_rate, rx_buffer=rx_buffer, host_pfc=not args.no_host_pfc)
 
 
 class Agent:
@@ -124,7 +140,9 @@ class Agent:
             self.transport.post_send(qp, int(cmd["size"]), on_complete=acked)
         elif op == "stats":
             self.emit(ev="stats", qps=[qp.counters() for qp in self.transport.qps.values()],
-                      pacing=self.transport.pacing_report())
+                      nic=self.transport.nic_counters(), pacing=self.transport.pacing_report())
+        elif op == "stuck":
+            self.transport.stuck(cmd.get("seconds"))
         elif op == "quit":
             return False
         else:

@@ -39,7 +39,9 @@ class RunResult:
     flows: list[FlowRecord] = field(default_factory=list)
     collectives: list[CollectiveRecord] = field(default_factory=list)
     qp_stats: dict[str, list[dict]] = field(default_factory=dict)
+    nic_stats: dict[str, dict] = field(default_factory=dict)   # per host: PFC sent, receive drops...
     pacing: dict[str, dict] = field(default_factory=dict)   # per host: the pacing error figure (fidelity)
+    incomplete: int = 0          # flows that had not completed when the run timed out
 
 
 class AgentProcess:
@@ -80,11 +82,14 @@ def qpn_for(src: int, dst: int) -> int:
 
 
 class ScheduleRunner:
-    """Runs ``schedule`` over ``hosts`` (rank i = hosts[i])."""
+    """Runs ``schedule`` over ``hosts`` (rank i = hosts[i]). ``host_argv`` adds agent options per
+    host name; ``commands`` are ``(seconds after the start, host name, command)`` sent to agents
+    as the run goes (e.g. a stuck NIC)."""
 
     def __init__(self, schedule: Schedule, hosts: list[HostHandle], transport_argv: list[str], *,
                  line_rate: float, mtu: int, dcqcn_preset: str = "",
-                 progress: Callable[[int, int], None] | None = None):
+                 progress: Callable[[int, int], None] | None = None,
+                 host_argv: dict[str, list[str]] | None = None, commands: list[tuple[float, str, dict]] = ()):
         if len(hosts) < schedule.ranks:
             raise UserError(f"pattern needs {schedule.ranks} hosts, got {len(hosts)}")
         if schedule.ranks > MAX_RANKS:
@@ -93,14 +98,21 @@ class ScheduleRunner:
         self.transport_argv = transport_argv
         self.line_rate, self.mtu, self.dcqcn_preset = line_rate, mtu, dcqcn_preset
         self.progress = progress
+        self.host_argv = host_argv or {}
+        ranks = {h.name: r for r, h in enumerate(self.hosts)}
+        unknown = [name for _, name, _ in commands if name not in ranks]
+        if unknown:
+            raise UserError(f"no host {unknown[0]!r} among the ranks")
+        self.commands = sorted((t, ranks[name], cmd) for t, name, cmd in commands)
         self.agents: list[AgentProcess] = []
+        self._partial: list[FlowRecord] = []      # flows completed so far in the running iteration
         self._cnps_seen: dict[tuple[int, int], int] = defaultdict(int)  # receiving QP's running total
         self._selector = selectors.DefaultSelector()
 
     def __enter__(self) -> "ScheduleRunner":
         try:
             for host in self.hosts:
-                agent = AgentProcess(host, self.transport_argv)
+                agent = AgentProcess(host, self.transport_argv + self.host_argv.get(host.name, []))
                 self.agents.append(agent)
                 self._selector.register(agent.proc.stdout, selectors.EVENT_READ, len(self.agents) - 1)
             waiting = set(range(len(self.agents)))
@@ -131,22 +143,36 @@ class ScheduleRunner:
                     raise RuntimeError(f"agent on {self.hosts[rank].name}: {event['message']}")
                 yield rank, event
 
-    def run(self, iterations: int = 1, gap: float = 0.0, timeout: float = 600.0) -> RunResult:
+    def run(self, iterations: int = 1, gap: float = 0.0, timeout: float = 600.0,
+            allow_incomplete: bool = False) -> RunResult:
+        """Every iteration of the schedule; past ``timeout`` a TimeoutError, or with
+        ``allow_incomplete`` the flows completed so far (``incomplete`` counts the others)."""
         result = RunResult()
         deadline = time.monotonic() + timeout
         for iteration in range(iterations):
             if iteration and gap:
                 time.sleep(gap)
-            flows, collective = self._run_once(iteration, deadline)
+            try:
+                flows, collective = self._run_once(iteration, deadline)
+            except TimeoutError:
+                if not allow_incomplete:
+                    raise
+                for rec in self._partial:
+                    rec.slowdown = fct_slowdown(rec.fct, rec.bytes, self.line_rate, self.mtu)
+                result.flows += self._partial
+                result.incomplete = len(self.schedule.flows) * (iterations - iteration) - len(self._partial)
+                break
             result.flows += flows
             result.collectives.append(collective)
         for rank, agent in enumerate(self.agents):
             agent.send(op="stats")
         pending = set(range(len(self.agents)))
+        stats_deadline = time.monotonic() + 10
         while pending:
-            for rank, event in self._events(time.monotonic() + 10):
+            for rank, event in self._events(stats_deadline):
                 if event["ev"] == "stats":
                     result.qp_stats[self.hosts[rank].name] = event["qps"]
+                    result.nic_stats[self.hosts[rank].name] = event.get("nic", {})
                     result.pacing[self.hosts[rank].name] = event["pacing"]
                     pending.discard(rank)
         return result
@@ -174,14 +200,20 @@ class ScheduleRunner:
 
         began = time.monotonic()
         timed = sorted((f.start_s, f.id) for f in sched.flows if not f.deps and f.start_s > 0)
+        commands = list(self.commands) if iteration == 0 else []
         for f in sched.flows:
             if not f.deps and f.start_s <= 0:
                 start(f.id)
         total = len(sched.flows)
+        self._partial = []
         while len(delivered) < total or len(acked) < total:
             while timed and time.monotonic() - began >= timed[0][0]:
                 start(timed.pop(0)[1])
-            wait = max(0.0, began + timed[0][0] - time.monotonic()) if timed else 1.0
+            while commands and time.monotonic() - began >= commands[0][0]:
+                _, rank, cmd = commands.pop(0)
+                self.agents[rank].send(**cmd)
+            upcoming = ([timed[0][0]] if timed else []) + ([commands[0][0]] if commands else [])
+            wait = max(0.0, began + min(upcoming) - time.monotonic()) if upcoming else 1.0
             for rank, event in self._events(deadline, max_wait=wait):
                 if event["ev"] == "acked":
                     rec = records[event["flow"]]
@@ -191,6 +223,8 @@ class ScheduleRunner:
                     rec.cnps_received = event["cnps_received"]
                     rec.rate_samples = [tuple(s) for s in event["rates"]]
                     acked.add(event["flow"])
+                    if event["flow"] in delivered:
+                        self._partial.append(rec)
                 elif event["ev"] == "delivered":
                     src = ip_rank.get(event["peer"])
                     queue = in_flight.get((src, rank))
@@ -202,6 +236,8 @@ class ScheduleRunner:
                     rec.cnps_sent = event["cnps_sent"] - self._cnps_seen[(src, rank)]
                     self._cnps_seen[(src, rank)] = event["cnps_sent"]
                     delivered.add(fid)
+                    if fid in acked:
+                        self._partial.append(rec)
                     if self.progress:
                         self.progress(len(delivered), total)
                     for nxt in dependents[fid]:

@@ -28,10 +28,22 @@ What it does, per queue pair (QP):
   adds a window of duplicates to those very queues;
 * notification point: a CE-marked data packet makes the responder send a CNP (DSCP 48) to that
   QP, at most one per ``cnp_interval``; reaction point: a CNP cuts the QP's DCQCN rate;
-* each QP is paced to its current rate, and the host to the line rate;
+* each QP is paced to its current rate, and the host to the line rate, both on wire bytes (the
+  frame + FCS, preamble and inter-frame gap, as the switch's port spends them): pacing on frame
+  bytes alone would overdrive the first switch port by ~2 % and build a queue behind a lone flow.
+  ACKs and CNPs the host sends take their share of its line too;
 * like a NIC port, the host honours 802.1Qbb PFC for its data priority (and 802.3x PAUSE): no
   data leaves while paused, for quanta × 512 bit times at the line rate (0 = resume). ACKs and
-  CNPs are small and are not held back.
+  CNPs are small and are not held back;
+* and like a NIC port it sends PFC: with ``drain_rate`` set (a slow receiver) arriving frames
+  wait in a receive buffer of ``rx_buffer`` bytes that the host empties at that rate; above XOFF
+  (a quarter of it) the host pauses its data priority on the link, refreshing the pause at half
+  its time, and resumes it below XON (two frames lower). The three quarters above XOFF are the
+  headroom: what the switch has in flight when the pause lands, plus what the kernel holds
+  until this process reads it. A full buffer drops (``rx_drops``); without ``host_pfc`` that is
+  the only outcome. ``stuck(seconds)`` is a fault: a NIC whose receive path hangs, draining
+  nothing and pausing the link continuously, a pause frame every 1/64 of the pause time (the
+  pause storm a PFC watchdog exists for).
 
 Both ends of a connection use the same QP number, and each QP is a full RC pair (requester and
 responder halves), which stands in for the connection manager RDMA uses to exchange QPNs.
@@ -39,13 +51,20 @@ responder halves), which stands in for the connection manager RDMA uses to excha
 Hot path: scapy builds each QP's frame templates once; per packet the loop patches lengths,
 opcode, AckReq and PSN with ``struct``, computes the IP checksum and the ICRC with ``zlib.crc32``
 and sends header, payload and ICRC as one ``sendmsg``. The UDP checksum is 0 (allowed for IPv4,
-and what RoCEv2 NICs send). For tests, the receive path can drop data packets
+and what RoCEv2 NICs send). The ICRC and the sending, and receiving in batches with one
+``recvmmsg`` per 64 frames, also exist in C (traffic/native_transport.c, built like the switch's
+native modules): the transport uses them unless ``$FABRICLAB_ENGINE`` is ``python`` or they
+cannot be built; tests/test_traffic_native.py checks that both paths put the same bytes on the
+wire and that transfers come out the same. For tests, the receive path can drop data packets
 (``drop_probability``) or treat them as CE-marked (``ce_probability``).
 """
 from __future__ import annotations
 
 import bisect
 import ctypes
+import functools
+import logging
+import os
 import errno
 import ipaddress
 import json
@@ -63,8 +82,11 @@ from typing import Callable
 from scapy.compat import raw
 
 from fabriclab.switch.fidelity import Histogram, allowance_why, budget, reaction_allowance_us
+from fabriclab.switch.traffic_manager import wire_bytes
 from fabriclab.traffic import packets
 from fabriclab.traffic.dcqcn import Dcqcn, DcqcnParams
+
+log = logging.getLogger(__name__)
 
 ETH_P_IP = 0x0800
 ETH_P_MAC_CONTROL = packets.MAC_CONTROL_ETHERTYPE
@@ -108,6 +130,34 @@ def icrc(frame_headers: bytearray | bytes, payload) -> bytes:
     return struct.pack("<I", zlib.crc32(payload, zlib.crc32(masked)))
 
 
+_native_state: dict[str, object] = {}      # "module" once loaded; "logged": the last reason not to
+
+
+def native_transport():
+    """The C helpers of traffic/native_transport.c, or None for the Python path
+    (``$FABRICLAB_ENGINE=python``, or no compiler here). Logs the choice once per process."""
+    if os.environ.get("FABRICLAB_ENGINE") == "python":
+        problem = "FABRICLAB_ENGINE=python"
+    elif "module" in _native_state:
+        return _native_state["module"]
+    else:
+        from pathlib import Path
+
+        from fabriclab.compiler.native_build import NativeUnavailable, load_shipped
+        try:
+            module = load_shipped(Path(__file__).resolve().parent / "native_transport.c")
+        except NativeUnavailable as exc:
+            problem = str(exc)
+        else:
+            _native_state["module"] = module
+            log.info("transport: ICRC, sending and batched receiving in C (native_transport.c)")
+            return module
+    if _native_state.get("logged") != problem:
+        _native_state["logged"] = problem
+        log.info("transport: ICRC, sending and receiving in Python: %s", problem)
+    return None
+
+
 def unwrap_psn(psn24: int, near: int) -> int:
     """The absolute sequence number whose low 24 bits are ``psn24`` and that is closest to ``near``."""
     delta = ((psn24 - near) + PSN_HALF) & PSN_MASK
@@ -129,12 +179,24 @@ class TransportConfig:
     rto: float = 0.1                  # s: the least RTO (the RTO adapts to the measured RTT above it)
     ooo: bool = False                 # accept reordered packets, selective repeat (default: go-back-N)
     nak_threshold: int = 3            # ooo: packets held above a hole before it is NAKed (at first)
-    burst: int = 4                    # packets a late pacer may send back to back
+    burst: int = 2                    # packets a late pacer may send back to back to catch up
     drop_probability: float = 0.0     # test knob: drop arriving data packets
     ce_probability: float = 0.0       # test knob: treat arriving data packets as CE-marked
     keep_data: bool = True            # deliver received bytes (False: count them only)
     rate_sample_interval: float = 0.01  # s between DCQCN rate samples while it changes
+    drain_rate: float | None = None   # bit/s the host empties its NIC receive buffer (None: at once)
+    rx_buffer: int = 128_000          # NIC receive buffer, bytes (used with drain_rate or when stuck)
+    host_pfc: bool = True             # pause the data priority when the receive buffer passes XOFF
+    pause_quanta: int = packets.MAX_PAUSE_QUANTA   # timer of the pauses the host sends
     seed: int | None = None
+
+    @property
+    def rx_xoff(self) -> int:
+        return self.rx_buffer // 4
+
+    @property
+    def rx_xon(self) -> int:
+        return max(0, self.rx_xoff - 2 * (HDR_LEN + self.mtu + packets.ICRC_LEN))
 
     def effective_cnp_interval(self) -> float:
         if self.cnp_interval is not None:
@@ -269,7 +331,9 @@ class HostTransport:
     """The RoCEv2-like NIC of one host. Single-threaded: call ``poll`` from the owner's loop."""
 
     def __init__(self, ifname: str, config: TransportConfig | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, native=None):
+        """``native``: the C helpers to use (default: ``native_transport()``), False for the
+        Python path."""
         self.ifname = ifname
         self.config = config or TransportConfig()
         self.clock = clock
@@ -287,12 +351,29 @@ class HostTransport:
         self._unpaused_at = 0.0             # when the last pause ended (or will)
         self.pacing_error = Histogram()     # µs each paced packet left after its time (fidelity)
         self.pause_frames = 0               # PFC/PAUSE frames that applied to our data
+        # the NIC's receive buffer (slow receiver, stuck NIC) and the pauses it sends
+        self._rx: deque[bytes] = deque()
+        self.rx_bytes = 0
+        self.max_rx_bytes = 0
+        self.rx_drops = 0
+        self._rx_free_at = 0.0              # when the host may take the next frame out
+        self.stuck_until = 0.0              # a stuck NIC drains nothing and pauses until then
+        self.pfc_tx = 0                     # PFC frames sent (pauses, refreshes and resumes)
+        self.xoff_events = 0
+        self._xoff = False
+        self._pfc_refresh_at = float("inf")
+        self._pause_s = packets.pause_quanta_to_seconds(self.config.pause_quanta, self.config.line_rate)
+        self._pfc_frames = {pause: raw(packets.pfc_frame(_mac_str(self.local_mac),
+                                                         {self.config.data_priority:
+                                                          self.config.pause_quanta if pause else 0}))
+                            .ljust(60, b"\0") for pause in (True, False)}
         self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_IP))
         self._sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._mac_control = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_MAC_CONTROL))
         try:
             self._mac_control.bind((ifname, ETH_P_MAC_CONTROL))
             self._mac_control.setblocking(False)
+            self._mac_control.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)   # not our own pauses
             self.sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
             _attach_bpf(self.sock, _BPF_UDP_4791)
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
@@ -306,6 +387,13 @@ class HostTransport:
         except BaseException:
             self.close()
             raise
+        native = native_transport() if native is None else (native or None)
+        self.native = native is not None
+        if native is not None:   # the C twins of _send_frame/_reply/_recv_batch, bound to the socket
+            fd = self.sock.fileno()
+            self._send_frame = functools.partial(native.send_frame, fd)
+            self._reply = functools.partial(native.reply, fd)
+            self._recv_batch = functools.partial(native.recv_batch, fd)
 
     def close(self) -> None:
         self.sock.close()
@@ -367,6 +455,11 @@ class HostTransport:
         self._message_ids += 1
         if not qp.has_work:
             qp.last_progress = now
+            # an idle pacer earns no credit: a flow starts at its rate, not with a catch-up burst
+            # (which would stand in the first switch's queue for as long as the flow lasts)
+            qp.next_send_time = max(qp.next_send_time, now)
+            if not any(other.has_work for other in self._rr):
+                self._next_host_send = max(self._next_host_send, now)
         qp.next_psn += npackets
         qp.messages.append(msg)
         return msg
@@ -406,9 +499,7 @@ class HostTransport:
             qp.header_payload = length
         hdr[BTH_OFF] = op
         struct.pack_into("!I", hdr, BTH_OFF + 8, (0x80000000 if ackreq else 0) | (psn & PSN_MASK))
-        try:
-            self.sock.sendmsg([hdr, payload, icrc(hdr, payload)])
-        except BlockingIOError:
+        if not self._send_frame(hdr, payload):
             return 0  # socket buffer full: try again on the next poll
         first_transmission = psn >= qp.highest_sent
         if first_transmission:
@@ -460,13 +551,41 @@ class HostTransport:
     # ---- responder --------------------------------------------------------------------
 
     def _send_ack(self, qp: QueuePair, psn: int, syndrome: int) -> None:
-        hdr = qp.ack_header
-        struct.pack_into("!I", hdr, BTH_OFF + 8, psn & PSN_MASK)
-        aeth = struct.pack("!I", (syndrome << 24) | (qp.msn & PSN_MASK))
+        # a full socket loses it like a wire would: the requester's timeout recovers
+        if self._reply(qp.ack_header, psn & PSN_MASK, (syndrome << 24) | (qp.msn & PSN_MASK)):
+            self._take_line(HDR_LEN + 4 + packets.ICRC_LEN)
+
+    def _take_line(self, frame_len: int) -> None:
+        """A frame sent outside the data pacer (ACK, CNP) delays the host's next data frame."""
+        self._next_host_send += wire_bytes(frame_len) * 8 / self.config.line_rate
+
+    # ---- the wire (Python; the C twins in native_transport.c replace these per instance) ----
+
+    def _send_frame(self, hdr: bytearray, payload) -> int:
+        """Headers, payload and ICRC as one frame; 0 when the socket buffer is full."""
         try:
-            self.sock.sendmsg([hdr, aeth, icrc(hdr, aeth)])
+            return self.sock.sendmsg([hdr, payload, icrc(hdr, payload)])
         except BlockingIOError:
-            pass  # lost like on a wire: the requester's timeout recovers
+            return 0
+
+    def _reply(self, hdr: bytearray, psn: int, aeth: int) -> int:
+        """An ACK/NAK: ``psn`` (AckReq clear) into the headers, then the AETH and the ICRC."""
+        struct.pack_into("!I", hdr, BTH_OFF + 8, psn)
+        tail = struct.pack("!I", aeth)
+        return self._send_frame(hdr, tail)
+
+    def _recv_batch(self, limit: int) -> list[bytes]:
+        frames = []
+        for _ in range(limit):
+            try:
+                frames.append(self.sock.recv(9216))
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                if exc.errno in (errno.ENETDOWN, errno.ENXIO):
+                    break
+                raise
+        return frames
 
     def _receive(self, frame: bytes, now: float) -> None:
         if len(frame) < HDR_LEN + 4 or frame[IP_OFF] != 0x45:
@@ -517,6 +636,7 @@ class HostTransport:
             if now - qp.last_cnp_sent >= cfg.effective_cnp_interval():
                 try:
                     self.sock.send(qp.cnp_frame)
+                    self._take_line(len(qp.cnp_frame))
                     qp.cnps_sent += 1
                     qp.last_cnp_sent = now
                 except BlockingIOError:
@@ -627,27 +747,93 @@ class HostTransport:
         ``timeout`` seconds for something to do."""
         sock = self.sock
         now = self.clock()
-        for _ in range(256):
-            try:
-                frame = sock.recv(9216)
-            except BlockingIOError:
-                break
-            except OSError as exc:
-                if exc.errno in (errno.ENETDOWN, errno.ENXIO):
-                    break
-                raise
-            self._receive(frame, now)
+        buffered = self.config.drain_rate is not None or self._rx or now < self.stuck_until
+        for frame in self._recv_batch(256):
+            if buffered:
+                self._rx_arrive(frame)
+            else:
+                self._receive(frame, now)
         while True:
             try:
                 self._pause(self._mac_control.recv(128), now)
             except BlockingIOError:
                 break
         now = self.clock()
-        wake = self._transmit(now)
+        wake = self._rx_service(now) if buffered or self._xoff else None
+        sent_wake = self._transmit(now)
+        if sent_wake is not None and (wake is None or sent_wake < wake):
+            wake = sent_wake
         if timeout > 0:
             wait = timeout if wake is None else max(0.0, min(timeout, wake - self.clock()))
             if wait > 0:
                 select.select([sock, self._mac_control], [], [], wait)
+
+    # ---- the NIC's receive buffer and the pauses it sends ---------------------------------
+
+    def stuck(self, seconds: float | None = None) -> None:
+        """Fault injection: from now on (for ``seconds``, or for good) the receive path drains
+        nothing and the NIC pauses its data priority continuously."""
+        self.stuck_until = self.clock() + seconds if seconds else float("inf")
+
+    def _rx_arrive(self, frame: bytes) -> None:
+        if self.rx_bytes + len(frame) > self.config.rx_buffer:
+            self.rx_drops += 1
+            return
+        self._rx.append(frame)
+        self.rx_bytes += len(frame)
+        if self.rx_bytes > self.max_rx_bytes:
+            self.max_rx_bytes = self.rx_bytes
+
+    def _rx_service(self, now: float) -> float | None:
+        """Take frames out of the receive buffer as the drain rate allows, then pause or resume
+        the link; returns when this is next due."""
+        cfg = self.config
+        stuck = now < self.stuck_until
+        if not stuck:
+            rate = cfg.drain_rate
+            # a late poll may catch up a few frames, as the pacer does
+            slack = cfg.burst * (HDR_LEN + cfg.mtu + packets.ICRC_LEN) * 8 / rate if rate else 0.0
+            while self._rx and self._rx_free_at <= now:
+                frame = self._rx.popleft()
+                self.rx_bytes -= len(frame)
+                if rate:
+                    self._rx_free_at = max(self._rx_free_at, now - slack) + len(frame) * 8 / rate
+                self._receive(frame, now)
+        if stuck:
+            want = True
+        elif cfg.host_pfc:
+            want = self.rx_bytes > (cfg.rx_xon if self._xoff else cfg.rx_xoff)
+        else:
+            want = False
+        if want and (not self._xoff or now >= self._pfc_refresh_at):
+            self._send_pfc(True, now)
+        elif not want and self._xoff:
+            self._send_pfc(False, now)
+        wake = self._pfc_refresh_at if self._xoff else None
+        if self._rx and not stuck and (wake is None or self._rx_free_at < wake):
+            wake = self._rx_free_at
+        if stuck and self.stuck_until < (wake or float("inf")):
+            wake = self.stuck_until
+        return wake
+
+    def _send_pfc(self, pause: bool, now: float) -> None:
+        if pause and not self._xoff:
+            self.xoff_events += 1
+        self._xoff = pause
+        # refresh at half the pause time, so the peer never resumes while we are full; a stuck
+        # NIC storms: it repeats its pause 64 times per pause time
+        refresh = self._pause_s / 64 if now < self.stuck_until else self._pause_s / 2
+        self._pfc_refresh_at = now + refresh if pause else float("inf")
+        try:
+            self._mac_control.send(self._pfc_frames[pause])
+            self.pfc_tx += 1
+        except BlockingIOError:
+            self._pfc_refresh_at = now      # try again on the next poll
+
+    def nic_counters(self) -> dict:
+        return {"pfc_tx": self.pfc_tx, "xoff_events": self.xoff_events, "pause_rx": self.pause_frames,
+                "rx_drops": self.rx_drops, "max_rx_bytes": self.max_rx_bytes,
+                "stuck": self.clock() < self.stuck_until}
 
     def _pause(self, frame: bytes, now: float) -> None:
         """A MAC control frame: PFC pauses our data priority, PAUSE the whole link."""
@@ -675,7 +861,7 @@ class HostTransport:
         """Send every packet whose time has come; returns when the next one is due."""
         cfg = self.config
         line_gap = 8 / cfg.line_rate
-        slack = cfg.burst * (HDR_LEN + cfg.mtu + 4) * line_gap
+        slack = cfg.burst * wire_bytes(HDR_LEN + cfg.mtu + packets.ICRC_LEN) * line_gap
         if now < self.paused_until:
             return self.paused_until
         wake: float | None = None
@@ -726,8 +912,9 @@ class HostTransport:
                 if selective is not None:
                     resend.popleft()
                 rate = qp.rate.rate if qp.rate else cfg.line_rate
-                qp.next_send_time = max(qp.next_send_time, now - slack) + frame_len * 8 / rate
-                self._next_host_send = max(self._next_host_send, now - slack) + frame_len * line_gap
+                wire = wire_bytes(frame_len)
+                qp.next_send_time = max(qp.next_send_time, now - slack) + wire * 8 / rate
+                self._next_host_send = max(self._next_host_send, now - slack) + wire * line_gap
                 sent_any = True
             now = self.clock()
         return wake
@@ -741,8 +928,8 @@ class HostTransport:
                       allowance_why(self.config.line_rate, frame))
 
     def busy(self) -> bool:
-        """Whether any QP still has unacknowledged data."""
-        return any(qp.messages for qp in self.qps.values())
+        """Whether any QP still has unacknowledged data, or the NIC's receive side has work."""
+        return bool(self._rx) or self._xoff or any(qp.messages for qp in self.qps.values())
 
     def run_until(self, done: Callable[[], bool], timeout: float) -> bool:
         deadline = self.clock() + timeout

@@ -20,6 +20,7 @@ class ParserError(Exception):
 
     def __init__(self, code: int | None):
         self.code = code
+        self.off = None        # set by a sub-parser: where in the packet it stopped
 
 
 class Exit(Exception):
@@ -121,6 +122,16 @@ def log_msg(fmt: str, values: tuple = ()) -> None:
 
 def failed_assertion(where: str) -> None:
     raise P4AssertionError(f"P4 assertion failed at {where}")
+
+
+def packet_failure(exc: BaseException) -> str:
+    """Why a packet could not be processed, in one line (the switch drops it and goes on; where
+    simple_switch aborts the process: a header stack index out of range, a failed assert)."""
+    if isinstance(exc, IndexError):
+        return "header stack index out of range"
+    if isinstance(exc, P4AssertionError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 random_source = _random.Random()

@@ -300,7 +300,13 @@ class StfRunner:
         self.now_us += PACKET_SPACING_US
         if self.verbose:
             self.log.append(f"packet in  port {port}: {frame.hex().upper()}")
-        for out_port, out in self.pipeline.process(frame, port, self.now_us):
+        try:
+            outputs = self.pipeline.process(frame, port, self.now_us)
+        except Exception as exc:     # as a running switch does: the packet is dropped, with why
+            from fabriclab.v1model.runtime import packet_failure
+            self.log.append(f"{self.name}:{self.line_number}: packet dropped: {packet_failure(exc)}")
+            return
+        for out_port, out in outputs:
             self.received.setdefault(out_port, []).append(bytes(out))
             if self.verbose:
                 self.log.append(f"packet out port {out_port}: {bytes(out).hex().upper()}")
