@@ -2,18 +2,16 @@
 what a degraded variant does to its expectations, the report and `fabriclab run`'s exit code."""
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
 import pytest
 
-from fabriclab.scenarios import cli as run_cli
+from fabriclab.cli import main
 from fabriclab.scenarios import runner as scenario_runner
 from fabriclab.scenarios.expectations import parse_expectation
 from fabriclab.scenarios.fidelity import NOT_VALID_EXIT, variant_fidelity, verdict
 from fabriclab.scenarios.report import write_report
-from fabriclab.scenarios.schema import Scenario
+from fabriclab.scenarios.schema import load_scenario
 from fabriclab.switch.fidelity import Histogram, SwitchMonitor, reaction_allowance_us
 
 
@@ -110,43 +108,38 @@ def test_a_switch_without_the_monitor_is_left_out():
     assert verdict["status"] == "ok" and list(verdict["figures"]) == ["h1 pacing error"]
 
 
-def _scenario() -> Scenario:
-    exps = [parse_expectation("drops.lossless[pfc] == 0"), parse_expectation("drops.lossy[no-pfc] > 0")]
-    return Scenario(name="t", description="d", path=Path("t.yaml"), variants={"pfc": {}, "no-pfc": {}}, expectations=exps)
-
-
-def _fake_variant(status: str) -> dict:
-    reasons = ["s1 frame lateness: p99 20480 µs > 3950 µs (...)"] if status == "degraded" else []
-    return {"drops": {"lossless": 0, "lossy": 5}, "timeseries": {"t": []},
+def _fake_variant(name: str, status: str) -> dict:
+    """What an incast variant would have measured, with the fidelity ``status``."""
+    reasons = ["s1 frame lateness: p99 20480 µs > 3953.6 µs (...)"] if status == "degraded" else []
+    pfc = name == "pfc"
+    return {"drops": {"lossless": 0, "lossy": 0 if pfc else 5}, "pfc_pause_tx": 50 if pfc else 0,
+            "retransmissions": 0 if pfc else 300, "timeseries": {"t": []},
             "fidelity": {"status": status, "reasons": reasons, "figures": {}, "lateness_p99_us": 20480,
                          "loop_lag_p99_us": 10, "pacing_p99_us": 10}}
 
 
-@pytest.mark.parametrize("pfc, no_pfc, verdicts", [
-    ("ok", "ok", ("held", [True, True], 0)),
-    ("degraded", "ok", ("not valid", [None, True], NOT_VALID_EXIT)),
-    ("ok", "degraded", ("not valid", [True, None], NOT_VALID_EXIT)),
+@pytest.mark.parametrize("pfc, no_pfc, verdict_, exit_code", [
+    ("ok", "ok", "held", 0),
+    ("degraded", "ok", "not valid", NOT_VALID_EXIT),
+    ("ok", "degraded", "not valid", NOT_VALID_EXIT),
 ])
-def test_a_degraded_variant_makes_its_expectations_not_valid(monkeypatch, tmp_path, capsys, pfc, no_pfc, verdicts):
+def test_a_degraded_variant_makes_its_expectations_not_valid(monkeypatch, tmp_path, capsys, pfc, no_pfc, verdict_,
+                                                             exit_code):
     fidelity = {"pfc": pfc, "no-pfc": no_pfc}
-    monkeypatch.setattr(scenario_runner, "traffic_plan", lambda config, description: None)
-    monkeypatch.setattr(scenario_runner, "fabric_description", lambda config: None)
-    monkeypatch.setattr(scenario_runner, "run_variant", lambda name, *a, **k: _fake_variant(fidelity[name]))
-    results = scenario_runner.run_scenario(_scenario(), tmp_path)
-    verdict, held, exit_code = verdicts
-    assert results["verdict"] == verdict
-    assert [e["held"] for e in results["expectations"]] == held
+    monkeypatch.setattr(scenario_runner, "run_variant", lambda name, *a, **k: _fake_variant(name, fidelity[name]))
+    results = scenario_runner.run_scenario(load_scenario("incast"), tmp_path)
+    assert results["verdict"] == verdict_
     for e in results["expectations"]:
-        assert (e["held"] is None) == (e.get("valid") is False) == e["detail"].startswith("not valid: fidelity degraded")
-    assert json.loads((tmp_path / "results.json").read_text())["verdict"] == verdict
+        degraded = any(fidelity[v] == "degraded" for v in parse_expectation(e["text"]).variants())
+        assert (e["held"] is None) == (e.get("valid") is False) == degraded
+        assert e["held"] is not False
+        assert e["detail"].startswith("not valid: fidelity degraded in ") == degraded
+    assert json.loads((tmp_path / "results.json").read_text())["verdict"] == verdict_
     report = write_report(results, tmp_path).read_text()
-    assert f"verdict: <b>{verdict}</b>" in report and ("⚠" in report) == (verdict == "not valid")
-    assert ("every variant ok" in report) == (verdict == "held")
+    assert f"verdict: <b>{verdict_}</b>" in report and ("⚠" in report) == (verdict_ == "not valid")
+    assert ("every variant ok" in report) == (verdict_ == "held")
 
-    monkeypatch.setattr("fabriclab.scenarios.schema.load_scenario", lambda name: _scenario())
     monkeypatch.setattr(scenario_runner, "run_scenario", lambda *a, **k: results)
-    args = argparse.Namespace(scenario="t", out=str(tmp_path / "cli"), json=None, variant=None, target="python",
-                              bmv2_log=False)
-    assert run_cli.run(args) == exit_code
+    assert main(["run", "incast", "--out", str(tmp_path / "cli")]) == exit_code
     out = capsys.readouterr().out
-    assert ("NOT VALID" in out) == (verdict == "not valid") and ("fidelity degraded" in out) == (verdict != "held")
+    assert ("NOT VALID" in out) == (verdict_ == "not valid") and ("fidelity degraded" in out) == (verdict_ != "held")
