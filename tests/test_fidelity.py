@@ -3,6 +3,7 @@ what a degraded variant does to its expectations, the report and `fabriclab run`
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
@@ -54,6 +55,20 @@ def test_switch_monitor_measures_lateness_against_the_schedule_and_states_its_bu
     assert stats["lateness"]["budget_us"] == pytest.approx(200 + allowance, abs=0.1)
     assert stats["loop_lag"]["budget_us"] == pytest.approx(allowance, abs=0.1)
     assert "20 Mbit/s" in stats["loop_lag"]["why"] and "3840 B" in stats["loop_lag"]["why"]
+
+
+def test_a_turns_frames_are_counted_as_one_by_one():
+    rng = random.Random(7)
+    for _ in range(200):
+        now = 10_000_000_000
+        times = sorted(rng.randint(now - 50_000_000, now + 2_000) for _ in range(rng.randint(1, 300)))
+        monitor = SwitchMonitor(20_000_000, max_frame=1522, response_time_s=1e-3, backlog_ns=200_000)
+        monitor.scheduled += times
+        monitor.departed(now)
+        one_by_one = Histogram()
+        for t in times:
+            one_by_one.add((now - t) // 1000)
+        assert monitor.lateness.counts == one_by_one.counts
 
 
 def _switch_stats(lateness: list[int], lag: list[int]) -> dict:
