@@ -541,9 +541,12 @@ class NativeGenerator:
         self.table_fns = {}
         for local in decl.locals:
             if isinstance(local, ast.FunctionDecl):
-                raise _unsupported("functions declared inside controls", local)
+                self.function_fns[id(local)] = f"fn{inst.index}_{c_ident(local.name)}"
             if isinstance(local, ast.ActionDecl):
                 self.action_fns[id(local)] = f"a{inst.index}_{c_ident(local.name)}"
+        for local in decl.locals:
+            if isinstance(local, ast.FunctionDecl):
+                self.emit_function(local, inst)
         for local in decl.locals:
             if isinstance(local, ast.ActionDecl):
                 self.emit_action(local, inst)
@@ -662,7 +665,8 @@ class NativeGenerator:
         o.line("}")
         o.line("")
 
-    def emit_function(self, decl: ast.FunctionDecl) -> None:
+    def emit_function(self, decl: ast.FunctionDecl, inst: ControlInstance | None = None) -> None:
+        """A top-level function, or (``inst``) one declared in a control: it gets the frame."""
         o = self.out
         fn = self.function_fns[id(decl)]
         if decl.type_params:
@@ -674,13 +678,21 @@ class NativeGenerator:
                 raise _unsupported(f"the return type of function {decl.name}", decl)
             ret_c = ctype(ret_t, decl)
         self.vars = {}
-        self.ctx = "ctx"
-        self.frame_type = None
-        proto = f"static {ret_c} {fn}({', '.join(['Ctx *ctx'] + [self.param_decl(p) for p in decl.params])})"
+        if inst is None:
+            first = "Ctx *ctx"
+            self.ctx = "ctx"
+            self.frame_type = None
+        else:
+            first = f"F{inst.index} *F"
+            self.bind_frame_vars(inst.decl)
+            self.ctx = "F->ctx"
+        proto = f"static {ret_c} {fn}({', '.join([first] + [self.param_decl(p) for p in decl.params])})"
         self.protos.append(proto)
         o.line(f"{proto}  /* function {decl.name} */")
         o.line("{")
         o.indent()
+        if inst is not None:
+            o.line("Ctx *ctx = F->ctx; (void)ctx;")
         self.outs = [p.entity for p in decl.params if p.direction in ("out", "inout") and not is_aggregate(p.entity.type)]
         self.returns_value = ret_c != "void"
         self.bind_params(decl.params)
@@ -703,19 +715,21 @@ class NativeGenerator:
         o = self.out
         qname = qualified_name(decl.name, decl.annotations, inst.path)
         actions: list[tuple[str, str, bool, ast.ActionDecl]] = []   # (qualified name, fn, top-level, decl)
-        for entity in decl.action_entities:
+        bound: dict[int, list] = {}      # action index -> the arguments `actions` binds
+        for entity, ref in zip(decl.action_entities, decl.actions):
             adecl = entity.decl
             aq = qualified_name(adecl.name, adecl.annotations, inst.path if entity.control else None)
             fn = self.action_fns[id(adecl)] if entity.control else self.top_action_fns[id(adecl)]
+            if ref.args:
+                bound[len(actions)] = ref.args
             actions.append((aq, fn, not entity.control, adecl))
         if decl.default_action is None and not any(a[0] == "NoAction" for a in actions):
             noaction = self.typed.top_actions["NoAction"]
             actions.append(("NoAction", self.top_action_fns[id(noaction)], True, noaction))
-        for ref in decl.actions:
-            if ref.args:
-                raise _unsupported("binding action arguments in a table's action list", ref)
-        for _, _, _, adecl in actions:
+        for i, (_, _, _, adecl) in enumerate(actions):
             for p in adecl.params:
+                if p.direction and i in bound:
+                    continue
                 if p.direction or is_signed(p.entity.type) or is_aggregate(p.entity.type) \
                         or width_of(p.entity.type) > 64:
                     raise _unsupported(f"action parameter {p.name} of {adecl.name} in a table", p)
@@ -791,16 +805,47 @@ class NativeGenerator:
             o.line("}")
         o.line("switch (r.action) {")
         for i, (aq, afn, top, adecl) in enumerate(actions):
+            first = "ctx" if top else "F"
+            if i in bound:
+                self.bound_action_case(i, afn, first, adecl, bound[i])
+                continue
             args = []
             for j, p in enumerate(adecl.params):
                 args.append(f"(args[{j}] != 0)" if isinstance(p.entity.type, BoolT) else f"args[{j}]")
-            first = "ctx" if top else "F"
             o.line(f"case {i}: {afn}({', '.join([first] + args)}); break;")
         o.line("}")
         o.line("return r;")
         o.dedent()
         o.line("}")
         o.line("")
+
+    def bound_action_case(self, i: int, afn: str, first: str, adecl: ast.ActionDecl, bound: list) -> None:
+        """``actions = { a(x); }``: the table passes the bound directional arguments (copy-in,
+        copy-out) before the control-plane ones."""
+        o = self.out
+        o.line(f"case {i}: {{")
+        o.indent()
+        args, outs = [], []
+        directional = [p for p in adecl.params if p.direction]
+        for arg, p in zip(bound, directional):
+            pt = p.entity.type
+            if is_aggregate(pt):
+                args.append(f"&{self.ref(arg.value)}")
+            elif p.direction in ("out", "inout"):
+                tmp = self.fresh("o")
+                o.line(f"{ctype(pt, arg)} {tmp} = {self.ex(arg.value) if p.direction == 'inout' else '0'};")
+                args.append(f"&{tmp}")
+                outs.append((arg.value, tmp))
+            else:
+                args.append(self.ex(arg.value))
+        for j, p in enumerate([p for p in adecl.params if not p.direction]):
+            args.append(f"(args[{j}] != 0)" if isinstance(p.entity.type, BoolT) else f"args[{j}]")
+        o.line(f"{afn}({', '.join([first] + args)});")
+        for target, tmp in outs:
+            self.assign(target, tmp)
+        o.line("break;")
+        o.dedent()
+        o.line("}")
 
     def meter_unit(self, inst: InstanceEntity) -> str:
         arg = inst.args[0].value if inst.args else None
@@ -1174,6 +1219,10 @@ class NativeGenerator:
                     raise _unsupported("calling a control's action from outside it", call)
                 return f"{fn}({', '.join(['F'] + args)})", outs
             return f"{self.top_action_fns[id(entity.decl)]}({', '.join([self.ctx] + args)})", outs
+        if getattr(call.target.decl, "control", None) is not None:    # declared in this control
+            if self.frame_type is None:
+                raise _unsupported("calling a control's function from outside it", call)
+            return f"{self.function_fns[id(call.target.decl)]}({', '.join(['F'] + args)})", outs
         return f"{self.function_fns[id(call.target.decl)]}({', '.join([self.ctx] + args)})", outs
 
     # -- parser and deparser primitives -------------------------------------------------------
