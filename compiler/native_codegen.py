@@ -194,6 +194,7 @@ class NativeGenerator:
         self.top_action_fns: dict[int, str] = {}
         self.function_fns: dict[int, str] = {}
         self.loops: list[str] = []                  # labels of the enclosing for statements
+        self.state_prefix, self.accept_label = "S", "accept"   # the parser being inlined
         self.uses_exit = False
         self.var_names: dict[Var, str] = {}
         # per function being generated
@@ -423,23 +424,8 @@ class NativeGenerator:
         self.sm_code = "ctx->sm"
         o.line("Py_ssize_t off = 0;")
         o.line("int64_t err = -1;")
-        for local in decl.locals:
-            if isinstance(local, ast.Instantiation) and isinstance(getattr(local.entity.type, "decl", None), ast.ParserDecl):
-                raise _unsupported("sub-parsers", local)
-        for local in decl.locals:
-            self.emit_local_decl(local)
-        states = {s.name: i for i, s in enumerate(decl.states)}
-        if "start" not in states:
-            raise _unsupported("a parser without a start state", decl)
-        o.line(f"goto S{states['start']};")
-        for i, state in enumerate(decl.states):
-            o.line(f"S{i}: {{  /* {state.name} */")
-            o.indent()
-            for s in state.statements:
-                self.stmt(s)
-            self.transition(state.transition, states)
-            o.dedent()
-            o.line("}")
+        self.state_prefix, self.accept_label = "S", "accept"
+        self.parser_states(decl)
         o.line("fail:")
         o.line(f"if (err >= 0) {self.sm_code}.{c_field('parser_error')} = (uint64_t)err;")
         o.line("accept:")
@@ -449,16 +435,73 @@ class NativeGenerator:
         o.line("")
         self.in_parser = False
 
+    def parser_states(self, decl: ast.ParserDecl) -> None:
+        """The locals and states of a parser, as labels ``<state_prefix><i>``; ``accept`` goes
+        to ``accept_label``, errors and ``reject`` to ``fail``."""
+        o = self.out
+        for local in decl.locals:
+            self.emit_local_decl(local)
+        states = {s.name: i for i, s in enumerate(decl.states)}
+        if "start" not in states:
+            raise _unsupported("a parser without a start state", decl)
+        o.line(f"goto {self.state_prefix}{states['start']};")
+        for i, state in enumerate(decl.states):
+            o.line(f"{self.state_prefix}{i}: {{  /* {state.name} */")
+            o.indent()
+            for s in state.statements:
+                self.stmt(s)
+            self.transition(state.transition, states)
+            o.dedent()
+            o.line("}")
+
+    def apply_sub_parser(self, call: ast.MethodCall) -> None:
+        """``p.apply(packet, ...)``: the sub-parser's states inlined here (as p4c does), arguments
+        copied in; out/inout ones copied back only when it accepts."""
+        o = self.out
+        sub: ast.ParserDecl = call.target.type.decl
+        n = self.fresh("P")
+        o.line(f"{{  /* {sub.name}.apply */")
+        o.indent()
+        copy_back = []
+        for arg, p in call.matched_args:
+            v = getattr(p, "entity", None)
+            if v is None:
+                continue                    # the packet: the sub-parser goes on from off
+            if is_aggregate(v.type) and p.direction != "out":
+                self.vars[v] = self.ref(arg.value)
+                continue
+            local = f"{n}_{self.vn(v)}"
+            if is_aggregate(v.type):
+                cname = self.struct_type(v.type)
+                o.line(f"{cname} {local}; memset(&{local}, 0, sizeof {local});")
+            else:
+                o.line(f"{ctype(v.type, p)} {local} = {self.ex(arg.value) if p.direction in ('', 'in', 'inout') else '0'};")
+            self.vars[v] = local
+            if p.direction in ("out", "inout"):
+                copy_back.append((arg.value, local))
+        for local in sub.locals:         # declared anew in this block, each time it is inlined
+            if isinstance(local, ast.VariableDecl):
+                self.vars.pop(local.entity, None)
+        saved = self.state_prefix, self.accept_label, self.path
+        self.state_prefix, self.accept_label, self.path = f"{n}_S", f"{n}_accept", sub.name
+        self.parser_states(sub)
+        self.state_prefix, self.accept_label, self.path = saved
+        o.line(f"{n}_accept: ;")
+        for target, local in copy_back:
+            self.assign(target, local)
+        o.dedent()
+        o.line("}")
+
     def parser_error(self, code) -> str:
         return f"{{ err = {code}; goto fail; }}"
 
     def goto(self, target: str, states: dict[str, int]) -> None:
         if target == "accept":
-            self.out.line("goto accept;")
+            self.out.line(f"goto {self.accept_label};")
         elif target == "reject":
             self.out.line(self.parser_error(-1))
         else:
-            self.out.line(f"goto S{states[target]};")
+            self.out.line(f"goto {self.state_prefix}{states[target]};")
 
     def transition(self, t: ast.Transition | None, states: dict[str, int]) -> None:
         o = self.out
@@ -1102,6 +1145,9 @@ class NativeGenerator:
             return
         if kind == "table_apply":
             o.line(f"(void){self.ex(call)};")
+            return
+        if kind == "parser_apply":
+            self.apply_sub_parser(call)
             return
         if kind in ("setValid", "setInvalid"):
             base = call.callee.expr

@@ -34,6 +34,9 @@ SUMMARY_METRICS = [
     ("paused_lanes", "paused lanes"), ("frozen_s", "frozen (s)"), ("pfcwd_storms", "PFC watchdog storms"),
     ("host_pfc_tx", "host PFC frames sent"), ("host_rx_drops", "host receive drops"),
     ("flows_completed", "flows completed"), ("flows_incomplete", "flows incomplete"),
+    ("link_down_drops", "frames cut at a down link"), ("repair_ms", "repair (ms)"),
+    ("elephants_mbps", "elephants (Mbit/s)"), ("elephants_of_ideal", "elephants / ideal"),
+    ("mice_fct_p99_ms", "mice FCT p99 (ms)"), ("pinned_flows", "pinned flows"),
     ("fidelity.status", "fidelity"), ("fidelity.lateness_p99_us", "frame lateness p99 (µs)"),
     ("fidelity.loop_lag_p99_us", "switch loop lag p99 (µs)"), ("fidelity.pacing_p99_us", "host pacing error p99 (µs)"),
 ]
@@ -71,12 +74,20 @@ def _plot_busiest(variants: dict[str, dict], series_key: str, rank, count: int, 
         chosen = sorted(series, key=lambda k: rank(series[k]), reverse=True)[:count]
         for key in chosen:
             ax.plot(ts["t"][-len(series[key]):], series[key], label=key)
+        _mark_link_events(ax, result)
         ax.set_title(name)
         ax.set_xlabel("time (s)")
         ax.set_ylabel(ylabel)
         if chosen:
             ax.legend(fontsize=7)
     return _save(fig, path)
+
+
+def _mark_link_events(ax, result: dict) -> None:
+    """The scenario's timed link events as dashed lines: red when a link went down, green up."""
+    for ev in result.get("link_events") or []:
+        ax.axvline(ev["done_s"], color="tab:red" if ev["state"] == "down" else "tab:green", linestyle="--",
+                   linewidth=1)
 
 
 def plot_queues(variants: dict[str, dict], out: Path) -> Path:
@@ -109,6 +120,7 @@ def plot_flow_rates(variants: dict[str, dict], out: Path) -> Path:
         ax.set_ylabel("rate (Mbit/s)")
         if ax.lines:
             ax.legend(fontsize=7)
+        _mark_link_events(ax, result)
     return _save(fig, out / "flow_rates.png")
 
 

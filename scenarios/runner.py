@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from fabriclab.errors import UserError
+from fabriclab.scenarios.control import (LinkEvents, adaptive_figures, check_events, controller_figures,
+                                         link_down_drops)
 from fabriclab.scenarios.fidelity import not_valid_because, variant_fidelity, verdict
 from fabriclab.scenarios.schema import Scenario
 from fabriclab.topologies.description import FabricDescription
@@ -43,12 +45,17 @@ def fabric_description(config: dict) -> FabricDescription:
 def controller_settings(config: dict):
     from fabriclab.controller.settings import ControllerSettings, EcnSettings
 
-    sw, transport = config["switch"], config["transport"]
+    from fabriclab.traffic.scale import DEFAULT_SCALE
+
+    sw, transport, controller = config["switch"], config["transport"], config["controller"]
     ecn = sw["ecn"]
     return ControllerSettings(
         lb=sw["lb"], flowlet_gap_s=sw["flowlet_gap"],
         dscp_priority={transport["data_dscp"]: 3, transport["cnp_dscp"]: 6},
-        ecn=EcnSettings(enabled=ecn["enabled"], kmin_bytes=ecn["kmin"], kmax_bytes=ecn["kmax"], pmax=ecn["pmax"]))
+        ecn=EcnSettings(enabled=ecn["enabled"], kmin_bytes=ecn["kmin"], kmax_bytes=ecn["kmax"], pmax=ecn["pmax"]),
+        policy=controller["policy"], policy_params=dict(controller["params"]), repair=controller["repair"],
+        poll_interval_s=controller["poll_interval"] * (config.get("scale") or DEFAULT_SCALE),
+        rest_port=0)    # any free port: the runner reads the controller's figures through it
 
 
 def switch_config(config: dict) -> dict:
@@ -431,10 +438,12 @@ def run_variant(name: str, config: dict, run_dir: Path, progress: Progress, targ
         sampler.start()
         error = None
         background = IperfTraffic(plan.iperf, {h.name: h for h in handles})
+        link_events = LinkEvents(network, config["events"])
         result = None
         try:
             progress(f"{name}: traffic")
             background.start()
+            link_events.start()
             if plan.schedule.flows:
                 with ScheduleRunner(plan.schedule, handles, transport_argv(config), line_rate=config["rate"],
                                     mtu=config["transport"]["mtu"],
@@ -450,7 +459,9 @@ def run_variant(name: str, config: dict, run_dir: Path, progress: Progress, targ
         finally:
             sampler.stop()
             background.join(30)
-        error = error or background.error
+            link_events.stop()
+            control = controller_figures(network)
+        error = error or background.error or link_events.error
         ecn = _ecn_marks(sampler)
         sampler.close()
     metrics = switch_metrics(sampler.samples, lossless)
@@ -475,6 +486,9 @@ def run_variant(name: str, config: dict, run_dir: Path, progress: Progress, targ
         metrics.update(flows_completed=len(result.flows), flows_incomplete=result.incomplete,
                        host_pfc_tx=sum(n.get("pfc_tx", 0) for n in nics),
                        host_rx_drops=sum(n.get("rx_drops", 0) for n in nics))
+        metrics.update(adaptive_figures(plan, result.flows, config["rate"], min(config["transport"]["mtu"], 1024)))
+    metrics.update(control, link_events=link_events.done,
+                   link_down_drops=link_down_drops(sampler.samples) if config["events"] else None)
     metrics.setdefault("flows", {}).update(background.results)
     if "victim" in background.results:
         metrics["victim_mbps"] = background.results["victim"]["rate_mbps"]
@@ -548,6 +562,7 @@ def run_scenario(scenario: Scenario, out_dir: Path, variants: list[str] | None =
         description = fabric_description(config)
         host_options(config, traffic_plan(config, description))
         switch_overrides(config, description)
+        check_events(config["events"], description)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     def key(vname: str, target: str) -> str:
