@@ -14,6 +14,7 @@ BENCHMARKS = {
     "dataplane": "fabriclab.bench.dataplane",
     "fabric": "fabriclab.bench.fabric",
     "traffic": "fabriclab.bench.traffic",
+    "controller": "fabriclab.bench.controller",
 }
 
 
