@@ -204,6 +204,7 @@ class NativeGenerator:
         self.function_fns: dict[int, str] = {}
         self.loops: list[str] = []                  # labels of the enclosing for statements
         self.state_prefix, self.accept_label = "S", "accept"   # the parser being inlined
+        self.ret_zero = "0"                         # what a value-returning function ends with
         self.uses_exit = False
         self.var_names: dict[Var, str] = {}
         # per function being generated
@@ -753,7 +754,8 @@ class NativeGenerator:
             ret_t = _return_type(decl.body)
             if ret_t is None:
                 raise _unsupported(f"the return type of function {decl.name}", decl)
-            ret_c = ctype(ret_t, decl)
+            ret_c = self.struct_type(ret_t) if is_aggregate(ret_t) else ctype(ret_t, decl)
+            self.ret_zero = f"({ret_c}){{0}}" if is_aggregate(ret_t) else zero(ret_t)
         self.vars = {}
         if inst is None:
             first = "Ctx *ctx"
@@ -784,7 +786,7 @@ class NativeGenerator:
         o = self.out
         writes = " ".join(f"*{self.vn(v)}_out = {self.vn(v)};" for v in self.outs)
         if self.returns_value:
-            o.line(f"{{ {writes} return {value if value is not None else '0'}; }}")
+            o.line(f"{{ {writes} return {value if value is not None else self.ret_zero}; }}")
         else:
             o.line(f"{{ {writes} return; }}")
 
@@ -1923,6 +1925,8 @@ def _return_type(s):
         children = [s.then, s.otherwise]
     elif isinstance(s, ast.SwitchStatement):
         children = [c.body for c in s.cases]
+    elif isinstance(s, (ast.ForStatement, ast.ForInStatement)):
+        children = [s.body]
     for c in children:
         t = _return_type(c) if c is not None else None
         if t is not None:
