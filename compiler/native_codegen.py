@@ -291,8 +291,6 @@ class NativeGenerator:
 
     def struct_type(self, t) -> str:
         if isinstance(t, StackT):
-            if t.element.kind == "header_union":
-                raise _unsupported("header stacks of header unions")
             key = (t.element.name, t.size)
             if key not in self.stack_types:
                 elem = self.struct_type(t.element)
@@ -1378,7 +1376,19 @@ class NativeGenerator:
     def emit(self, e: ast.Expression) -> None:
         o = self.out
         t = e.checked_type
-        if isinstance(t, StackT):
+        if isinstance(t, StackT) and t.element.kind == "header_union":
+            s = self.ref(e)
+            o.line(f"for (int i = 0; i < {t.size}; i++) {{")
+            o.indent()
+            for f in t.element.fields:
+                cname = self.struct_type(f.type)
+                n = (f.type.width + 7) // 8
+                self.emit_bound += n * t.size
+                m = f"{s}.hs[i].{c_field(f.name)}"
+                o.line(f"if ({m}._valid) {{ pack_{cname}(&{m}, out); out += {n}; }}")
+            o.dedent()
+            o.line("}")
+        elif isinstance(t, StackT):
             cname = self.struct_type(t.element)
             s = self.ref(e)
             n = (t.element.width + 7) // 8
