@@ -32,7 +32,7 @@ from fabriclab.compiler.codegen import (
 )
 from fabriclab.compiler.typecheck import (
     ActionEntity, ActionRunT, ApplyResultT, BitT, BoolT, Const, EnumT, ErrorT, InstanceEntity, IntegerT,
-    StackT, StructLikeT, TupleT, TypedProgram, ValueSetEntity, Var, flat_width, is_aggregate,
+    StackT, StructLikeT, TupleT, TypedProgram, ValueSetEntity, Var, VarbitT, flat_width, is_aggregate,
 )
 
 MODULE_NAME_PLACEHOLDER = "@FL_MODULE@"
@@ -111,13 +111,22 @@ def ctype(t, node=None) -> str:
         return "uint64_t"
     if isinstance(t, ErrorT):
         return "uint64_t"
+    if isinstance(t, VarbitT) and t.max_width <= 64:
+        return "FlVarbit"
     raise _unsupported(f"values of type {t}", node)
+
+
+def zero(t) -> str:
+    """A scalar's initial value in C."""
+    return "(FlVarbit){0, 0}" if isinstance(t, VarbitT) else "0"
 
 
 def storage_type(t, node=None) -> str:
     """The C type of a stored scalar (struct fields): the narrowest that holds the width."""
     if isinstance(t, BoolT):
         return "uint8_t"
+    if isinstance(t, VarbitT):
+        return ctype(t, node)
     if isinstance(t, EnumT):
         t = t.underlying or BitT(32)
     if isinstance(t, ErrorT):
@@ -195,6 +204,7 @@ class NativeGenerator:
         self.function_fns: dict[int, str] = {}
         self.loops: list[str] = []                  # labels of the enclosing for statements
         self.state_prefix, self.accept_label = "S", "accept"   # the parser being inlined
+        self.ret_zero = "0"                         # what a value-returning function ends with
         self.uses_exit = False
         self.var_names: dict[Var, str] = {}
         # per function being generated
@@ -281,8 +291,6 @@ class NativeGenerator:
 
     def struct_type(self, t) -> str:
         if isinstance(t, StackT):
-            if t.element.kind == "header_union":
-                raise _unsupported("header stacks of header unions")
             key = (t.element.name, t.size)
             if key not in self.stack_types:
                 elem = self.struct_type(t.element)
@@ -300,8 +308,6 @@ class NativeGenerator:
                 lines.append(f"    {storage_type(f.type)} {c_field(f.name)};")
         if t.kind == "header":
             lines.insert(0, "    uint8_t _valid;")
-            if t.width % 8:
-                raise _unsupported(f"header {t.name} of {t.width} bits (not whole bytes)")
         if not lines:
             lines.append("    uint8_t _empty;")
         cname = f"T_{c_ident(t.name)}"
@@ -311,8 +317,35 @@ class NativeGenerator:
             self.types.append(self.header_codecs(t, cname))
         return cname
 
+    def varbit_codecs(self, t: StructLikeT, cname: str) -> str:
+        """A header with a varbit field: ``unpack(h, p, n)`` with the field n bits long, and
+        ``pack(h, p)`` returning the bytes it wrote (the field at its current length)."""
+        un, pk = [], []
+        for f in t.fields:
+            fld = f"h->{c_field(f.name)}"
+            if isinstance(f.type, VarbitT):
+                un.append(f"    {fld}.n = vlen; {fld}.v = vlen ? fl_get_bits(p, off, vlen) : 0; off += vlen;")
+                pk.append(f"    if ({fld}.n) fl_put_bits(p, off, {fld}.n, {fld}.v); off += {fld}.n;")
+                continue
+            w = flat_width(f.type)
+            raw = f"fl_get_bits{sfx(w)}(p, off, {w})"
+            if isinstance(f.type, BoolT):
+                raw = f"({raw} == 1)"
+            elif is_signed(f.type):
+                raw = f"fl_sext{sfx(w)}({raw}, {w})"
+            un.append(f"    {fld} = {raw}; off += {w};")
+            pk.append(f"    fl_put_bits{sfx(w)}(p, off, {w}, ({utype(w)}){fld}); off += {w};")
+        top = (t.width + max(f.type.max_width for f in t.fields if isinstance(f.type, VarbitT))) // 8
+        return (f"static inline void unpack_{cname}({cname} *h, const uint8_t *p, unsigned vlen)\n{{\n"
+                "    unsigned off = 0;\n" + "\n".join(un) + "\n    h->_valid = 1;\n}\n"
+                f"static inline size_t pack_{cname}(const {cname} *h, uint8_t *p)\n{{\n"
+                f"    unsigned off = 0;\n    memset(p, 0, {top + 1});\n" + "\n".join(pk)
+                + "\n    return off / 8;\n}\n")
+
     def header_codecs(self, t: StructLikeT, cname: str) -> str:
         """unpack (as the Python header's _unpack) and pack (its _pack) over big-endian bytes."""
+        if any(isinstance(f.type, VarbitT) for f in t.fields):
+            return self.varbit_codecs(t, cname)
         un, pk = [], []
         off = 0
         for f in t.fields:
@@ -325,7 +358,7 @@ class NativeGenerator:
             un.append(f"    h->{c_field(f.name)} = {raw};")
             pk.append(f"    fl_put_bits{sfx(w)}(p, {off}, {w}, ({utype(w)})h->{c_field(f.name)});")
             off += w
-        n = t.width // 8
+        n = (t.width + 7) // 8   # not whole bytes: the last byte's low bits are zero
         return (f"static inline void unpack_{cname}({cname} *h, const uint8_t *p)\n{{\n" + "\n".join(un)
                 + "\n    h->_valid = 1;\n}\n"
                 f"static inline void pack_{cname}(const {cname} *h, uint8_t *p)\n{{\n    memset(p, 0, {n});\n"
@@ -719,7 +752,8 @@ class NativeGenerator:
             ret_t = _return_type(decl.body)
             if ret_t is None:
                 raise _unsupported(f"the return type of function {decl.name}", decl)
-            ret_c = ctype(ret_t, decl)
+            ret_c = self.struct_type(ret_t) if is_aggregate(ret_t) else ctype(ret_t, decl)
+            self.ret_zero = f"({ret_c}){{0}}" if is_aggregate(ret_t) else zero(ret_t)
         self.vars = {}
         if inst is None:
             first = "Ctx *ctx"
@@ -750,7 +784,7 @@ class NativeGenerator:
         o = self.out
         writes = " ".join(f"*{self.vn(v)}_out = {self.vn(v)};" for v in self.outs)
         if self.returns_value:
-            o.line(f"{{ {writes} return {value if value is not None else '0'}; }}")
+            o.line(f"{{ {writes} return {value if value is not None else self.ret_zero}; }}")
         else:
             o.line(f"{{ {writes} return; }}")
 
@@ -922,7 +956,7 @@ class NativeGenerator:
                 if local.init is not None:
                     o.line(f"{target} = {self.ex(local.init)};")
             else:
-                init = self.ex(local.init) if local.init is not None else "0"
+                init = self.ex(local.init) if local.init is not None else zero(var.type)
                 o.line(f"{target} = {init};")
             return
         if is_aggregate(var.type):
@@ -933,7 +967,7 @@ class NativeGenerator:
             if local.init is not None:
                 o.line(f"{self.vn(var)} = {self.ex(local.init)};")
         else:
-            init = self.ex(local.init) if local.init is not None else "0"
+            init = self.ex(local.init) if local.init is not None else zero(var.type)
             o.line(f"{ctype(var.type, local)} {self.vn(var)} = {init};")
             self.vars[var] = self.vn(var)
 
@@ -986,9 +1020,29 @@ class NativeGenerator:
             self.loops.pop()
         elif isinstance(s, ast.ForInStatement):
             c = s.collection
-            if not isinstance(c, ast.Range):
-                raise _unsupported("for ... in over a header stack", s)
             var = s.var.entity
+            if not isinstance(c, ast.Range):      # each element of a header stack in turn
+                loop = self.fresh("loop")
+                self.loops.append(loop)
+                st: StackT = c.checked_type
+                o.line("{")
+                o.indent()
+                if s.var.type is not None:
+                    cname = self.struct_type(var.type)
+                    o.line(f"{cname} {self.vn(var)};")
+                    self.vars[var] = self.vn(var)
+                o.line(f"for (int {loop}_i = 0; {loop}_i < {st.size}; {loop}_i++) {{")
+                o.indent()
+                o.line(f"{self.vars[var]} = {self.ref(c)}.hs[{loop}_i];")
+                self.stmt(s.body)
+                o.line(f"{loop}_continue: ;")
+                o.dedent()
+                o.line("}")
+                o.line(f"{loop}_break: ;")
+                o.dedent()
+                o.line("}")
+                self.loops.pop()
+                return
             t = var.type
             loop = self.fresh("loop")
             self.loops.append(loop)
@@ -1160,7 +1214,7 @@ class NativeGenerator:
                 else:
                     o.line(f"{h}._valid = 0;")
                 return
-            width = base.checked_type.width // 8
+            width = (base.checked_type.width + 7) // 8
             if kind == "setValid":
                 # simple_switch's add_header: an invalid header becomes valid with zeroed fields
                 o.line(f"if (!{h}._valid) {{ memset(&{h}, 0, sizeof {h}); {h}._valid = 1; "
@@ -1273,6 +1327,17 @@ class NativeGenerator:
 
     # -- parser and deparser primitives -------------------------------------------------------
 
+    def varbit_bytes(self, t: StructLikeT, length: ast.Expression) -> str:
+        """The checks before extracting a varbit header (as the Python engine's); returns the
+        C variable holding the field's length."""
+        o = self.out
+        vt = next(f.type for f in t.fields if isinstance(f.type, VarbitT))
+        vlen = self.fresh("vlen")
+        o.line(f"uint64_t {vlen} = {self.ex(length)};")
+        o.line(f"if ({vlen} > {vt.max_width}) {self.parser_error(self.typed.errors['HeaderTooShort'])}")
+        o.line(f"if (({t.width} + {vlen}) % 8) {self.parser_error(self.typed.errors['ParserInvalidArgument'])}")
+        return vlen
+
     def extract(self, target: ast.Expression, call) -> None:
         if not self.in_parser:
             raise _unsupported("extract outside the parser", call)
@@ -1280,7 +1345,7 @@ class NativeGenerator:
         t: StructLikeT = target.checked_type
         if not isinstance(t, StructLikeT) or t.kind != "header":
             raise _unsupported("extracting something other than a header", call)
-        nbytes = t.width // 8
+        nbytes = (t.width + 7) // 8
         cname = self.struct_type(t)
         h = self.fresh("h")
         o.line("{")
@@ -1293,9 +1358,15 @@ class NativeGenerator:
             o.line(f"{s}.nxt += 1;")
         else:
             o.line(f"{cname} *{h} = &{self.ref(target)};")
-        o.line(f"if (off + {nbytes} > n) {self.parser_error(self.typed.errors['PacketTooShort'])}")
-        o.line(f"unpack_{cname}({h}, data + off);")
-        o.line(f"off += {nbytes};")
+        if len(call.args) == 2:         # a varbit header: extract(hdr, length in bits)
+            vlen = self.varbit_bytes(t, call.args[1].value)
+            o.line(f"if (off + ({t.width} + {vlen}) / 8 > n) {self.parser_error(self.typed.errors['PacketTooShort'])}")
+            o.line(f"unpack_{cname}({h}, data + off, (unsigned){vlen});")
+            o.line(f"off += ({t.width} + {vlen}) / 8;")
+        else:
+            o.line(f"if (off + {nbytes} > n) {self.parser_error(self.typed.errors['PacketTooShort'])}")
+            o.line(f"unpack_{cname}({h}, data + off);")
+            o.line(f"off += {nbytes};")
         union = self.union_of(target)
         if union is not None:
             self.only(union, target.member)
@@ -1305,15 +1376,32 @@ class NativeGenerator:
     def emit(self, e: ast.Expression) -> None:
         o = self.out
         t = e.checked_type
-        if isinstance(t, StackT):
+        if isinstance(t, StackT) and t.element.kind == "header_union":
+            s = self.ref(e)
+            o.line(f"for (int i = 0; i < {t.size}; i++) {{")
+            o.indent()
+            for f in t.element.fields:
+                cname = self.struct_type(f.type)
+                n = (f.type.width + 7) // 8
+                self.emit_bound += n * t.size
+                m = f"{s}.hs[i].{c_field(f.name)}"
+                o.line(f"if ({m}._valid) {{ pack_{cname}(&{m}, out); out += {n}; }}")
+            o.dedent()
+            o.line("}")
+        elif isinstance(t, StackT):
             cname = self.struct_type(t.element)
             s = self.ref(e)
-            n = t.element.width // 8
+            n = (t.element.width + 7) // 8
             self.emit_bound += n * t.size
             o.line(f"for (int i = 0; i < {t.size}; i++) if ({s}.hs[i]._valid) {{ pack_{cname}(&{s}.hs[i], out); out += {n}; }}")
+        elif t.kind == "header" and any(isinstance(f.type, VarbitT) for f in t.fields):
+            cname = self.struct_type(t)
+            self.emit_bound += (t.width + max(f.type.max_width for f in t.fields if isinstance(f.type, VarbitT))) // 8 + 1
+            h = self.ref(e)
+            o.line(f"if ({h}._valid) out += pack_{cname}(&{h}, out);")
         elif t.kind == "header":
             cname = self.struct_type(t)
-            n = t.width // 8
+            n = (t.width + 7) // 8
             self.emit_bound += n
             h = self.ref(e)
             o.line(f"if ({h}._valid) {{ pack_{cname}(&{h}, out); out += {n}; }}")
@@ -1618,6 +1706,8 @@ class NativeGenerator:
             return f"({l} && {r})"
         if op == "||":
             return f"({l} || {r})"
+        if op in ("==", "!=") and isinstance(lt, VarbitT):
+            return f"({'' if op == '==' else '!'}fl_varbit_eq({l}, {r}))"
         if op in ("==", "!=", "<", "<=", ">", ">="):
             if isinstance(lt, BoolT) or isinstance(rt_, BoolT):
                 return f"({l} {op} {r})"
@@ -1739,11 +1829,29 @@ class NativeGenerator:
             too_short = self.typed.errors["PacketTooShort"]
             if isinstance(t, StructLikeT) and t.kind == "header":
                 cname = self.struct_type(t)
-                nbytes = t.width // 8
+                nbytes = (t.width + 7) // 8
                 return (f"({{ if (off + {nbytes} > n) {self.parser_error(too_short)} "
                         f"{cname} _la; unpack_{cname}(&_la, data + off); _la; }})")
+            if isinstance(t, StructLikeT) and t.kind == "struct":
+                # a struct of scalar fields, laid out as a header (the Python engine's lookahead_struct)
+                cname = self.struct_type(t)
+                sets, off = [], 0
+                for f in t.fields:
+                    if is_aggregate(f.type) or isinstance(f.type, VarbitT) or flat_width(f.type) > 64:
+                        raise _unsupported(f"lookahead of struct {t.name} (field {f.name})", e)
+                    w = flat_width(f.type)
+                    raw = f"fl_get_bits(data + off, {off}, {w})"
+                    if isinstance(f.type, BoolT):
+                        raw = f"({raw} == 1)"
+                    elif is_signed(f.type):
+                        raw = f"fl_sext({raw}, {w})"
+                    sets.append(f"_la.{c_field(f.name)} = {raw};")
+                    off += w
+                nbytes = (off + 7) // 8
+                return (f"({{ if (off + {nbytes} > n) {self.parser_error(too_short)} "
+                        f"{cname} _la; memset(&_la, 0, sizeof _la); {' '.join(sets)} _la; }})")
             if not isinstance(t, BitT) or t.width > MAX_WIDTH:
-                raise _unsupported(f"lookahead of something other than a header or bit<W <= {MAX_WIDTH}>", e)
+                raise _unsupported(f"lookahead of something other than a header, struct or bit<W <= {MAX_WIDTH}>", e)
             nbytes = (t.width + 7) // 8
             return (f"({{ if (off + {nbytes} > n) {self.parser_error(too_short)} "
                     f"fl_get_bits{sfx(t.width)}(data + off, 0, {t.width}); }})")
@@ -1827,6 +1935,8 @@ def _return_type(s):
         children = [s.then, s.otherwise]
     elif isinstance(s, ast.SwitchStatement):
         children = [c.body for c in s.cases]
+    elif isinstance(s, (ast.ForStatement, ast.ForInStatement)):
+        children = [s.body]
     for c in children:
         t = _return_type(c) if c is not None else None
         if t is not None:

@@ -18,6 +18,7 @@ from typing import Any, Callable
 from fabriclab.errors import UserError
 from fabriclab.scenarios.control import (LinkEvents, adaptive_figures, check_events, controller_figures,
                                          link_down_drops)
+from fabriclab.scenarios.fidelity import not_valid_because, variant_fidelity, verdict
 from fabriclab.scenarios.schema import Scenario
 from fabriclab.topologies.description import FabricDescription
 
@@ -205,8 +206,8 @@ class CounterSampler(threading.Thread):
         if target == "bmv2":   # no runtime API: fabric.p4's counters over P4Runtime
             self.clients = {sw.name: StatsClient(sw.grpc_addr, sw.device_id, description.switch_ports(sw.name),
                                                  sw.grpc_port) for sw in description.switches}
-        else:
-            self.clients = {sw.name: RuntimeApiClient(default_api_addr(sw.grpc_addr))
+        else:   # a switch busy forwarding on a slow machine answers late; giving up would end the series
+            self.clients = {sw.name: RuntimeApiClient(default_api_addr(sw.grpc_addr), timeout=60.0)
                             for sw in description.switches}
         self.samples: list[tuple[float, dict[str, dict]]] = []
         self.errors: list[str] = []
@@ -464,6 +465,9 @@ def run_variant(name: str, config: dict, run_dir: Path, progress: Progress, targ
         ecn = _ecn_marks(sampler)
         sampler.close()
     metrics = switch_metrics(sampler.samples, lossless)
+    samples = sampler.samples    # the fidelity window: the traffic, from the first sample to the last
+    metrics["fidelity"] = variant_fidelity(samples[0][1] if samples else {}, samples[-1][1] if samples else {},
+                                           result.pacing if result is not None else {})
     keep_captures(run_dir, config["capture"])
     logged = pfc_log_intervals(run_dir, sampler.t0)
     if logged is not None:
@@ -584,10 +588,16 @@ def run_scenario(scenario: Scenario, out_dir: Path, variants: list[str] | None =
             if not exp.variants() <= set(chosen):
                 continue  # names a variant that was not run (--variant)
             missing = [measured[v]["not_supported"] for v in sorted(exp.variants()) if "not_supported" in measured[v]]
+            entry = {"text": exp.text, "target": target}
             if missing:
                 held, detail = None, f"not supported on {target}: {missing[0]}"
             else:
                 held, detail = exp.evaluate(measured)
-            results["expectations"].append({"text": exp.text, "target": target, "held": held, "detail": detail})
+                reason = not_valid_because(exp.variants(), measured)
+                if reason:
+                    held, detail = None, f"{reason} (measured {detail})"
+                    entry["valid"] = False
+            results["expectations"].append({**entry, "held": held, "detail": detail})
+    results["verdict"] = verdict(results["expectations"])
     (out_dir / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     return results
