@@ -204,6 +204,7 @@ class NativeGenerator:
         self.function_fns: dict[int, str] = {}
         self.loops: list[str] = []                  # labels of the enclosing for statements
         self.state_prefix, self.accept_label = "S", "accept"   # the parser being inlined
+        self.ret_zero = "0"                         # what a value-returning function ends with
         self.uses_exit = False
         self.var_names: dict[Var, str] = {}
         # per function being generated
@@ -290,8 +291,6 @@ class NativeGenerator:
 
     def struct_type(self, t) -> str:
         if isinstance(t, StackT):
-            if t.element.kind == "header_union":
-                raise _unsupported("header stacks of header unions")
             key = (t.element.name, t.size)
             if key not in self.stack_types:
                 elem = self.struct_type(t.element)
@@ -753,7 +752,8 @@ class NativeGenerator:
             ret_t = _return_type(decl.body)
             if ret_t is None:
                 raise _unsupported(f"the return type of function {decl.name}", decl)
-            ret_c = ctype(ret_t, decl)
+            ret_c = self.struct_type(ret_t) if is_aggregate(ret_t) else ctype(ret_t, decl)
+            self.ret_zero = f"({ret_c}){{0}}" if is_aggregate(ret_t) else zero(ret_t)
         self.vars = {}
         if inst is None:
             first = "Ctx *ctx"
@@ -784,7 +784,7 @@ class NativeGenerator:
         o = self.out
         writes = " ".join(f"*{self.vn(v)}_out = {self.vn(v)};" for v in self.outs)
         if self.returns_value:
-            o.line(f"{{ {writes} return {value if value is not None else '0'}; }}")
+            o.line(f"{{ {writes} return {value if value is not None else self.ret_zero}; }}")
         else:
             o.line(f"{{ {writes} return; }}")
 
@@ -1376,7 +1376,19 @@ class NativeGenerator:
     def emit(self, e: ast.Expression) -> None:
         o = self.out
         t = e.checked_type
-        if isinstance(t, StackT):
+        if isinstance(t, StackT) and t.element.kind == "header_union":
+            s = self.ref(e)
+            o.line(f"for (int i = 0; i < {t.size}; i++) {{")
+            o.indent()
+            for f in t.element.fields:
+                cname = self.struct_type(f.type)
+                n = (f.type.width + 7) // 8
+                self.emit_bound += n * t.size
+                m = f"{s}.hs[i].{c_field(f.name)}"
+                o.line(f"if ({m}._valid) {{ pack_{cname}(&{m}, out); out += {n}; }}")
+            o.dedent()
+            o.line("}")
+        elif isinstance(t, StackT):
             cname = self.struct_type(t.element)
             s = self.ref(e)
             n = (t.element.width + 7) // 8
@@ -1923,6 +1935,8 @@ def _return_type(s):
         children = [s.then, s.otherwise]
     elif isinstance(s, ast.SwitchStatement):
         children = [c.body for c in s.cases]
+    elif isinstance(s, (ast.ForStatement, ast.ForInStatement)):
+        children = [s.body]
     for c in children:
         t = _return_type(c) if c is not None else None
         if t is not None:
