@@ -8,8 +8,9 @@ STAMP_APT   := $(VENV)/.apt-installed
 STAMP_PIP   := $(VENV)/.pip-installed
 # Debian's mininet module is installed for the system interpreter only.
 SYSTEM_PY   := /usr/bin/python3
+# ruby: tests/test_vm_files.py loads the Vagrantfile with it (Vagrant itself is not needed)
 APT_PACKAGES := mininet iperf3 iputils-ping iproute2 ethtool tcpdump tshark bridge-utils \
-                python3-venv python3-dev gcc procps psmisc net-tools
+                python3-venv python3-dev gcc procps psmisc net-tools ruby
 PYTEST_ARGS ?=
 
 .PHONY: install demo test test-long bench bmv2 clean distclean

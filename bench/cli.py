@@ -14,6 +14,7 @@ BENCHMARKS = {
     "dataplane": "fabriclab.bench.dataplane",
     "fabric": "fabriclab.bench.fabric",
     "traffic": "fabriclab.bench.traffic",
+    "controller": "fabriclab.bench.controller",
 }
 
 
@@ -24,8 +25,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", choices=("python", "bmv2", "both"), default="python",
                         help="dataplane: fabriclab's switch (default), BMv2's simple_switch_grpc, or both; "
                         "the kernel bridge is measured as the machine's ceiling every time")
-    parser.add_argument("--rate", default="100M",
-                        help="host link rate of the traffic benchmark's fabric (default 100M)")
+    parser.add_argument("--rate", default="20M,100M",
+                        help="host link rates of the traffic benchmark's fabric, comma-separated (default 20M,100M)")
     from fabriclab.bench.fabric import configure_fabric_options
 
     configure_fabric_options(parser)

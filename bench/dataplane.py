@@ -232,6 +232,17 @@ def _free_tcp_port() -> int:
         return s.getsockname()[1]
 
 
+def _tcp_port_free(port: int) -> bool:
+    if not 1024 <= port < 65536:
+        return False
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def start_fabriclab_switch(topo: TwoHostTopology, workdir: Path,
                            program: Path = P4_DIR / "fabric.p4") -> Forwarder:
     """``fabriclab switch`` running ``program`` with host routes for h1, h2 and the sink address."""
@@ -433,6 +444,8 @@ def start_bmv2_switch(topo: TwoHostTopology, workdir: Path, program: Path = P4_D
     h1, h2 = topo.hosts
     json_path, p4info_path = bmv2.compile_program(program, workdir)
     grpc_port = _free_tcp_port()
+    while not _tcp_port_free(bmv2.thrift_port(grpc_port)):   # its Thrift port goes with it
+        grpc_port = _free_tcp_port()
     cmd = bmv2.command(device_id=1, grpc_port=grpc_port, interfaces={1: h1.port_ifname, 2: h2.port_ifname},
                        json_path=str(json_path), priority_queues=bmv2.has_priority_queues())
     fwd = Forwarder("simple_switch_grpc", cmd, workdir / "bmv2.log")

@@ -111,22 +111,32 @@ def run(args: argparse.Namespace) -> dict:
         def on_flows(delivered: int, total: int) -> None:
             spinner.update(f"ring all-reduce: {delivered}/{total} flows of this iteration delivered")
 
-        with tempfile.TemporaryDirectory(prefix="fabriclab-bench-traffic-") as tmp:
-            fabric = {**ALLREDUCE_FABRIC, "host_rate": parse_rate(args.rate, "--rate")}
-            allreduce = allreduce_busbw(Path(tmp) / "run", fabric=fabric, progress=progress, on_flows=on_flows)
+        rates = [parse_rate(text, "--rate") for text in args.rate.split(",")]
+        allreduce = {}
+        for rate in rates:
+            label = f"{rate / 1e6:g}M"
+            with tempfile.TemporaryDirectory(prefix="fabriclab-bench-traffic-") as tmp:
+                fabric = {**ALLREDUCE_FABRIC, "host_rate": rate}
+                allreduce[label] = allreduce_busbw(Path(tmp) / "run", fabric=fabric, progress=progress,
+                                                   on_flows=on_flows)
     figures = {"host_pps": round(host["host_pps"]), "host_frame_bytes": host["frame_bytes"],
-               "host_mbps": round(host["host_mbps"], 1), **allreduce}
+               "host_mbps": round(host["host_mbps"], 1), "host_native": host["native"], "allreduce": allreduce}
     table = Table(title="host transport")
     table.add_column("figure")
-    table.add_column("value", justify="right")
-    table.add_row(f"host_pps ({figures['host_frame_bytes']}-byte frames, one process, unpaced)",
-                  f"{figures['host_pps']:,}")
-    table.add_row(f"ring all-reduce busbw, {figures['allreduce_ranks']} ranks on leaf-spine 2x2x2 (Mbit/s)",
-                  f"{figures['allreduce_busbw_mbps']:.1f}")
-    table.add_row("host link rate (Mbit/s)", f"{figures['link_mbps']:.0f}")
-    table.add_row("busbw / link rate", f"{figures['busbw_fraction_of_link']:.0%}")
-    table.add_row("retransmitted packets", f"{figures['allreduce_retransmissions']:,}")
-    table.add_row("frames the switches dropped", ", ".join(f"{reason} {count:,}" for reason, count
-                                                           in figures["switch_drops"].items()) or "none")
+    for label in allreduce:
+        table.add_column(label, justify="right")
+    table.add_row(f"host_pps ({figures['host_frame_bytes']}-byte frames, one process, unpaced, "
+                  f"{'C' if host['native'] else 'Python'} send path)", f"{figures['host_pps']:,}")
+    rows = [("ring all-reduce busbw, {ranks} ranks on leaf-spine 2x2x2 (Mbit/s), median of {iterations}",
+             lambda r: f"{r['allreduce_busbw_mbps']:.1f}"),
+            ("host link rate (Mbit/s)", lambda r: f"{r['link_mbps']:.0f}"),
+            ("busbw / link rate", lambda r: f"{r['busbw_fraction_of_link']:.0%}"),
+            ("retransmitted packets", lambda r: f"{r['allreduce_retransmissions']:,}"),
+            ("frames the switches dropped", lambda r: ", ".join(f"{reason} {count:,}" for reason, count
+                                                                in r["switch_drops"].items()) or "none")]
+    first = next(iter(allreduce.values()))
+    for title, cell in rows:
+        table.add_row(title.format(ranks=first["allreduce_ranks"], iterations=first["allreduce_iterations"]),
+                      *(cell(r) for r in allreduce.values()))
     console.print(table)
     return figures

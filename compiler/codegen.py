@@ -357,7 +357,7 @@ class Generator:
         o.indent()
         o.line("self.__dict__.clear()   # back to all-zero fields")
         o.line("self._valid = True")
-        o.line(f"ctx.length += {width // 8}")
+        o.line(f"ctx.length += {(width + 7) // 8}")
         o.dedent()
         o.dedent()
         o.line("")
@@ -365,7 +365,7 @@ class Generator:
         o.indent()
         o.line("if self._valid:")
         o.line("    self._valid = False")
-        o.line(f"    ctx.length -= {width // 8}")
+        o.line(f"    ctx.length -= {(width + 7) // 8}")
         o.dedent()
         o.line("")
         if any(isinstance(ft, VarbitT) for _, ft in fields):
@@ -373,8 +373,13 @@ class Generator:
             o.dedent()
             o.line("")
             return
+        # a header that is not whole bytes takes whole bytes in the packet, the last one padded
+        # with zero bits (simple_switch's header size is rounded up to bytes)
+        pad = -width % 8
         o.line("def _unpack(self, x):")
         o.indent()
+        if pad:
+            o.line(f"x >>= {pad}")
         shift = width
         for p, ft in fields:
             w = flat_width(ft)
@@ -405,7 +410,9 @@ class Generator:
             elif (isinstance(ft, BitT) and ft.signed) or (isinstance(ft, EnumT) and ft.underlying.signed):
                 v = f"({v} & {ones(w)})"
             parts.append(f"({v} << {shift})" if shift else v)
-        o.line(f"return ({' | '.join(parts) or '0'}).to_bytes({width // 8}, 'big')")
+        packed = f"({' | '.join(parts) or '0'})"
+        o.line(f"return ({packed} << {pad}).to_bytes({(width + 7) // 8}, 'big')" if pad else
+               f"return {packed}.to_bytes({width // 8}, 'big')")
         o.dedent()
         o.dedent()
         o.line("")
@@ -1131,6 +1138,32 @@ class Generator:
                  if p.direction in ("out", "inout") and not is_aggregate(p.entity.type)]
         return f"({', '.join(items)},)" if items else "None", outs
 
+    def lookahead_struct(self, t: StructLikeT, e: ast.Expression) -> str:
+        """``lookahead<S>()`` of a struct of bit<W>/int<W>/bool/enum fields, laid out as a header."""
+        fn = f"RT_look_{t.name}"
+        if fn not in self.bound_names:
+            lines = [f"def {fn}(x):", f"    o = {self.cls(t)}()"]
+            shift = sum(flat_width(f.type) if not is_aggregate(f.type) else 0 for f in t.fields)
+            for f in t.fields:
+                if is_aggregate(f.type) or isinstance(f.type, VarbitT):
+                    raise unsupported(f"lookahead of struct {t.name}: field '{f.name}' is not a scalar", e.loc)
+                w = flat_width(f.type)
+                shift -= w
+                raw = f"((x >> {shift}) & {ones(w)})"
+                if isinstance(f.type, BoolT):
+                    raw = f"({raw} == 1)"
+                elif (isinstance(f.type, BitT) and f.type.signed) or (isinstance(f.type, EnumT) and f.type.underlying.signed):
+                    raw = f"RT.to_signed({raw}, {w})"
+                lines.append(f"    o.{py_field(f.name)} = {raw}")
+            lines.append("    return o")
+            self.bound_names.add(fn)
+            self.bound.extend(lines)
+        width = flat_width(t)
+        nbytes = (width + 7) // 8
+        too_short = self.typed.errors['PacketTooShort']
+        return (f"({fn}(int.from_bytes(data[off:off + {nbytes}], 'big') >> {nbytes * 8 - width}) "
+                f"if off + {nbytes} <= n else RT.too_short({too_short}))")
+
     def apply_sub_parser(self, call: ast.MethodCall) -> None:
         """``p.apply(packet, ...)`` in a parser state: copy-in, run, copy-out (an out struct or
         header starts invalid and replaces the argument)."""
@@ -1168,7 +1201,7 @@ class Generator:
     def extract(self, target: ast.Expression, length: ast.Expression | None = None) -> None:
         o = self.out
         t: StructLikeT = target.checked_type
-        nbytes = t.width // 8
+        nbytes = (t.width + 7) // 8
         too_short = self.typed.errors["PacketTooShort"]
         h = self.fresh("h")
         if isinstance(target, ast.Member) and isinstance(target.expr.checked_type, StackT) and target.member == "next":
@@ -1593,10 +1626,12 @@ class Generator:
         if kind == "lookahead":
             t = e.checked_type
             too_short = self.typed.errors['PacketTooShort']
-            if isinstance(t, StructLikeT) and t.kind == "header" and t.width % 8 == 0:
-                return f"RT.lookahead_header({self.cls(t)}, data, off, {t.width // 8}, {too_short})"
+            if isinstance(t, StructLikeT) and t.kind == "header":
+                return f"RT.lookahead_header({self.cls(t)}, data, off, {(t.width + 7) // 8}, {too_short})"
+            if isinstance(t, StructLikeT) and t.kind == "struct":
+                return self.lookahead_struct(t, e)
             if not isinstance(t, BitT):
-                raise unsupported("lookahead of a struct or of a header that is not whole bytes", e.loc)
+                raise unsupported(f"lookahead of {t}", e.loc)
             nbytes = (t.width + 7) // 8
             return (f"(int.from_bytes(data[off:off + {nbytes}], 'big') >> {nbytes * 8 - t.width} "
                     f"if off + {nbytes} <= n else RT.too_short({too_short}))")

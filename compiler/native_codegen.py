@@ -32,7 +32,7 @@ from fabriclab.compiler.codegen import (
 )
 from fabriclab.compiler.typecheck import (
     ActionEntity, ActionRunT, ApplyResultT, BitT, BoolT, Const, EnumT, ErrorT, InstanceEntity, IntegerT,
-    StackT, StructLikeT, TupleT, TypedProgram, ValueSetEntity, Var, flat_width, is_aggregate,
+    StackT, StructLikeT, TupleT, TypedProgram, ValueSetEntity, Var, VarbitT, flat_width, is_aggregate,
 )
 
 MODULE_NAME_PLACEHOLDER = "@FL_MODULE@"
@@ -111,13 +111,22 @@ def ctype(t, node=None) -> str:
         return "uint64_t"
     if isinstance(t, ErrorT):
         return "uint64_t"
+    if isinstance(t, VarbitT) and t.max_width <= 64:
+        return "FlVarbit"
     raise _unsupported(f"values of type {t}", node)
+
+
+def zero(t) -> str:
+    """A scalar's initial value in C."""
+    return "(FlVarbit){0, 0}" if isinstance(t, VarbitT) else "0"
 
 
 def storage_type(t, node=None) -> str:
     """The C type of a stored scalar (struct fields): the narrowest that holds the width."""
     if isinstance(t, BoolT):
         return "uint8_t"
+    if isinstance(t, VarbitT):
+        return ctype(t, node)
     if isinstance(t, EnumT):
         t = t.underlying or BitT(32)
     if isinstance(t, ErrorT):
@@ -194,6 +203,7 @@ class NativeGenerator:
         self.top_action_fns: dict[int, str] = {}
         self.function_fns: dict[int, str] = {}
         self.loops: list[str] = []                  # labels of the enclosing for statements
+        self.state_prefix, self.accept_label = "S", "accept"   # the parser being inlined
         self.uses_exit = False
         self.var_names: dict[Var, str] = {}
         # per function being generated
@@ -299,8 +309,6 @@ class NativeGenerator:
                 lines.append(f"    {storage_type(f.type)} {c_field(f.name)};")
         if t.kind == "header":
             lines.insert(0, "    uint8_t _valid;")
-            if t.width % 8:
-                raise _unsupported(f"header {t.name} of {t.width} bits (not whole bytes)")
         if not lines:
             lines.append("    uint8_t _empty;")
         cname = f"T_{c_ident(t.name)}"
@@ -310,8 +318,35 @@ class NativeGenerator:
             self.types.append(self.header_codecs(t, cname))
         return cname
 
+    def varbit_codecs(self, t: StructLikeT, cname: str) -> str:
+        """A header with a varbit field: ``unpack(h, p, n)`` with the field n bits long, and
+        ``pack(h, p)`` returning the bytes it wrote (the field at its current length)."""
+        un, pk = [], []
+        for f in t.fields:
+            fld = f"h->{c_field(f.name)}"
+            if isinstance(f.type, VarbitT):
+                un.append(f"    {fld}.n = vlen; {fld}.v = vlen ? fl_get_bits(p, off, vlen) : 0; off += vlen;")
+                pk.append(f"    if ({fld}.n) fl_put_bits(p, off, {fld}.n, {fld}.v); off += {fld}.n;")
+                continue
+            w = flat_width(f.type)
+            raw = f"fl_get_bits{sfx(w)}(p, off, {w})"
+            if isinstance(f.type, BoolT):
+                raw = f"({raw} == 1)"
+            elif is_signed(f.type):
+                raw = f"fl_sext{sfx(w)}({raw}, {w})"
+            un.append(f"    {fld} = {raw}; off += {w};")
+            pk.append(f"    fl_put_bits{sfx(w)}(p, off, {w}, ({utype(w)}){fld}); off += {w};")
+        top = (t.width + max(f.type.max_width for f in t.fields if isinstance(f.type, VarbitT))) // 8
+        return (f"static inline void unpack_{cname}({cname} *h, const uint8_t *p, unsigned vlen)\n{{\n"
+                "    unsigned off = 0;\n" + "\n".join(un) + "\n    h->_valid = 1;\n}\n"
+                f"static inline size_t pack_{cname}(const {cname} *h, uint8_t *p)\n{{\n"
+                f"    unsigned off = 0;\n    memset(p, 0, {top + 1});\n" + "\n".join(pk)
+                + "\n    return off / 8;\n}\n")
+
     def header_codecs(self, t: StructLikeT, cname: str) -> str:
         """unpack (as the Python header's _unpack) and pack (its _pack) over big-endian bytes."""
+        if any(isinstance(f.type, VarbitT) for f in t.fields):
+            return self.varbit_codecs(t, cname)
         un, pk = [], []
         off = 0
         for f in t.fields:
@@ -324,7 +359,7 @@ class NativeGenerator:
             un.append(f"    h->{c_field(f.name)} = {raw};")
             pk.append(f"    fl_put_bits{sfx(w)}(p, {off}, {w}, ({utype(w)})h->{c_field(f.name)});")
             off += w
-        n = t.width // 8
+        n = (t.width + 7) // 8   # not whole bytes: the last byte's low bits are zero
         return (f"static inline void unpack_{cname}({cname} *h, const uint8_t *p)\n{{\n" + "\n".join(un)
                 + "\n    h->_valid = 1;\n}\n"
                 f"static inline void pack_{cname}(const {cname} *h, uint8_t *p)\n{{\n    memset(p, 0, {n});\n"
@@ -423,23 +458,8 @@ class NativeGenerator:
         self.sm_code = "ctx->sm"
         o.line("Py_ssize_t off = 0;")
         o.line("int64_t err = -1;")
-        for local in decl.locals:
-            if isinstance(local, ast.Instantiation) and isinstance(getattr(local.entity.type, "decl", None), ast.ParserDecl):
-                raise _unsupported("sub-parsers", local)
-        for local in decl.locals:
-            self.emit_local_decl(local)
-        states = {s.name: i for i, s in enumerate(decl.states)}
-        if "start" not in states:
-            raise _unsupported("a parser without a start state", decl)
-        o.line(f"goto S{states['start']};")
-        for i, state in enumerate(decl.states):
-            o.line(f"S{i}: {{  /* {state.name} */")
-            o.indent()
-            for s in state.statements:
-                self.stmt(s)
-            self.transition(state.transition, states)
-            o.dedent()
-            o.line("}")
+        self.state_prefix, self.accept_label = "S", "accept"
+        self.parser_states(decl)
         o.line("fail:")
         o.line(f"if (err >= 0) {self.sm_code}.{c_field('parser_error')} = (uint64_t)err;")
         o.line("accept:")
@@ -449,16 +469,73 @@ class NativeGenerator:
         o.line("")
         self.in_parser = False
 
+    def parser_states(self, decl: ast.ParserDecl) -> None:
+        """The locals and states of a parser, as labels ``<state_prefix><i>``; ``accept`` goes
+        to ``accept_label``, errors and ``reject`` to ``fail``."""
+        o = self.out
+        for local in decl.locals:
+            self.emit_local_decl(local)
+        states = {s.name: i for i, s in enumerate(decl.states)}
+        if "start" not in states:
+            raise _unsupported("a parser without a start state", decl)
+        o.line(f"goto {self.state_prefix}{states['start']};")
+        for i, state in enumerate(decl.states):
+            o.line(f"{self.state_prefix}{i}: {{  /* {state.name} */")
+            o.indent()
+            for s in state.statements:
+                self.stmt(s)
+            self.transition(state.transition, states)
+            o.dedent()
+            o.line("}")
+
+    def apply_sub_parser(self, call: ast.MethodCall) -> None:
+        """``p.apply(packet, ...)``: the sub-parser's states inlined here (as p4c does), arguments
+        copied in; out/inout ones copied back only when it accepts."""
+        o = self.out
+        sub: ast.ParserDecl = call.target.type.decl
+        n = self.fresh("P")
+        o.line(f"{{  /* {sub.name}.apply */")
+        o.indent()
+        copy_back = []
+        for arg, p in call.matched_args:
+            v = getattr(p, "entity", None)
+            if v is None:
+                continue                    # the packet: the sub-parser goes on from off
+            if is_aggregate(v.type) and p.direction != "out":
+                self.vars[v] = self.ref(arg.value)
+                continue
+            local = f"{n}_{self.vn(v)}"
+            if is_aggregate(v.type):
+                cname = self.struct_type(v.type)
+                o.line(f"{cname} {local}; memset(&{local}, 0, sizeof {local});")
+            else:
+                o.line(f"{ctype(v.type, p)} {local} = {self.ex(arg.value) if p.direction in ('', 'in', 'inout') else '0'};")
+            self.vars[v] = local
+            if p.direction in ("out", "inout"):
+                copy_back.append((arg.value, local))
+        for local in sub.locals:         # declared anew in this block, each time it is inlined
+            if isinstance(local, ast.VariableDecl):
+                self.vars.pop(local.entity, None)
+        saved = self.state_prefix, self.accept_label, self.path
+        self.state_prefix, self.accept_label, self.path = f"{n}_S", f"{n}_accept", sub.name
+        self.parser_states(sub)
+        self.state_prefix, self.accept_label, self.path = saved
+        o.line(f"{n}_accept: ;")
+        for target, local in copy_back:
+            self.assign(target, local)
+        o.dedent()
+        o.line("}")
+
     def parser_error(self, code) -> str:
         return f"{{ err = {code}; goto fail; }}"
 
     def goto(self, target: str, states: dict[str, int]) -> None:
         if target == "accept":
-            self.out.line("goto accept;")
+            self.out.line(f"goto {self.accept_label};")
         elif target == "reject":
             self.out.line(self.parser_error(-1))
         else:
-            self.out.line(f"goto S{states[target]};")
+            self.out.line(f"goto {self.state_prefix}{states[target]};")
 
     def transition(self, t: ast.Transition | None, states: dict[str, int]) -> None:
         o = self.out
@@ -541,9 +618,12 @@ class NativeGenerator:
         self.table_fns = {}
         for local in decl.locals:
             if isinstance(local, ast.FunctionDecl):
-                raise _unsupported("functions declared inside controls", local)
+                self.function_fns[id(local)] = f"fn{inst.index}_{c_ident(local.name)}"
             if isinstance(local, ast.ActionDecl):
                 self.action_fns[id(local)] = f"a{inst.index}_{c_ident(local.name)}"
+        for local in decl.locals:
+            if isinstance(local, ast.FunctionDecl):
+                self.emit_function(local, inst)
         for local in decl.locals:
             if isinstance(local, ast.ActionDecl):
                 self.emit_action(local, inst)
@@ -662,7 +742,8 @@ class NativeGenerator:
         o.line("}")
         o.line("")
 
-    def emit_function(self, decl: ast.FunctionDecl) -> None:
+    def emit_function(self, decl: ast.FunctionDecl, inst: ControlInstance | None = None) -> None:
+        """A top-level function, or (``inst``) one declared in a control: it gets the frame."""
         o = self.out
         fn = self.function_fns[id(decl)]
         if decl.type_params:
@@ -674,13 +755,21 @@ class NativeGenerator:
                 raise _unsupported(f"the return type of function {decl.name}", decl)
             ret_c = ctype(ret_t, decl)
         self.vars = {}
-        self.ctx = "ctx"
-        self.frame_type = None
-        proto = f"static {ret_c} {fn}({', '.join(['Ctx *ctx'] + [self.param_decl(p) for p in decl.params])})"
+        if inst is None:
+            first = "Ctx *ctx"
+            self.ctx = "ctx"
+            self.frame_type = None
+        else:
+            first = f"F{inst.index} *F"
+            self.bind_frame_vars(inst.decl)
+            self.ctx = "F->ctx"
+        proto = f"static {ret_c} {fn}({', '.join([first] + [self.param_decl(p) for p in decl.params])})"
         self.protos.append(proto)
         o.line(f"{proto}  /* function {decl.name} */")
         o.line("{")
         o.indent()
+        if inst is not None:
+            o.line("Ctx *ctx = F->ctx; (void)ctx;")
         self.outs = [p.entity for p in decl.params if p.direction in ("out", "inout") and not is_aggregate(p.entity.type)]
         self.returns_value = ret_c != "void"
         self.bind_params(decl.params)
@@ -703,19 +792,21 @@ class NativeGenerator:
         o = self.out
         qname = qualified_name(decl.name, decl.annotations, inst.path)
         actions: list[tuple[str, str, bool, ast.ActionDecl]] = []   # (qualified name, fn, top-level, decl)
-        for entity in decl.action_entities:
+        bound: dict[int, list] = {}      # action index -> the arguments `actions` binds
+        for entity, ref in zip(decl.action_entities, decl.actions):
             adecl = entity.decl
             aq = qualified_name(adecl.name, adecl.annotations, inst.path if entity.control else None)
             fn = self.action_fns[id(adecl)] if entity.control else self.top_action_fns[id(adecl)]
+            if ref.args:
+                bound[len(actions)] = ref.args
             actions.append((aq, fn, not entity.control, adecl))
         if decl.default_action is None and not any(a[0] == "NoAction" for a in actions):
             noaction = self.typed.top_actions["NoAction"]
             actions.append(("NoAction", self.top_action_fns[id(noaction)], True, noaction))
-        for ref in decl.actions:
-            if ref.args:
-                raise _unsupported("binding action arguments in a table's action list", ref)
-        for _, _, _, adecl in actions:
+        for i, (_, _, _, adecl) in enumerate(actions):
             for p in adecl.params:
+                if p.direction and i in bound:
+                    continue
                 if p.direction or is_signed(p.entity.type) or is_aggregate(p.entity.type) \
                         or width_of(p.entity.type) > 64:
                     raise _unsupported(f"action parameter {p.name} of {adecl.name} in a table", p)
@@ -791,16 +882,47 @@ class NativeGenerator:
             o.line("}")
         o.line("switch (r.action) {")
         for i, (aq, afn, top, adecl) in enumerate(actions):
+            first = "ctx" if top else "F"
+            if i in bound:
+                self.bound_action_case(i, afn, first, adecl, bound[i])
+                continue
             args = []
             for j, p in enumerate(adecl.params):
                 args.append(f"(args[{j}] != 0)" if isinstance(p.entity.type, BoolT) else f"args[{j}]")
-            first = "ctx" if top else "F"
             o.line(f"case {i}: {afn}({', '.join([first] + args)}); break;")
         o.line("}")
         o.line("return r;")
         o.dedent()
         o.line("}")
         o.line("")
+
+    def bound_action_case(self, i: int, afn: str, first: str, adecl: ast.ActionDecl, bound: list) -> None:
+        """``actions = { a(x); }``: the table passes the bound directional arguments (copy-in,
+        copy-out) before the control-plane ones."""
+        o = self.out
+        o.line(f"case {i}: {{")
+        o.indent()
+        args, outs = [], []
+        directional = [p for p in adecl.params if p.direction]
+        for arg, p in zip(bound, directional):
+            pt = p.entity.type
+            if is_aggregate(pt):
+                args.append(f"&{self.ref(arg.value)}")
+            elif p.direction in ("out", "inout"):
+                tmp = self.fresh("o")
+                o.line(f"{ctype(pt, arg)} {tmp} = {self.ex(arg.value) if p.direction == 'inout' else '0'};")
+                args.append(f"&{tmp}")
+                outs.append((arg.value, tmp))
+            else:
+                args.append(self.ex(arg.value))
+        for j, p in enumerate([p for p in adecl.params if not p.direction]):
+            args.append(f"(args[{j}] != 0)" if isinstance(p.entity.type, BoolT) else f"args[{j}]")
+        o.line(f"{afn}({', '.join([first] + args)});")
+        for target, tmp in outs:
+            self.assign(target, tmp)
+        o.line("break;")
+        o.dedent()
+        o.line("}")
 
     def meter_unit(self, inst: InstanceEntity) -> str:
         arg = inst.args[0].value if inst.args else None
@@ -834,7 +956,7 @@ class NativeGenerator:
                 if local.init is not None:
                     o.line(f"{target} = {self.ex(local.init)};")
             else:
-                init = self.ex(local.init) if local.init is not None else "0"
+                init = self.ex(local.init) if local.init is not None else zero(var.type)
                 o.line(f"{target} = {init};")
             return
         if is_aggregate(var.type):
@@ -845,7 +967,7 @@ class NativeGenerator:
             if local.init is not None:
                 o.line(f"{self.vn(var)} = {self.ex(local.init)};")
         else:
-            init = self.ex(local.init) if local.init is not None else "0"
+            init = self.ex(local.init) if local.init is not None else zero(var.type)
             o.line(f"{ctype(var.type, local)} {self.vn(var)} = {init};")
             self.vars[var] = self.vn(var)
 
@@ -1058,6 +1180,9 @@ class NativeGenerator:
         if kind == "table_apply":
             o.line(f"(void){self.ex(call)};")
             return
+        if kind == "parser_apply":
+            self.apply_sub_parser(call)
+            return
         if kind in ("setValid", "setInvalid"):
             base = call.callee.expr
             h = self.ref(base)
@@ -1069,7 +1194,7 @@ class NativeGenerator:
                 else:
                     o.line(f"{h}._valid = 0;")
                 return
-            width = base.checked_type.width // 8
+            width = (base.checked_type.width + 7) // 8
             if kind == "setValid":
                 # simple_switch's add_header: an invalid header becomes valid with zeroed fields
                 o.line(f"if (!{h}._valid) {{ memset(&{h}, 0, sizeof {h}); {h}._valid = 1; "
@@ -1174,9 +1299,24 @@ class NativeGenerator:
                     raise _unsupported("calling a control's action from outside it", call)
                 return f"{fn}({', '.join(['F'] + args)})", outs
             return f"{self.top_action_fns[id(entity.decl)]}({', '.join([self.ctx] + args)})", outs
+        if getattr(call.target.decl, "control", None) is not None:    # declared in this control
+            if self.frame_type is None:
+                raise _unsupported("calling a control's function from outside it", call)
+            return f"{self.function_fns[id(call.target.decl)]}({', '.join(['F'] + args)})", outs
         return f"{self.function_fns[id(call.target.decl)]}({', '.join([self.ctx] + args)})", outs
 
     # -- parser and deparser primitives -------------------------------------------------------
+
+    def varbit_bytes(self, t: StructLikeT, length: ast.Expression) -> str:
+        """The checks before extracting a varbit header (as the Python engine's); returns the
+        C variable holding the field's length."""
+        o = self.out
+        vt = next(f.type for f in t.fields if isinstance(f.type, VarbitT))
+        vlen = self.fresh("vlen")
+        o.line(f"uint64_t {vlen} = {self.ex(length)};")
+        o.line(f"if ({vlen} > {vt.max_width}) {self.parser_error(self.typed.errors['HeaderTooShort'])}")
+        o.line(f"if (({t.width} + {vlen}) % 8) {self.parser_error(self.typed.errors['ParserInvalidArgument'])}")
+        return vlen
 
     def extract(self, target: ast.Expression, call) -> None:
         if not self.in_parser:
@@ -1185,7 +1325,7 @@ class NativeGenerator:
         t: StructLikeT = target.checked_type
         if not isinstance(t, StructLikeT) or t.kind != "header":
             raise _unsupported("extracting something other than a header", call)
-        nbytes = t.width // 8
+        nbytes = (t.width + 7) // 8
         cname = self.struct_type(t)
         h = self.fresh("h")
         o.line("{")
@@ -1198,9 +1338,15 @@ class NativeGenerator:
             o.line(f"{s}.nxt += 1;")
         else:
             o.line(f"{cname} *{h} = &{self.ref(target)};")
-        o.line(f"if (off + {nbytes} > n) {self.parser_error(self.typed.errors['PacketTooShort'])}")
-        o.line(f"unpack_{cname}({h}, data + off);")
-        o.line(f"off += {nbytes};")
+        if len(call.args) == 2:         # a varbit header: extract(hdr, length in bits)
+            vlen = self.varbit_bytes(t, call.args[1].value)
+            o.line(f"if (off + ({t.width} + {vlen}) / 8 > n) {self.parser_error(self.typed.errors['PacketTooShort'])}")
+            o.line(f"unpack_{cname}({h}, data + off, (unsigned){vlen});")
+            o.line(f"off += ({t.width} + {vlen}) / 8;")
+        else:
+            o.line(f"if (off + {nbytes} > n) {self.parser_error(self.typed.errors['PacketTooShort'])}")
+            o.line(f"unpack_{cname}({h}, data + off);")
+            o.line(f"off += {nbytes};")
         union = self.union_of(target)
         if union is not None:
             self.only(union, target.member)
@@ -1213,12 +1359,17 @@ class NativeGenerator:
         if isinstance(t, StackT):
             cname = self.struct_type(t.element)
             s = self.ref(e)
-            n = t.element.width // 8
+            n = (t.element.width + 7) // 8
             self.emit_bound += n * t.size
             o.line(f"for (int i = 0; i < {t.size}; i++) if ({s}.hs[i]._valid) {{ pack_{cname}(&{s}.hs[i], out); out += {n}; }}")
+        elif t.kind == "header" and any(isinstance(f.type, VarbitT) for f in t.fields):
+            cname = self.struct_type(t)
+            self.emit_bound += (t.width + max(f.type.max_width for f in t.fields if isinstance(f.type, VarbitT))) // 8 + 1
+            h = self.ref(e)
+            o.line(f"if ({h}._valid) out += pack_{cname}(&{h}, out);")
         elif t.kind == "header":
             cname = self.struct_type(t)
-            n = t.width // 8
+            n = (t.width + 7) // 8
             self.emit_bound += n
             h = self.ref(e)
             o.line(f"if ({h}._valid) {{ pack_{cname}(&{h}, out); out += {n}; }}")
@@ -1523,6 +1674,8 @@ class NativeGenerator:
             return f"({l} && {r})"
         if op == "||":
             return f"({l} || {r})"
+        if op in ("==", "!=") and isinstance(lt, VarbitT):
+            return f"({'' if op == '==' else '!'}fl_varbit_eq({l}, {r}))"
         if op in ("==", "!=", "<", "<=", ">", ">="):
             if isinstance(lt, BoolT) or isinstance(rt_, BoolT):
                 return f"({l} {op} {r})"
@@ -1644,7 +1797,7 @@ class NativeGenerator:
             too_short = self.typed.errors["PacketTooShort"]
             if isinstance(t, StructLikeT) and t.kind == "header":
                 cname = self.struct_type(t)
-                nbytes = t.width // 8
+                nbytes = (t.width + 7) // 8
                 return (f"({{ if (off + {nbytes} > n) {self.parser_error(too_short)} "
                         f"{cname} _la; unpack_{cname}(&_la, data + off); _la; }})")
             if not isinstance(t, BitT) or t.width > MAX_WIDTH:

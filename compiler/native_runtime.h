@@ -47,6 +47,11 @@ static inline int64_t fl_sext(uint64_t v, unsigned w)
     return (int64_t)(v << s) >> s;
 }
 
+/* A varbit value (at most 64 bits): its length in bits and its bits. */
+typedef struct { uint64_t v; uint32_t n; } FlVarbit;
+
+static inline int fl_varbit_eq(FlVarbit a, FlVarbit b) { return a.n == b.n && a.v == b.v; }
+
 /* ``w`` bits (w <= 64) at bit offset ``off`` of a big-endian buffer. */
 static inline uint64_t fl_get_bits(const uint8_t *p, unsigned off, unsigned w)
 {

@@ -13,6 +13,8 @@ ID assignment follows p4c's ``control-plane/p4RuntimeSymbolTable.cpp``:
   (selector keys consume a number though they are not in P4Info, as in p4c).
 
 Aliases are the shortest unique dotted suffix among all P4Runtime names, as p4c computes them.
+Entities are written in ``ProgramInfo`` order, which the driver makes p4c's (every action the
+program uses, table actions and actions called from apply blocks; see ``order_as_p4c``).
 """
 from __future__ import annotations
 

@@ -4,7 +4,9 @@ P4 evaluates an expression left to right and a call copies its out/inout argumen
 returns. Both back-ends print an expression as one expression, so a function call with out or
 inout arguments inside an expression (or as an assignment's value) is moved before its statement
 into a fresh variable, and the operands evaluated before it are saved first:
-``x = a + f(a)`` becomes ``t1 = a; t2 = f(a); x = t1 + t2``. The typed statements come out in
+``x = a + f(a)`` becomes ``t1 = a; t2 = f(a); x = t1 + t2``; the right operand of ``&&``/``||``
+and the branches of ``?:`` become if statements, so such a call runs only when P4 evaluates it.
+The typed statements come out in
 the same typed AST the back-ends read (``MethodCallStatement.result`` names the variable that
 receives the call's value).
 """
@@ -13,7 +15,6 @@ from __future__ import annotations
 from typing import Callable
 
 from fabriclab.compiler import ast
-from fabriclab.compiler.diagnostics import unsupported
 
 
 def writes_arguments(call: ast.MethodCall) -> bool:
@@ -53,6 +54,22 @@ class Hoister:
     def expr(self, e: ast.Expression) -> ast.Expression:
         if not has_writing_call(e):
             return e
+        if isinstance(e, ast.Binary) and e.op in ("&&", "||") and has_writing_call(e.right):
+            # the right operand runs only when the left one does not decide
+            left = self.expr(e.left)
+            name, decl = self.new_var(e.checked_type, e.loc)
+            decl.init = left
+            self.pending.append(decl)
+            test = self.copy_name(name) if e.op == "&&" else self.negation(self.copy_name(name))
+            self.pending.append(self.conditional(test, [(self.copy_name(name), e.right)]))
+            return name
+        if isinstance(e, ast.Ternary) and (has_writing_call(e.then) or has_writing_call(e.otherwise)):
+            cond = self.expr(e.cond)
+            name, decl = self.new_var(e.checked_type, e.loc)
+            self.pending.append(decl)
+            self.pending.append(self.conditional(cond, [(self.copy_name(name), e.then)],
+                                                 [(self.copy_name(name), e.otherwise)]))
+            return name
         self.children(e)
         if isinstance(e, ast.MethodCall) and writes_arguments(e):
             name, decl = self.new_var(e.checked_type, e.loc)
@@ -60,6 +77,33 @@ class Hoister:
             self.pending.append(ast.MethodCallStatement(loc=e.loc, call=e, result=name))
             return name
         return e
+
+    def conditional(self, cond: ast.Expression, then: list, otherwise: list | None = None) -> ast.IfStatement:
+        """``if (cond) { target = value; } [else {...}]``, each value with its own hoisted calls."""
+        def branch(assignments):
+            inner = Hoister(self.new_var)
+            body = []
+            for target, value in assignments:
+                value = inner.expr(value)
+                body += inner.pending
+                inner.pending = []
+                body.append(ast.AssignmentStatement(loc=value.loc, target=target, value=value))
+            return ast.BlockStatement(loc=cond.loc, statements=body)
+        return ast.IfStatement(loc=cond.loc, cond=cond, then=branch(then),
+                               otherwise=branch(otherwise) if otherwise else None)
+
+    @staticmethod
+    def negation(name: ast.Name) -> ast.Unary:
+        e = ast.Unary(loc=name.loc, op="!", operand=name)
+        e.checked_type = name.checked_type
+        return e
+
+    @staticmethod
+    def copy_name(name: ast.Name) -> ast.Name:
+        """Another use of a hoisted variable (every node has one parent)."""
+        copy = ast.Name(loc=name.loc, name=name.name)
+        copy.ref, copy.checked_type = name.ref, name.checked_type
+        return copy
 
     def children(self, e: ast.Expression) -> None:
         slots = self.slots(e)
@@ -80,12 +124,8 @@ class Hoister:
             return (lambda: getattr(obj, attr), lambda v: setattr(obj, attr, v), saveable)
 
         if isinstance(e, ast.Binary):
-            if e.op in ("&&", "||") and has_writing_call(e.right):
-                raise unsupported(f"a call with out arguments on the right of '{e.op}'", e.right.loc)
             return [slot(e, "left"), slot(e, "right")]
         if isinstance(e, ast.Ternary):
-            if has_writing_call(e.then) or has_writing_call(e.otherwise):
-                raise unsupported("a call with out arguments in a branch of '?:'", e.loc)
             return [slot(e, "cond")]
         if isinstance(e, (ast.Unary,)):
             return [slot(e, "operand")]

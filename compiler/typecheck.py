@@ -1636,8 +1636,6 @@ class _CallChecker:
             if has_varbit:
                 self.c.expr(args[1].value, self.scope, BitT(32))
                 self.c.coerce(args[1].value, BitT(32), "extract() length")
-            if t.width % 8:
-                raise _err(f"header {t.name} is {t.width} bits, not a whole number of bytes", args[0].value)
             self.c.lvalue(args[0].value, self.scope)
             self.mark("extract", packet)
             return VoidT()
@@ -1692,8 +1690,6 @@ def _check_emittable(t: Type, node) -> None:
     if isinstance(t, StackT):
         return
     if isinstance(t, StructLikeT):
-        if t.kind == "header" and t.width % 8:
-            raise _err(f"header {t.name} is {t.width} bits, not a whole number of bytes", node)
         if t.kind == "struct":
             for f in t.fields:
                 if not isinstance(f.type, (StructLikeT, StackT)):

@@ -43,6 +43,8 @@ except ImportError:  # pragma: no cover - real Ryu
     from ryu.controller import event
     from ryu.lib import hub
 
+BaseApp = getattr(app_manager, "OSKenApp", None) or app_manager.RyuApp   # the same class under either name
+
 from fabriclab.controller.fabric_rules import INGRESS, TableWrite, switch_rules
 from fabriclab.controller.fabric_state import FabricState
 from fabriclab.controller.policy import FabricView, FlowKey, GroupView, HeavyFlow, Pin, Policy, make_policy
@@ -121,7 +123,7 @@ class EventTableChanged(event.EventBase):
         self.reason, self.switches = reason, switches
 
 
-class FabricController(app_manager.OSKenApp):
+class FabricController(BaseApp):
     _EVENTS = [EventFabricProgrammed, EventLinkLoad, EventPortStatus, EventTableChanged]
 
     def __init__(self, *args, config: ControllerConfig, **kwargs):
@@ -137,6 +139,7 @@ class FabricController(app_manager.OSKenApp):
         self.repairs: list[dict] = []
         self.heavy: dict[FlowKey, tuple[HeavyFlow, float]] = {}    # key -> (report, when)
         self.pins: dict[FlowKey, dict] = {}                        # key -> {path, demand, at, bytes, moved}
+        self.pinned_total = 0                                      # pins ever made
         self.rest = None
         self.finished = threading.Event()   # set when the app stops (or fails to program)
         self.failed = False
@@ -223,8 +226,7 @@ class FabricController(app_manager.OSKenApp):
 
     def _enable_heavy_reports(self, client: Any) -> None:
         """Heavy-flow digests stream from every switch; the threshold (0: off) is the policy's."""
-        names = client._require_names()
-        if any(d.preamble.name == HEAVY_DIGEST for d in names.p4info.digests):
+        if any(d.preamble.name == HEAVY_DIGEST for d in client.names.p4info.digests):   # set with the pipeline
             client.enable_digest(HEAVY_DIGEST)
             write_entries(client, [self._heavy_threshold_write()])
 
@@ -328,16 +330,19 @@ class FabricController(app_manager.OSKenApp):
     def _telemetry_loop(self) -> None:
         interval = self.settings.poll_interval_s
         next_poll = time.monotonic()
+        failures = 0
         while not self.finished.wait(max(0.0, next_poll - time.monotonic())):
             next_poll += interval
             if next_poll < time.monotonic():
                 next_poll = time.monotonic() + interval    # fell behind: do not poll back to back
             try:
                 self.poll_once()
+                failures = 0
             except Exception as exc:
                 if self.finished.is_set():
                     return
-                log.warning("telemetry poll failed: %s", exc)
+                failures += 1     # e.g. a bmv2 switch, which has no runtime API: say so once
+                (log.warning if failures == 1 else log.debug)("telemetry poll failed: %s", exc)
 
     def poll_once(self) -> None:
         loads = self.telemetry.poll()
@@ -350,6 +355,9 @@ class FabricController(app_manager.OSKenApp):
             now = time.monotonic()
             for (switch, gid), weights in decision.weights.items():
                 group = self.state.tables[switch].group(gid)
+                log.info("%s group %d: weights %s -> %s (%s)", switch, gid, group.weights, weights,
+                         ", ".join(f"{m.neighbour} {view.loads[(switch, m.port)].util:.2f}" for m in group.members
+                                   if (switch, m.port) in view.loads))
                 writes.setdefault(switch, []).extend(self.state.weight_writes(group, weights, now))
             for key in decision.release:
                 self._merge(writes, self.state.unpin_writes(key))
@@ -358,6 +366,7 @@ class FabricController(app_manager.OSKenApp):
             for key, (path, demand) in decision.pin.items():
                 self._merge(writes, self.state.pin_writes(key, path))
                 self.pins[key] = {"path": path, "demand": demand, "at": now, "bytes": 0, "moved": now}
+                self.pinned_total += 1
                 self.heavy.pop(key, None)
                 log.info("pinned %s to %s (%.1f Mbit/s)", key, " ".join(f"{s}:{p}" for s, p in path), demand / 1e6)
             counts = self.apply(writes) if writes else {}

@@ -3,9 +3,13 @@ routes and next-hop groups (members, weights, the live half of their bucket rang
 flows; and the table writes that take the switches from one state to the next.
 
 Each group owns ``2 * capacity`` consecutive ``lb_member`` indexes (capacity =
-``BUCKETS_PER_MEMBER`` per member). New weights are written into the half the group does not
-use, then its ``lb_group`` entry flips ``base``/``size`` to that half: a packet sees the old
-buckets or the new ones, never a mix. Routes whose next hops change (a link went down or came
+``BUCKETS_PER_MEMBER`` per member) and always uses ``capacity`` buckets: equal weights are the
+members interleaved (a b a b ...), so a hash offset lands on the member ``hash mod members``
+as with one bucket per member. Re-weighting is resilient: only as many buckets as the new
+weights need change owner (chosen at random among the over-weighted member's), so most flows
+keep their member. The new buckets are written into the half the group does not use, then
+its ``lb_group`` entry flips ``base``/``size`` to that half: a packet sees the old buckets or
+the new ones, never a mix. Routes whose next hops change (a link went down or came
 back) are MODIFY'd to a group of the new members (created on first use and kept, so a restored
 link finds its old group), or to ``route_to_port`` when one next hop is left, or to
 ``route_miss`` when none is (a partition).
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import random
 from dataclasses import dataclass, field
 
 from fabriclab.controller.fabric_rules import INGRESS, LB_ACTIONS, TableWrite
@@ -34,6 +39,7 @@ class Group:
     weights: tuple[int, ...]
     mode: str                          # settings.LB_MODES name
     half: int = 0                      # the live half
+    buckets: list[NextHop] = field(default_factory=list)        # the live half's buckets, in order
     filled: list[int] = field(default_factory=lambda: [0, 0])   # entries that exist in each half
     changed_at: float = -math.inf      # controller clock of the last weight change
 
@@ -67,6 +73,7 @@ class FabricState:
         self.settings = settings
         self.down: set[tuple[str, int]] = set()          # switch ports without carrier
         self.tables = {sw.name: SwitchTables() for sw in description.switches}
+        self._rng = random.Random(0x5EED)     # which buckets move: varied, yet reproducible
 
     # -- links ---------------------------------------------------------------------------
     def link_up(self, switch: str, port: int) -> bool:
@@ -118,7 +125,7 @@ class FabricState:
         group = tables.groups.get(route.next_hops)
         if group is None:
             group = self._new_group(tables, route.next_hops)
-            writes += self.weight_writes(group, (1,) * len(group.members), now, first=True)
+            writes += self.weight_writes(group, (BUCKETS_PER_MEMBER,) * len(group.members), now, first=True)
         writes.append(TableWrite(f"{INGRESS}.ipv4_route", match, f"{INGRESS}.route_to_group",
                                  {"group_id": group.gid}, op=op))
         return writes
@@ -138,7 +145,7 @@ class FabricState:
             raise ValueError(f"weights {weights} do not fit group {group.gid} "
                              f"({len(group.members)} members, at most {group.capacity} buckets)")
         half = group.half if first else 1 - group.half
-        buckets = spread([m for m, w in zip(group.members, weights) for _ in range(w)], weights)
+        buckets = spread(group.members, weights) if first else self._moved(group, weights)
         writes = []
         region = group.region + half * group.capacity
         for offset, hop in enumerate(buckets):
@@ -149,11 +156,28 @@ class FabricState:
             writes.append(TableWrite(f"{INGRESS}.lb_member_alt", {"meta.lb_alt_index": region + offset},
                                      f"{INGRESS}.set_alt_member", {"port": hop.port, "dmac": hop.mac}, op=op))
         group.filled[half] = max(group.filled[half], len(buckets))
-        group.half, group.weights = half, tuple(weights)
+        group.half, group.weights, group.buckets = half, tuple(weights), buckets
         if not first:
             group.changed_at = now
         writes.append(self.group_entry(group, "INSERT" if first else "MODIFY"))
         return writes
+
+    def _moved(self, group: Group, weights: tuple[int, ...]) -> list[NextHop]:
+        """The live buckets with as few owners changed as ``weights`` need."""
+        buckets = list(group.buckets) + [None] * (sum(weights) - len(group.buckets))
+        del buckets[sum(weights):]
+        free = [i for i, hop in enumerate(buckets) if hop is None]
+        for member, weight in zip(group.members, weights):
+            mine = [i for i, hop in enumerate(buckets) if hop == member]
+            surplus = len(mine) - weight
+            if surplus > 0:
+                free += self._rng.sample(mine, surplus)
+        self._rng.shuffle(free)
+        for member, weight in zip(group.members, weights):
+            missing = weight - sum(1 for i, hop in enumerate(buckets) if hop == member and i not in free)
+            for _ in range(max(0, missing)):
+                buckets[free.pop()] = member
+        return buckets
 
     def group_entry(self, group: Group, op: str = "MODIFY") -> TableWrite:
         params = {"base": group.base, "size": group.size}
@@ -248,16 +272,11 @@ class FabricState:
         return out
 
 
-def spread(buckets: list[NextHop], weights: tuple[int, ...]) -> list[NextHop]:
-    """Interleave members over the bucket range (a a a b -> a b a a) so that a hash offset keeps
-    pointing at the same member across small weight changes more often than with blocks."""
-    if len(set(buckets)) <= 1:
-        return buckets
-    members = list(dict.fromkeys(buckets))
-    total = sum(weights)
-    slots = sorted(((i + 0.5) / w, n) for n, (m, w) in enumerate(zip(members, [w for w in weights if w]))
-                   for i in range(w))
-    return [members[n] for _, n in slots][:total]
+def spread(members: tuple[NextHop, ...], weights: tuple[int, ...]) -> list[NextHop]:
+    """The members interleaved over ``sum(weights)`` buckets, each ``weight`` times (8, 8 ->
+    a b a b ...; 2, 1 -> a b a)."""
+    slots = sorted(((i + 0.5) / w, n) for n, w in enumerate(weights) for i in range(w))
+    return [members[n] for _, n in slots]
 
 
 def flow_match(key: FlowKey) -> dict:

@@ -6,7 +6,7 @@ on; os-ken 4 no longer ships that module) served by a threaded WSGI server on a 
     GET  /switches/{name}/ports       per port: peer, carrier, load, queues per priority, PFC
     GET  /groups                      per switch: next-hop groups, members, weights, LB mode
     GET  /paths?src=h1_1&dst=h2_1     the paths traffic between two hosts takes now, with shares
-    GET  /flows                       pinned elephants
+    GET  /flows                       pinned elephants (and how many were ever pinned)
     PUT  /policy   {"policy": "wcmp", "params": {...}}
     PUT  /lb       {"mode": "spray", "switch": "l1", "group": 1}   (switch and group optional)
 
@@ -170,7 +170,7 @@ class FabricRestApi:
 
         now = time.monotonic()
         with c.lock:
-            return {"policy": c.policy.name,
+            return {"policy": c.policy.name, "pinned_total": c.pinned_total,
                     "flows": [{"src": k.src, "dst": k.dst, "protocol": k.proto, "src_port": k.sport, "dst_port": k.dport,
                                "path": [[s, port] for s, port in p["path"]], "demand_bps": round(p["demand"]),
                                "pinned_s": round(now - p["at"], 3), "idle_s": round(now - p["moved"], 3),

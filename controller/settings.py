@@ -34,7 +34,9 @@ class ControllerSettings:
     dscp_priority: dict[int, int] = field(default_factory=lambda: dict(DEFAULT_DSCP_PRIORITY))
     default_priority: int = 0
     ecn: EcnSettings = field(default_factory=EcnSettings)
-    connect_timeout_s: float = 30.0    # how long to keep trying to reach a switch's P4Runtime server
+    connect_timeout_s: float = 300.0   # how long to keep trying to reach a switch's P4Runtime server:
+                                       # a switch starts in ~1 s here, in minutes in a VM without
+                                       # acceleration (p4runtime/client.py, RPC_TIMEOUT_S)
     # adaptive routing (controller/policy.py) and the telemetry loop that feeds it
     policy: str = "static"
     policy_params: dict = field(default_factory=dict)

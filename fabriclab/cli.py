@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "traffic": ("fabriclab.traffic.cli", "replay an AI collective (RoCEv2-like transport, DCQCN) on a running fabric"),
     "run": ("fabriclab.scenarios.cli", "run a congestion scenario's variants and write results, plots and a report"),
     "scenarios": ("fabriclab.scenarios.list_cmd", "list the built-in scenarios"),
+    "lab": ("fabriclab.labs.cli", "teaching labs: list, start, check (✔/✘, --json for grading), reset; "
+            "also runs P4 tutorials exercise folders"),
     "demo": ("fabriclab.demo", "the main job of 'make demo': the incast scenario, PFC on vs off"),
 }
 

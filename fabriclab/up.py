@@ -1,5 +1,6 @@
 """``fabriclab up``: bring a fabric up in Mininet, install routes, open the Mininet CLI (with
-``stats``, ``queues`` and ``pfc``), tear everything down on exit; ``--check`` instead pings all
+``stats``, ``queues``, ``pfc``, ``link X Y down|up`` and ``paths``; the controller's REST API
+URL is in the summary), tear everything down on exit; ``--check`` instead pings all
 pairs, runs one iperf3 across the fabric, prints a summary and exits 0 only if all is reachable.
 """
 from __future__ import annotations

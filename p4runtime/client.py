@@ -29,6 +29,15 @@ from finsy.proto import p4i, p4r, p4r_grpc, rpc_status
 
 from fabriclab.p4runtime.codec import encode_int, pack_device_config
 
+# Deadlines, sized for the slowest machine fabriclab is meant to run on: a VM without hardware
+# acceleration (QEMU TCG), where Python runs 10-30x slower than on this 2-core host and every
+# switch of a fabric compiles its program at the same moment on two vCPUs (issue 16: "controller
+# failed: P4RuntimeError: DEADLINE_EXCEEDED" with the former 10 s). A deadline only bounds how
+# long a call that is going to fail takes to say so; one that succeeds returns when it is done.
+RPC_TIMEOUT_S = 120.0       # Write, Read, Capabilities, the arbitration answer: ~10 ms here
+PIPELINE_TIMEOUT_S = 900.0  # SetForwardingPipelineConfig: the switch compiles the P4 source and gcc
+                            # builds the native engine: 1-2 s here on a cold cache, 4 switches at once
+
 
 class P4RuntimeError(Exception):
     """A failed RPC: ``code`` is the gRPC code name; ``errors`` the failed updates of a Write
@@ -215,7 +224,7 @@ class DigestMessage:
 class P4RuntimeClient:
     """One controller's connection to one switch (default role)."""
 
-    def __init__(self, addr: str, device_id: int = 1, election_id: int = 1, timeout: float = 10.0):
+    def __init__(self, addr: str, device_id: int = 1, election_id: int = 1, timeout: float = RPC_TIMEOUT_S):
         self.addr, self.device_id, self.election_id, self.timeout = addr, device_id, election_id, timeout
         self.channel = grpc.insecure_channel(addr, options=[("grpc.max_receive_message_length", 64 << 20)])
         self.stub = p4r_grpc.P4RuntimeStub(self.channel)
@@ -314,9 +323,9 @@ class P4RuntimeClient:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _call(self, method, request):
+    def _call(self, method, request, timeout: float | None = None):
         try:
-            return method(request, timeout=self.timeout)
+            return method(request, timeout=timeout or self.timeout)
         except grpc.RpcError as exc:
             raise _rpc_error(exc) from None
 
@@ -347,7 +356,7 @@ class P4RuntimeClient:
         request.config.p4_device_config = device_config
         if cookie is not None:
             request.config.cookie.cookie = cookie
-        self._call(self.stub.SetForwardingPipelineConfig, request)
+        self._call(self.stub.SetForwardingPipelineConfig, request, max(self.timeout, PIPELINE_TIMEOUT_S))
         if action in ("VERIFY_AND_COMMIT", "COMMIT"):
             self.names = P4Names(p4info)
 

@@ -1,5 +1,8 @@
 """``fabriclab run NAME|FILE``: run a scenario's variants back to back, sample the switches,
-evaluate the expectations, and write results.json, the plots and report.html."""
+evaluate the expectations, and write results.json, the plots and report.html.
+
+Exit status: 0 every expectation held, 1 one failed, 4 none failed but some were not valid
+(a variant's fidelity was degraded: scenarios/fidelity.py), 2 bad input."""
 from __future__ import annotations
 
 import argparse
@@ -26,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.table import Table
 
+    from fabriclab.scenarios.fidelity import NOT_VALID_EXIT
     from fabriclab.scenarios.report import SUMMARY_METRICS, metric, write_report
     from fabriclab.scenarios.runner import run_scenario
     from fabriclab.scenarios.schema import load_scenario
@@ -64,11 +68,18 @@ def run(args: argparse.Namespace) -> int:
                           f"when the run ended (allow_incomplete)[/yellow]")
         if result.get("not_supported"):
             console.print(f"[yellow]variant {escape(vname)}: {escape(result['not_supported'])}[/yellow]")
-    held = True
+        for reason in (result.get("fidelity") or {}).get("reasons", []):
+            console.print(f"[yellow]variant {escape(vname)}: fidelity degraded: {escape(reason)}[/yellow]")
     for exp in results["expectations"]:
         mark = {True: "[green]✔[/green]", False: "[red]✘[/red]", None: "[yellow]–[/yellow]"}[exp["held"]]
+        if exp.get("valid") is False:
+            mark = "[yellow]⚠[/yellow]"
         where = f"[{exp['target']}] " if len(targets) > 1 else ""
         console.print(f"{mark} {escape(where + exp['text'])}   ({escape(exp['detail'])})")
-        held &= exp["held"] is not False     # not supported on a target: neither held nor failed
     console.print(f"report: {report}")
-    return 0 if held else 1
+    if results["verdict"] == "not valid":
+        console.print("[bold yellow]verdict: NOT VALID[/bold yellow] -- the emulation could not keep time (see "
+                      "above), so the expectations were not judged; re-run on an idle or faster machine, "
+                      "or at a lower rate")
+        return NOT_VALID_EXIT
+    return 0 if results["verdict"] == "held" else 1

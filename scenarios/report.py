@@ -34,6 +34,11 @@ SUMMARY_METRICS = [
     ("paused_lanes", "paused lanes"), ("frozen_s", "frozen (s)"), ("pfcwd_storms", "PFC watchdog storms"),
     ("host_pfc_tx", "host PFC frames sent"), ("host_rx_drops", "host receive drops"),
     ("flows_completed", "flows completed"), ("flows_incomplete", "flows incomplete"),
+    ("link_down_drops", "frames cut at a down link"), ("repair_ms", "repair (ms)"),
+    ("elephants_mbps", "elephants (Mbit/s)"), ("elephants_of_ideal", "elephants / ideal"),
+    ("mice_fct_p99_ms", "mice FCT p99 (ms)"), ("pinned_flows", "pinned flows"),
+    ("fidelity.status", "fidelity"), ("fidelity.lateness_p99_us", "frame lateness p99 (µs)"),
+    ("fidelity.loop_lag_p99_us", "switch loop lag p99 (µs)"), ("fidelity.pacing_p99_us", "host pacing error p99 (µs)"),
 ]
 
 
@@ -69,12 +74,20 @@ def _plot_busiest(variants: dict[str, dict], series_key: str, rank, count: int, 
         chosen = sorted(series, key=lambda k: rank(series[k]), reverse=True)[:count]
         for key in chosen:
             ax.plot(ts["t"][-len(series[key]):], series[key], label=key)
+        _mark_link_events(ax, result)
         ax.set_title(name)
         ax.set_xlabel("time (s)")
         ax.set_ylabel(ylabel)
         if chosen:
             ax.legend(fontsize=7)
     return _save(fig, path)
+
+
+def _mark_link_events(ax, result: dict) -> None:
+    """The scenario's timed link events as dashed lines: red when a link went down, green up."""
+    for ev in result.get("link_events") or []:
+        ax.axvline(ev["done_s"], color="tab:red" if ev["state"] == "down" else "tab:green", linestyle="--",
+                   linewidth=1)
 
 
 def plot_queues(variants: dict[str, dict], out: Path) -> Path:
@@ -107,6 +120,7 @@ def plot_flow_rates(variants: dict[str, dict], out: Path) -> Path:
         ax.set_ylabel("rate (Mbit/s)")
         if ax.lines:
             ax.legend(fontsize=7)
+        _mark_link_events(ax, result)
     return _save(fig, out / "flow_rates.png")
 
 
@@ -167,10 +181,12 @@ def write_report(results: dict, out: Path) -> Path:
     several = len(results.get("targets", ())) > 1
     marks = {True: ("held", "✔"), False: ("failed", "✘"), None: ("unsupported", "–")}
     checks = "".join(
-        f"<li class={marks[e['held']][0]}>{marks[e['held']][1]} "
+        "<li class={}>{} ".format(*(("invalid", "⚠") if e.get("valid") is False else marks[e["held"]]))
         + (f"[{html.escape(e['target'])}] " if several else "")
         + f"<code>{html.escape(e['text'])}</code> — {html.escape(e.get('detail', ''))}</li>"
         for e in results.get("expectations", []))
+    degraded = "".join(f"<li class=invalid>{html.escape(name)}: {html.escape(reason)}</li>"
+                       for name, r in variants.items() for reason in (r.get("fidelity") or {}).get("reasons", []))
     figures = "".join(
         f"<figure><img alt='{p.stem}' src='data:image/png;base64,"
         f"{base64.b64encode(p.read_bytes()).decode()}'><figcaption>{p.stem}</figcaption></figure>"
@@ -179,11 +195,15 @@ def write_report(results: dict, out: Path) -> Path:
 <title>fabriclab: {html.escape(results['scenario'])}</title><style>
 body{{font-family:sans-serif;margin:2em;max-width:1200px}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}} th{{background:#f4f4f4}}
-li.held{{color:#176617}} li.failed{{color:#a11}} li.unsupported{{color:#8a6d00}} img{{max-width:100%}} figure{{margin:1em 0}}
+li.held{{color:#176617}} li.failed{{color:#a11}} li.unsupported{{color:#8a6d00}} li.invalid{{color:#a60}}
+img{{max-width:100%}} figure{{margin:1em 0}}
 </style></head><body>
 <h1>Scenario {html.escape(results['scenario'])}</h1><p>{html.escape(results.get('description', ''))}</p>
 <h2>Summary</h2><table><tr><th></th>{header}</tr>{rows}</table><ul>{unsupported}</ul>
-<h2>Expectations</h2><ul>{checks}</ul>
+<h2>Expectations</h2><p>verdict: <b>{html.escape(results.get('verdict', ''))}</b></p><ul>{checks}</ul>
+<h2>Fidelity</h2><p>Every switch's frame lateness and loop lag and every host's pacing error, 99th
+percentile against its budget (README, "Fidelity"); a degraded variant's expectations are not valid.</p>
+<ul>{degraded or "<li class=held>every variant ok</li>"}</ul>
 <h2>Plots</h2>{figures}
 </body></html>"""
     report = out / "report.html"

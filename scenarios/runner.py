@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from fabriclab.errors import UserError
+from fabriclab.scenarios.control import (LinkEvents, adaptive_figures, check_events, controller_figures,
+                                         link_down_drops)
+from fabriclab.scenarios.fidelity import not_valid_because, variant_fidelity, verdict
 from fabriclab.scenarios.schema import Scenario
 from fabriclab.topologies.description import FabricDescription
 from fabriclab.traffic.scale import TimeScale
@@ -60,10 +63,10 @@ def base_rtt_of(description: FabricDescription, mtu: int) -> Callable[[str, str]
 
 def controller_settings(config: dict):
     from fabriclab.controller.settings import ControllerSettings, EcnSettings
-
     from fabriclab.traffic.dcqcn import ecn_profile
+    from fabriclab.traffic.scale import DEFAULT_SCALE
 
-    sw, transport = config["switch"], config["transport"]
+    sw, transport, controller = config["switch"], config["transport"], config["controller"]
     ecn = sw["ecn"]
     scale = time_scale(config)
     # "auto": the marking profile the DCQCN preset is run with, at the emulated real link rate
@@ -73,7 +76,10 @@ def controller_settings(config: dict):
         dscp_priority={transport["data_dscp"]: 3, transport["cnp_dscp"]: 6},
         ecn=EcnSettings(enabled=ecn["enabled"], kmin_bytes=kmin if ecn["kmin"] == "auto" else ecn["kmin"],
                         kmax_bytes=kmax if ecn["kmax"] == "auto" else ecn["kmax"],
-                        pmax=pmax if ecn["pmax"] == "auto" else ecn["pmax"]))
+                        pmax=pmax if ecn["pmax"] == "auto" else ecn["pmax"]),
+        policy=controller["policy"], policy_params=dict(controller["params"]), repair=controller["repair"],
+        poll_interval_s=controller["poll_interval"] * (config.get("scale") or DEFAULT_SCALE),
+        rest_port=0)    # any free port: the runner reads the controller's figures through it
 
 
 def switch_config(config: dict) -> dict:
@@ -224,8 +230,8 @@ class CounterSampler(threading.Thread):
         if target == "bmv2":   # no runtime API: fabric.p4's counters over P4Runtime
             self.clients = {sw.name: StatsClient(sw.grpc_addr, sw.device_id, description.switch_ports(sw.name),
                                                  sw.grpc_port) for sw in description.switches}
-        else:
-            self.clients = {sw.name: RuntimeApiClient(default_api_addr(sw.grpc_addr))
+        else:   # a switch busy forwarding on a slow machine answers late; giving up would end the series
+            self.clients = {sw.name: RuntimeApiClient(default_api_addr(sw.grpc_addr), timeout=60.0)
                             for sw in description.switches}
         self.samples: list[tuple[float, dict[str, dict]]] = []
         self.errors: list[str] = []
@@ -463,10 +469,12 @@ def run_variant(name: str, config: dict, run_dir: Path, progress: Progress, targ
         sampler.start()
         error = None
         background = IperfTraffic(plan.iperf, {h.name: h for h in handles})
+        link_events = LinkEvents(network, config["events"])
         result = None
         try:
             progress(f"{name}: traffic")
             background.start()
+            link_events.start()
             if plan.schedule.flows:
                 with ScheduleRunner(plan.schedule, handles, transport_argv(config), line_rate=config["rate"],
                                     mtu=payload_mtu(config), base_rtt=base_rtt_of(description, payload_mtu(config)),
@@ -482,10 +490,15 @@ def run_variant(name: str, config: dict, run_dir: Path, progress: Progress, targ
         finally:
             sampler.stop()
             background.join(30)
-        error = error or background.error
+            link_events.stop()
+            control = controller_figures(network)
+        error = error or background.error or link_events.error
         ecn = _ecn_marks(sampler)
         sampler.close()
     metrics = switch_metrics(sampler.samples, lossless)
+    samples = sampler.samples    # the fidelity window: the traffic, from the first sample to the last
+    metrics["fidelity"] = variant_fidelity(samples[0][1] if samples else {}, samples[-1][1] if samples else {},
+                                           result.pacing if result is not None else {})
     keep_captures(run_dir, config["capture"])
     logged = pfc_log_intervals(run_dir, sampler.t0)
     if logged is not None:
@@ -504,6 +517,9 @@ def run_variant(name: str, config: dict, run_dir: Path, progress: Progress, targ
         metrics.update(flows_completed=len(result.flows), flows_incomplete=result.incomplete,
                        host_pfc_tx=sum(n.get("pfc_tx", 0) for n in nics),
                        host_rx_drops=sum(n.get("rx_drops", 0) for n in nics))
+        metrics.update(adaptive_figures(plan, result.flows, config["rate"], min(config["transport"]["mtu"], 1024)))
+    metrics.update(control, link_events=link_events.done,
+                   link_down_drops=link_down_drops(sampler.samples) if config["events"] else None)
     metrics.setdefault("flows", {}).update(background.results)
     if "victim" in background.results:
         metrics["victim_mbps"] = background.results["victim"]["rate_mbps"]
@@ -577,6 +593,7 @@ def run_scenario(scenario: Scenario, out_dir: Path, variants: list[str] | None =
         description = fabric_description(config)
         host_options(config, traffic_plan(config, description))
         switch_overrides(config, description)
+        check_events(config["events"], description)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     def key(vname: str, target: str) -> str:
@@ -602,10 +619,16 @@ def run_scenario(scenario: Scenario, out_dir: Path, variants: list[str] | None =
             if not exp.variants() <= set(chosen):
                 continue  # names a variant that was not run (--variant)
             missing = [measured[v]["not_supported"] for v in sorted(exp.variants()) if "not_supported" in measured[v]]
+            entry = {"text": exp.text, "target": target}
             if missing:
                 held, detail = None, f"not supported on {target}: {missing[0]}"
             else:
                 held, detail = exp.evaluate(measured)
-            results["expectations"].append({"text": exp.text, "target": target, "held": held, "detail": detail})
+                reason = not_valid_because(exp.variants(), measured)
+                if reason:
+                    held, detail = None, f"{reason} (measured {detail})"
+                    entry["valid"] = False
+            results["expectations"].append({**entry, "held": held, "detail": detail})
+    results["verdict"] = verdict(results["expectations"])
     (out_dir / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     return results

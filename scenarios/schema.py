@@ -129,6 +129,10 @@ FLOW = {
     "name": _str, "pattern": _choice(*PATTERNS), "hosts": _list_of(_str, 1), "src": _str, "dst": _str,
     "size": _unit(parse_size), "start": _unit(parse_duration), "duration": _unit(parse_duration),
 }
+# the controller (controller/policy.py): poll_interval is fabric time, scaled by `scale`
+CONTROLLER = {"policy": _str, "params": None, "poll_interval": _unit(parse_duration), "repair": _bool}
+# timed link events, seconds after the traffic starts (testbed time, like traffic start:)
+EVENT = {"at": _unit(parse_duration), "link": _list_of(_str, 2), "state": _choice("up", "down")}
 # per host NIC behaviour: a slow receiver (drain rate) or a stuck NIC (fault, from start for duration)
 HOST = {"slow_receiver": _unit(parse_rate),
         "stuck_nic": {"start": _unit(parse_duration), "duration": _unit(parse_duration)}}
@@ -148,6 +152,7 @@ BODY = {
     "sample_interval": _unit(parse_duration), "hosts": _hosts,
     # a run past `duration` ends with the flows completed so far instead of an error (a deadlock)
     "allow_incomplete": _bool,
+    "controller": CONTROLLER, "events": [EVENT],
 }
 TOP = {"name": _str, "description": _str, "variants": None, "expectations": _list_of(_str, 1), **BODY}
 
@@ -162,6 +167,8 @@ DEFAULTS: dict[str, Any] = {
     "transport": {"dcqcn": False, "preset": "paper", "ooo": False, "mtu": 1500, "data_dscp": 26, "cnp_dscp": 48,
                   "host_pfc": True, "rx_buffer": 128_000},
     "traffic": [], "capture": [], "hosts": {}, "allow_incomplete": False,
+    "events": [],
+    "controller": {"policy": "static", "params": {}, "poll_interval": 200e-6, "repair": True},
 }
 
 
@@ -213,6 +220,21 @@ def _check_consistency(config: dict, where: str) -> None:
         raise ValueError(f"{where}switch.pfcwd: poll_interval must not exceed detection_time and restoration_time")
     if not config["traffic"]:
         raise ValueError(f"{where}traffic: a scenario needs at least one traffic entry")
+    controller = config["controller"]
+    if not isinstance(controller["params"], dict):
+        raise ValueError(f"{where}controller.params: expected a mapping of policy parameters")
+    from fabriclab.controller.policy import make_policy
+
+    try:
+        make_policy(controller["policy"], controller["params"])
+    except UserError as exc:
+        raise ValueError(f"{where}controller: {exc}") from None
+    for i, ev in enumerate(config["events"]):
+        missing = [key for key in ("at", "link", "state") if key not in ev]
+        if missing:
+            raise ValueError(f"{where}events[{i}]: missing key {missing[0]!r}")
+        if len(ev["link"]) != 2:
+            raise ValueError(f"{where}events[{i}].link: name the link's two nodes, e.g. [l1, s1]")
     for i, flow in enumerate(config["traffic"]):
         if "pattern" not in flow:
             raise ValueError(f"{where}traffic[{i}]: missing key 'pattern'")

@@ -21,7 +21,9 @@ each port's transmit ring and leave with one system call per port at the end of 
 every ``ports.TX_BATCH`` frames, and at once for PFC/PAUSE frames). Every frame enters the TM
 at its kernel receive timestamp, so the TM serves its queues between the arrivals of one batch
 as a port at line rate would; the TM's clock follows the arrivals and moves to "now" only on a
-turn without any (see serve()). SIGTERM/SIGINT unwind the loop; sockets, pcaps and the server are closed.
+turn without any (see serve()). Every frame's lateness against its scheduled departure and every
+wake-up's lag go to the fidelity monitor (fidelity.py, ``stats()["fidelity"]``). SIGTERM/SIGINT
+unwind the loop; sockets, pcaps and the server are closed.
 
 The ``Switch`` object is the handle the P4Runtime server is given:
 
@@ -113,6 +115,7 @@ class Switch:
     def __init__(self, config, interfaces: list[tuple[int, str]], cpu_port: int | None = None,
                  pcap_dir: str | None = None, name: str = "switch"):
         from fabriclab.switch.carrier import CarrierMonitor
+        from fabriclab.switch.fidelity import SwitchMonitor
         from fabriclab.switch.ports import Port
         from fabriclab.switch.traffic_manager import make_traffic_manager
 
@@ -139,6 +142,9 @@ class Switch:
                                        macs={n: p.mac for n, p in self.ports.items()})
         if cpu_port is not None:
             self.tm.add_unshaped_port(cpu_port)
+        self.monitor = SwitchMonitor(max((p.rate_bps for p in resolved.ports.values()), default=config.rate_bps),
+                                     config.max_frame, config.response_time_s, BACKLOG_NS)
+        self._scheduled = self.monitor.scheduled
         self._packet_outs: collections.deque[bytes] = collections.deque()
         self._packet_ins: list[bytes] = []
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
@@ -176,7 +182,7 @@ class Switch:
             return {"program": pipeline.info.name if pipeline else None,
                     "engine": pipeline.engine.name if pipeline else None,
                     "ports": {n: {**p.stats(), "up": n not in self.down} for n, p in sorted(self.ports.items())},
-                    "drops": dict(self.drops), "tm": self.tm.stats()}
+                    "drops": dict(self.drops), "tm": self.tm.stats(), "fidelity": self.monitor.stats()}
 
     def wait_link_events(self, since: int | None, timeout: float) -> dict:
         """Carrier changes after event number ``since`` (None: none, just the state), waiting up
@@ -210,6 +216,7 @@ class Switch:
                 _count(self.drops, "port_down")
                 return
             out.stage(frame)
+            self._scheduled.append(self.tm.now)   # the frame's scheduled departure (fidelity.py)
             if frame[12:14] == b"\x88\x08":   # PFC/PAUSE: the peer must hear it now, not at the turn's end
                 out.flush()
         elif port == self.cpu_port:
@@ -281,9 +288,12 @@ class Switch:
         """One turn of the loop for this switch: read the ports that had ``events`` ((epoll
         mask, port), or (mask, _WAKE | _CARRIER) for its eventfd and netlink socket), move the TM
         on, flush the rings."""
-        tm = self.tm
+        tm, monitor = self.tm, self.monitor
         idle = True                      # no port had frames for us this turn
         with self.lock:
+            started = time.monotonic_ns()   # not ``now``: switches sharing the loop took their turns first
+            if self.next_event is not None and started >= self.next_event:   # woke for the TM: how late?
+                monitor.loop_lag.add((started - self.next_event) // 1000)
             for mask, port in events:
                 if port is _WAKE:
                     os.eventfd_read(self._wake_fd)
@@ -320,6 +330,7 @@ class Switch:
             self.next_event = None if next_event is None else next_event + BACKLOG_NS
             for port in self.ports.values():
                 port.flush()
+            monitor.departed(time.monotonic_ns())
         if self._packet_ins:
             self._deliver_packet_ins()
 

@@ -161,3 +161,18 @@ def test_scenario_sampler_reads_bmv2_switches_over_p4runtime(monkeypatch):
                                   for sw in description.switches)
     # the switch's queue drops count as lossy drops in the variant's results
     assert runner.switch_metrics([(0.0, {"l1": stats})], lossless=set())["drops"] == {"lossless": 0, "lossy": 57}
+
+
+def test_registers_fall_back_to_simple_switch_cli(tmp_path, monkeypatch):
+    """Where the switch's P4Runtime server does not read a register, simple_switch_CLI does."""
+    from fabriclab.p4runtime.client import P4RuntimeError
+
+    class NoRegisters(_FakeP4Runtime):
+        def read_register(self, name):
+            raise P4RuntimeError("UNIMPLEMENTED", "register reads")
+
+    _fake_cli(tmp_path, monkeypatch, "RuntimeCmd: port_queue_depth= 0, 3, 0, 7")
+    client = _stats_client()
+    client.client = NoRegisters()
+    assert client.register("port_queue_depth") == {0: 0, 1: 3, 2: 0, 3: 7}
+    assert (tmp_path / "stdin.txt").read_text() == "register_read port_queue_depth\n"

@@ -65,13 +65,13 @@ def test_rest_api_repair_and_cli(tmp_path, caplog):
 
         status, groups = get("/groups")
         (group,) = groups["switches"]["trl1"]
-        assert [(m["neighbour"], m["weight"]) for m in group["members"]] == [("trs1", 1), ("trs2", 1)]
+        assert [(m["neighbour"], m["weight"]) for m in group["members"]] == [("trs1", 8), ("trs2", 8)]
         assert group["prefixes"] == ["10.0.2.0/24"] and group["mode"] == "ecmp"
 
         status, paths = get("/paths?src=trh1_1&dst=trh2_1")
         assert status == 200
         assert sorted((p["hops"][2], p["share"]) for p in paths["paths"]) == [("trs1", 0.5), ("trs2", 0.5)]
-        assert get("/flows") == (200, {"policy": "static", "flows": []})
+        assert get("/flows") == (200, {"policy": "static", "pinned_total": 0, "flows": []})
 
         # errors: 4xx with one JSON line, never a traceback
         assert get("/switches/nosuch/ports")[0] == 404

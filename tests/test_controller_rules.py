@@ -55,11 +55,12 @@ def test_routes_groups_and_members():
     assert len(rules.groups) == 1
     assert {w.params["group_id"] for w in routes if w.action.endswith("route_to_group")} == {1}
     group = [w for w in rules.writes if w.table.endswith("lb_group")][0]
-    assert group.action.endswith("lb_flowlet") and group.params == {"base": 0, "size": 2, "gap_us": 5000}
+    # eight buckets per member, interleaved: offset h lands on member h mod 2, as with one each
+    assert group.action.endswith("lb_flowlet") and group.params == {"base": 0, "size": 16, "gap_us": 5000}
     members = sorted((w.match["meta.lb_index"], w.params["port"], w.params["dmac"])
                      for w in rules.writes if w.table.endswith(".lb_member"))
-    assert members == [(0, 3, d.switch("s1").router_mac), (1, 4, d.switch("s2").router_mac)]
-    assert len([w for w in rules.writes if w.table.endswith("lb_member_alt")]) == 2
+    assert members == [(i, (3, 4)[i % 2], d.switch(("s1", "s2")[i % 2]).router_mac) for i in range(16)]
+    assert len([w for w in rules.writes if w.table.endswith("lb_member_alt")]) == 16
     identity = rules.writes[0]
     assert identity.default and identity.params["router_mac"] == d.switch("l1").router_mac
 

@@ -42,6 +42,14 @@ def test_leafspine_2x2x2_pingall_and_cli_commands(tmp_path, caplog):
     with FabricNetwork(d, tmp_path / "run") as network:
         assert network.report.routes == 10      # 2 leaves x (2 /32 + 1 remote /24) + 2 spines x 2 /24
         _all_reachable(network)
+        victim = network.net.get(d.hosts[0].name)      # answers no echo request: pingall names its pairs
+        victim.cmd("sysctl -qw net.ipv4.icmp_echo_ignore_all=1")
+        try:
+            names = [h.name for h in d.hosts]
+            _, failed = ping_all(network.net, names, timeout_s=1)
+        finally:
+            victim.cmd("sysctl -qw net.ipv4.icmp_echo_ignore_all=0")
+        assert sorted(failed) == sorted((src, victim.name) for src in names if src != victim.name)
         assert network.controller_status()["state"] == "ready"
         script = tmp_path / "cli.txt"
         script.write_text("stats tal1\nqueues\npfc tas1\npfcwd tal2\nstats nosuch\n")

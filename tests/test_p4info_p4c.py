@@ -68,3 +68,13 @@ def test_directly_called_actions_are_listed_in_declaration_order(program, called
         assert names[:2] == ["NoAction", "FabricIngress.drop"] and names[-1] == "FabricEgress.set_ecn_profile"
     # a controller holding a P4Info that lists them is not refused
     P4InfoIndex.build(msg, info)
+
+
+def test_sub_controls_are_listed_where_they_are_instantiated():
+    """p4c inlines sub-controls in place and localizes top-level actions first (as its
+    published fabric_20190420 P4Info shows with `nop`); NoAction is the default of t0."""
+    info = compile_file(str(REPO / "tests" / "programs" / "p4info_nested.p4")).info
+    msg = build_p4info(info)
+    assert [a.preamble.name for a in msg.actions] == [
+        "nop", "NoAction", "Ingress.own_before", "Ingress.second.b1", "Ingress.first.a1", "Ingress.own_after"]
+    assert [t.preamble.name for t in msg.tables] == ["Ingress.second.t2", "Ingress.first.t1", "Ingress.t0"]

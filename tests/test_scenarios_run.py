@@ -13,7 +13,7 @@ from fabriclab.scenarios.schema import builtin_scenarios, load_scenario
 from fabriclab.switch.ports import read_pcap
 
 VARIANT_KEYS = {"drops", "pfc_pause_tx", "pfc_pause_rx", "ecn_marked", "cnp", "retransmissions", "cct_s",
-                "busbw_mbps", "max_queue_pkts"}
+                "busbw_mbps", "max_queue_pkts", "fidelity"}
 PLOTS = ("variants", "queues", "pauses", "flow_rates", "throughput", "completion")
 
 
@@ -28,6 +28,7 @@ def test_builtin_scenario_holds_its_expectations(scenario, tmp_path):
     failed = [e for e in results["expectations"] if not e["held"]]
     assert proc.returncode == 0 and not failed, f"{failed}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     assert results["scenario"] == scenario
+    assert results["verdict"] == "held"
     assert results["expectations"], "a built-in scenario asserts its effect"
     for name, variant in results["variants"].items():
         assert VARIANT_KEYS <= set(variant), f"{name}: missing {VARIANT_KEYS - set(variant)}"

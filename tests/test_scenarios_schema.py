@@ -55,6 +55,13 @@ def test_good_file_expands_variants_with_defaults(tmp_path):
     (('"retransmissions[no-pfc] > 0"', '"retransmissions[no-pfc] > zero"'),
      "expectations[1]: cannot read 'zero' in 'retransmissions[no-pfc] > zero'"),
     (("name: t", "nam: t"), "nam: unknown key"),
+    (("rate: 100M", "rate: 100M\ncontroller: {policy: magic}"), "controller: unknown policy 'magic'"),
+    (("rate: 100M", "rate: 100M\ncontroller: {policy: wcmp, params: {colour: 1}}"), "controller: policy wcmp: bad"),
+    (("rate: 100M", "rate: 100M\nevents: [{at: 1s, link: [l1], state: down}]"),
+     "events[0].link: needs at least 2"),
+    (("rate: 100M", "rate: 100M\nevents: [{at: 1s, link: [l1, s1], state: sideways}]"),
+     "events[0].state: expected one of up, down"),
+    (("rate: 100M", "rate: 100M\nevents: [{link: [l1, s1], state: down}]"), "events[0]: missing key 'at'"),
 ])
 def test_bad_file_names_file_and_key(tmp_path, change, message):
     old, new = change
@@ -95,6 +102,8 @@ def test_unknown_host_or_capture_port_fails_before_anything_starts(tmp_path):
     import sys
 
     for old, new, message in (("dst: h2_2", "dst: h9_9", "no host 'h9_9' in this topology"),
+                              ("name: t", "name: t\nevents: [{at: 1s, link: [l1, l2], state: down}]",
+                               "events[0]: l1 and l2 are not linked"),
                               ("name: t", "name: t\ncapture: [\"l7:1\"]", "capture: 'l7:1' is not SWITCH:PORT")):
         valid = GOOD.replace("h1, h2, h3], dst: h4", "h1_1, h1_2, h2_1], dst: h2_2")
         path = write(tmp_path, valid.replace(old, new))

@@ -12,13 +12,16 @@ from fabriclab.cli import main
 from fabriclab.p4runtime.client import P4RuntimeClient
 from fabriclab.switch.runtime_api import (RuntimeApiClient, RuntimeApiError, RuntimeApiServer,
                                           default_api_addr)
-from fabriclab.switch.switch_config import SwitchConfig
+from fabriclab.switch.pfc import build_pfc_frame
+from fabriclab.switch.switch_config import PfcwdConfig, SwitchConfig
 from fabriclab.switch.traffic_manager import TrafficManager
 from test_p4runtime_server import FakeSwitch, ipv4_frame, program_path, serve  # noqa: F401 (fixture)
 
 
 def switch_with_tm() -> FakeSwitch:
-    tm = TrafficManager(SwitchConfig(rate_bps=10**9).resolve([1, 2]), transmit=lambda port, frame: None)
+    config = SwitchConfig(rate_bps=10**9, pfcwd=PfcwdConfig(detection_s=0.2, restoration_s=0.2, poll_s=0.1,
+                                                            ports=frozenset({2})))
+    tm = TrafficManager(config.resolve([1, 2]), transmit=lambda port, frame: None)
     ports = {n: {"ifname": f"veth{n}", "rx_frames": 0, "rx_bytes": 0, "tx_frames": 0, "tx_bytes": 0, "drops": {}}
              for n in (1, 2)}
     return FakeSwitch(tm=tm, ports=ports)
@@ -155,8 +158,22 @@ def test_queue_pfc_and_port_views(lab, capsys):
     assert row.replace("│", " ").split()[2:7] == ["5", str(5 * size), "5", str(5 * size), "5"]
     assert cli(lab, "pfc") == 0
     assert "PFC (lossless priorities 3)" in capsys.readouterr().out
+
+def test_pfcwd_view(lab, capsys):
+    switch, _, _ = lab
+    assert cli(lab, "table_add", "ipv4_lpm", "forward", "10.0.0.0/8", "=>", "2") == 0
+    with switch.lock:          # port 2's peer pauses priority 3 for good (33.5 ms at 1G, refreshed)
+        for t in range(0, 400_000_000, 20_000_000):
+            switch.tm.receive_control(2, build_pfc_frame(bytes(6), {3: 0xFFFF}), t)
+            if t == 0:
+                offer(switch, ipv4_frame("10.0.0.9"), 1, 4)
+    capsys.readouterr()
     assert cli(lab, "pfcwd") == 0
-    assert "pfcwd: off" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "action drop, detection 200 ms, restoration 200 ms" in out
+    row = next(line.replace("│", " ").split() for line in out.splitlines() if "stormed" in line)
+    assert row[:6] == ["2", "3", "stormed", "1", "0", "4"]       # port, prio, state, storms, restored, dropped
+    assert cli(lab, "pfcwd", "1") == 0 and "stormed" not in capsys.readouterr().out   # port 1 is not watched
     assert cli(lab, "ports") == 0
     assert "veth1" in capsys.readouterr().out
     assert cli(lab, "tm_set", "alpha=0.25") == 0

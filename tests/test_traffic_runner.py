@@ -64,6 +64,25 @@ def test_loss_without_pfc_shows_as_retransmissions(veth):
     assert dropped > 0 and flow.retransmissions >= dropped
 
 
+def test_a_stuck_receiver_leaves_the_run_incomplete_and_paused(veth):
+    """A timed command makes the receiver's NIC stuck: its pauses hold the sender, nothing more
+    completes; with allow_incomplete the run ends at its timeout with what did complete."""
+    sched = collectives.Schedule("flows", 2, 0, [collectives.Flow(0, 0, 1, 200_000, 0),
+                                                 collectives.Flow(1, 0, 1, 3_000_000, 0, (), 0.6)])
+    receiver = veth.hosts[1].netns
+    with ScheduleRunner(sched, _handles(veth), ["--rate", "100M", "--dcqcn", "off"], line_rate=RATE, mtu=1024,
+                        commands=[(0.5, receiver, {"op": "stuck"})]) as runner:
+        result = runner.run(timeout=2.5, allow_incomplete=True)
+    assert [f.flow for f in result.flows] == [0] and result.incomplete == 1
+    nic = result.nic_stats[receiver]
+    assert nic["stuck"] and nic["pfc_tx"] > 10 and nic["xoff_events"] == 1
+    assert result.nic_stats[veth.hosts[0].netns]["pause_rx"] > 10             # the sender heard them
+    with ScheduleRunner(sched, _handles(veth), ["--rate", "100M", "--dcqcn", "off"], line_rate=RATE, mtu=1024,
+                        commands=[(0.5, receiver, {"op": "stuck"})]) as runner:
+        with pytest.raises(TimeoutError):
+            runner.run(timeout=1.5)
+
+
 def _fake_fabric(tmp_path, pair: VethPair) -> str:
     """A run directory whose fabric.json names the veth hosts, plus stand-ins for their Mininet
     shells (processes in each namespace whose argv carries 'mininet:<host>')."""

@@ -33,10 +33,6 @@ CPU_PORT = 255             # p4/include/defines.p4 CPU_PORT_NUMBER
 NOT_SUPPORTED = {"pfc": "PFC is not supported on bmv2 (simple_switch sends and honours no pause frames)"}
 
 
-def available() -> bool:
-    return all(shutil.which(binary) for binary in BINARIES)
-
-
 def missing_reason() -> str | None:
     """Why ``--target bmv2`` cannot run here, or None."""
     missing = [binary for binary in (*BINARIES, CLI) if not shutil.which(binary)]
@@ -172,9 +168,11 @@ class StatsClient:
         try:
             return self.client.read_register(name)
         except P4RuntimeError:
+            # simple_switch_CLI answers "RuntimeCmd: NAME= v0, v1, ..." on one line
             answer = run_cli(self.grpc_port, [f"register_read {name}"])
-            _, _, values = answer.partition("=")
-            return {i: int(v) for i, v in enumerate(values.split(",")) if v.strip().isdigit()}
+            line = next((ln for ln in answer.splitlines() if f"{name}=" in ln), "")
+            values = line.partition("=")[2].split(",")
+            return {i: int(v) for i, v in enumerate(values) if v.strip().isdigit()}
 
     def stats(self) -> dict:
         tx = self.client.read_counter("FabricEgress.port_tx")

@@ -30,8 +30,10 @@ from fabriclab.topologies.description import FabricDescription
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PROGRAM = REPO_ROOT / "p4" / "fabric.p4"
-SWITCH_START_TIMEOUT_S = 120.0    # a Python interpreter with grpc per worker (or per switch), on 2 shared cores
-CONTROLLER_TIMEOUT_S = 120.0
+# Bring-up deadlines, sized for a VM without hardware acceleration (p4runtime/client.py says why);
+# a process that dies is reported at once, so only a hung one waits this long.
+SWITCH_START_TIMEOUT_S = 600.0    # a Python interpreter with grpc per worker (or per switch), on 2 shared cores
+CONTROLLER_TIMEOUT_S = 1800.0     # connect (300 s) + pipeline (900 s) + table writes (120 s per batch)
 RUNTIME_API_OFFSET = 1000          # switch/runtime_api.py default_api_addr: the P4Runtime port + 1000
 
 Progress = Callable[[str], None]

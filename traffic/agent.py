@@ -7,7 +7,8 @@ which network namespaces share, so a coordinator can compare them across hosts).
 
 commands
     {"op": "send", "flow": ID, "peer": IP, "qpn": N, "size": BYTES [, "peer_mac": MAC]}
-    {"op": "stats"}                                -> {"ev": "stats", "qps": [counters...], "nic": {...}}
+    {"op": "stats"}                                -> {"ev": "stats", "qps": [counters...], "nic": {...},
+                                                        "pacing": {"histogram", "budget_us", "why"}}
     {"op": "stuck" [, "seconds": S]}               fault: the NIC's receive path hangs and pauses the link
     {"op": "quit"}
 events
@@ -146,7 +147,7 @@ class Agent:
             self.transport.post_send(qp, int(cmd["size"]), on_complete=acked)
         elif op == "stats":
             self.emit(ev="stats", qps=[qp.counters() for qp in self.transport.qps.values()],
-                      nic=self.transport.nic_counters())
+                      nic=self.transport.nic_counters(), pacing=self.transport.pacing_report())
         elif op == "stuck":
             self.transport.stuck(cmd.get("seconds"))
         elif op == "quit":

@@ -19,4 +19,5 @@ def host_pps(seconds: float = 2.0, mtu: int = 1024, tag: str = "pps") -> dict:
         finally:
             transport.close()
     frame_bytes = 14 + 20 + 8 + 12 + mtu + 4
-    return {"host_pps": sent / seconds, "frame_bytes": frame_bytes, "host_mbps": sent * frame_bytes * 8 / seconds / 1e6}
+    return {"host_pps": sent / seconds, "frame_bytes": frame_bytes, "host_mbps": sent * frame_bytes * 8 / seconds / 1e6,
+            "native": transport.native}

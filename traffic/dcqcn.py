@@ -141,15 +141,20 @@ class Dcqcn:
             # cut suppressed, but α still learns that congestion persists
             self._cnp_since_alpha = True
             return
-        self.target = self.rate
-        self.rate = max(p.min_rate, self.rate * (1 - self.alpha / 2))
-        self.alpha = (1 - p.g) * self.alpha + p.g
+        self.cut()
         self.cuts += 1
         self._last_cut = now
         self._cnp_since_alpha = True
         self._timer_stage = self._byte_stage = self._bytes = 0
         self._next_rate_timer = now + p.rate_timer
         self._next_alpha = now + p.alpha_timer
+
+    def cut(self) -> None:
+        """The rate decrease itself (a seam: labs/07-dcqcn has students write it)."""
+        p = self.params
+        self.target = self.rate
+        self.rate = max(p.min_rate, self.rate * (1 - self.alpha / 2))
+        self.alpha = (1 - p.g) * self.alpha + p.g
 
     def on_sent(self, nbytes: int, now: float) -> None:
         """Count transmitted bytes toward the byte counter B (none: timer-only increase)."""

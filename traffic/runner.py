@@ -21,6 +21,7 @@ from fabriclab.traffic.collectives import Schedule
 from fabriclab.traffic.metrics import CollectiveRecord, FlowRecord, fct_slowdown
 
 MAX_RANKS = 1024
+AGENT_START_TIMEOUT_S = 300.0   # an agent imports scapy (~1 s here): minutes in a VM without acceleration
 
 
 @dataclass
@@ -39,6 +40,7 @@ class RunResult:
     collectives: list[CollectiveRecord] = field(default_factory=list)
     qp_stats: dict[str, list[dict]] = field(default_factory=dict)
     nic_stats: dict[str, dict] = field(default_factory=dict)   # per host: PFC sent, receive drops...
+    pacing: dict[str, dict] = field(default_factory=dict)   # per host: the pacing error figure (fidelity)
     incomplete: int = 0          # flows that had not completed when the run timed out
 
 
@@ -116,7 +118,7 @@ class ScheduleRunner:
                 self.agents.append(agent)
                 self._selector.register(agent.proc.stdout, selectors.EVENT_READ, len(self.agents) - 1)
             waiting = set(range(len(self.agents)))
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + AGENT_START_TIMEOUT_S
             while waiting:
                 for rank, event in self._events(deadline):
                     if event["ev"] == "ready":
@@ -173,6 +175,7 @@ class ScheduleRunner:
                 if event["ev"] == "stats":
                     result.qp_stats[self.hosts[rank].name] = event["qps"]
                     result.nic_stats[self.hosts[rank].name] = event.get("nic", {})
+                    result.pacing[self.hosts[rank].name] = event["pacing"]
                     pending.discard(rank)
         return result
 

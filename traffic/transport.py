@@ -81,6 +81,7 @@ from typing import Callable
 
 from scapy.compat import raw
 
+from fabriclab.switch.fidelity import Histogram, allowance_why, budget, reaction_allowance_us
 from fabriclab.switch.traffic_manager import wire_bytes
 from fabriclab.traffic import packets
 from fabriclab.traffic.dcqcn import Dcqcn, DcqcnParams
@@ -232,6 +233,7 @@ class QueuePair:
     snd_nxt: int = 0                  # next PSN to transmit
     snd_una: int = 0                  # oldest unacknowledged PSN
     next_send_time: float = 0.0
+    paced: bool = False               # the pacer, not idleness or the window, times the next packet
     last_progress: float = 0.0        # last time the acknowledged PSN advanced
     last_ackreq_sent: float = 0.0     # an ACK is owed within the RTO after this ...
     owed_psn: int = -1                # ... covering this PSN (the last one sent with AckReq)
@@ -346,6 +348,8 @@ class HostTransport:
         self._message_ids = 0
         self._rr: deque[QueuePair] = deque()
         self.paused_until = 0.0             # PFC/PAUSE: no data before this time
+        self._unpaused_at = 0.0             # when the last pause ended (or will)
+        self.pacing_error = Histogram()     # µs each paced packet left after its time (fidelity)
         self.pause_frames = 0               # PFC/PAUSE frames that applied to our data
         # the NIC's receive buffer (slow receiver, stuck NIC) and the pauses it sends
         self._rx: deque[bytes] = deque()
@@ -846,6 +850,7 @@ class HostTransport:
             return
         self.pause_frames += 1
         self.paused_until = now + packets.pause_quanta_to_seconds(quanta, self.config.line_rate) if quanta else 0.0
+        self._unpaused_at = self.paused_until or now
 
     def rto(self, qp: QueuePair) -> float:
         """The QP's current retransmission timeout."""
@@ -877,25 +882,33 @@ class HostTransport:
                     qp.rate.advance(now)
                     self._sample_rate(qp, now)
                 if not qp.has_work:
+                    qp.paced = False
                     continue
                 resend = qp.resend
                 while resend and not qp.snd_una <= resend[0] < qp.snd_nxt:
                     resend.popleft()                      # acknowledged meanwhile, or a go-back covers it
                 selective = resend[0] if resend else None
                 if selective is None and qp.snd_nxt >= qp.next_psn:
+                    qp.paced = False
                     continue
                 if selective is None and qp.snd_nxt - qp.snd_una >= cfg.window:
+                    qp.paced = False
                     due = max(qp.last_progress, qp.last_ackreq_sent) + self.rto(qp)
                     wake = due if wake is None else min(wake, due)
                     continue
                 due = max(qp.next_send_time, self._next_host_send)
                 if due > now:
+                    qp.paced = True
                     wake = due if wake is None else min(wake, due)
                     continue
                 frame_len = self._send_data(qp, now, selective)
                 if not frame_len:
+                    qp.paced = False
                     wake = now + 0.0005
                     break
+                if qp.paced:
+                    self.pacing_error.add(int((now - max(due, self._unpaused_at)) * 1e6))
+                qp.paced = True
                 if selective is not None:
                     resend.popleft()
                 rate = qp.rate.rate if qp.rate else cfg.line_rate
@@ -905,6 +918,14 @@ class HostTransport:
                 sent_any = True
             now = self.clock()
         return wake
+
+    def pacing_report(self) -> dict:
+        """The pacing error figure for the fidelity monitor (switch/fidelity.py), with its budget:
+        the PFC reaction allowance at the line rate, as for the switches (a host late by more keeps
+        sending after a pause longer than the fabric's headroom allows for)."""
+        frame = HDR_LEN + self.config.mtu + 4
+        return budget(self.pacing_error, reaction_allowance_us(self.config.line_rate, frame),
+                      allowance_why(self.config.line_rate, frame))
 
     def busy(self) -> bool:
         """Whether any QP still has unacknowledged data, or the NIC's receive side has work."""

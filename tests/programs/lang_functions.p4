@@ -1,5 +1,5 @@
-/* Functions with return and out/inout parameters called inside expressions and conditions, in
- * P4's left-to-right side-effect order (both engines). */
+/* Functions (top level and declared in a control) with return and out/inout parameters called
+ * inside expressions and conditions, in P4's left-to-right side-effect order (both engines). */
 #include <core.p4>
 #include <v1model.p4>
 
@@ -24,14 +24,17 @@ parser P(packet_in b, out headers hdr, inout meta m, inout standard_metadata_t s
     state start { b.extract(hdr.h); transition accept; }
 }
 
-bit<8> plus_base(in bit<8> x) {
-    if (x > 100) {
-        return 100;
-    }
-    return x + 3;
-}
-
 control Ingress(inout headers hdr, inout meta m, inout standard_metadata_t sm) {
+    bit<8> base = 3;
+
+    /* Declared in the control: it sees the control's variables. */
+    bit<8> plus_base(in bit<8> x) {
+        if (x > 100) {
+            return 100;
+        }
+        return x + base;
+    }
+
 
     apply {
         m.calls = 0;
@@ -41,6 +44,11 @@ control Ingress(inout headers hdr, inout meta m, inout standard_metadata_t sm) {
             hdr.h.b = hdr.h.a + bump(hdr.h.a);
         } else if (hdr.h.op == 2) {
             hdr.h.b = twice(hdr.h.a, m.calls) + twice(plus_base(hdr.h.a), m.calls);
+            hdr.h.c = m.calls;
+        } else if (hdr.h.op == 4) {
+            // calls on the right of || and in a branch of ?: run only when P4 evaluates them
+            bool ok = hdr.h.a == 0 || twice(hdr.h.a, m.calls) > 4;
+            hdr.h.b = ok ? bump(hdr.h.a) : 0xff;
             hdr.h.c = m.calls;
         } else if (twice(hdr.h.a, m.calls) == 8) {
             hdr.h.c = m.calls + 10;

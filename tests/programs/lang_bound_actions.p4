@@ -1,6 +1,5 @@
-/* A function declared in a control (it sees the control's variables) and table actions whose
- * directional arguments the `actions` list binds, with entries giving the others. The native
- * engine does not mirror these: the program runs on the Python engine. */
+/* Table actions whose directional arguments the `actions` list binds, with entries giving the
+ * others (or restating the bound ones first). */
 #include <core.p4>
 #include <v1model.p4>
 
