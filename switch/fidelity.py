@@ -16,8 +16,8 @@ Errors go into a ``Histogram`` (µs, log-linear buckets: O(1) per sample, subtra
 scenario can cut out its traffic window) published with the budget its 99th percentile must stay
 within. The budget is what the emulated fabric absorbs by design: the PFC headroom is sized for
 a peer that reacts up to two largest frames, 802.3 31B's allowance at the real speed and a
-response time late (``reaction_allowance_us``; at 20 Mbit/s standing for 10G, 3.75 ms, about six
-1522-byte frame times). A switch or
+response time late (``reaction_allowance_us``; at 20 Mbit/s standing for 20G, 8.2 ms, about
+thirteen 1522-byte frame times). A switch or
 host running later than that is a peer the headroom was not sized for -- pauses land late,
 lossless queues overflow, ports burst, pacers lose sending time -- so its run's numbers are not
 the fabric's. (Mininet-HiFi allows one packet time of error on the spacing of back-to-back

@@ -28,8 +28,8 @@ def test_headroom_scales_with_rate_and_delay_per_port():
     slow, fast = resolved.ports[1], resolved.ports[2]
     assert (slow.rate_bps, slow.delay_ns) == (100_000_000, 0)
     assert (fast.rate_bps, fast.delay_ns) == (1_000_000_000, 50_000)
-    # 2 x rate x delay + rate x response time (1 ms default) + 31B allowance grow with the port's rate
-    assert fast.headroom_bytes - slow.headroom_bytes == int(2 * 1e9 * 50e-6 / 8 + 0.9e9 * 1e-3 / 8 + 64)
+    # 2 x rate x delay + rate x response time (4 ms default) + 31B allowance grow with the port's rate
+    assert fast.headroom_bytes - slow.headroom_bytes == int(2 * 1e9 * 50e-6 / 8 + 0.9e9 * 4e-3 / 8 + 64)
 
 
 def test_response_allowance_is_the_real_speeds_and_grows_with_it():

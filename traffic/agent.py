@@ -109,7 +109,7 @@ def transport_config(args: argparse.Namespace) -> TransportConfig:
     rto = parse_duration(args.rto, "--rto") if args.rto is not None else scale.time(REAL_RTO_FLOOR)
     return TransportConfig(mtu=args.mtu, line_rate=line_rate, dcqcn=dcqcn, dscp_data=args.dscp_data,
                            dscp_cnp=args.dscp_cnp, data_priority=args.priority, ecn_capable=not args.no_ecn, window=args.window,
-                           rto=rto, drop_probability=args.drop_probability,
+                           rto=rto, scale=scale.scale, drop_probability=args.drop_probability,
                            ce_probability=args.ce_probability, keep_data=False, ooo=args.ooo,
                            rate_sample_interval=scale.time(10e-6),
                            cnp_interval=scale.time(50e-6) if dcqcn is None else None,
