@@ -204,6 +204,7 @@ class NativeGenerator:
         self.function_fns: dict[int, str] = {}
         self.loops: list[str] = []                  # labels of the enclosing for statements
         self.state_prefix, self.accept_label = "S", "accept"   # the parser being inlined
+        self.ret_zero = "0"                         # what a value-returning function ends with
         self.uses_exit = False
         self.var_names: dict[Var, str] = {}
         # per function being generated
@@ -290,8 +291,6 @@ class NativeGenerator:
 
     def struct_type(self, t) -> str:
         if isinstance(t, StackT):
-            if t.element.kind == "header_union":
-                raise _unsupported("header stacks of header unions")
             key = (t.element.name, t.size)
             if key not in self.stack_types:
                 elem = self.struct_type(t.element)
@@ -753,7 +752,8 @@ class NativeGenerator:
             ret_t = _return_type(decl.body)
             if ret_t is None:
                 raise _unsupported(f"the return type of function {decl.name}", decl)
-            ret_c = ctype(ret_t, decl)
+            ret_c = self.struct_type(ret_t) if is_aggregate(ret_t) else ctype(ret_t, decl)
+            self.ret_zero = f"({ret_c}){{0}}" if is_aggregate(ret_t) else zero(ret_t)
         self.vars = {}
         if inst is None:
             first = "Ctx *ctx"
@@ -784,7 +784,7 @@ class NativeGenerator:
         o = self.out
         writes = " ".join(f"*{self.vn(v)}_out = {self.vn(v)};" for v in self.outs)
         if self.returns_value:
-            o.line(f"{{ {writes} return {value if value is not None else '0'}; }}")
+            o.line(f"{{ {writes} return {value if value is not None else self.ret_zero}; }}")
         else:
             o.line(f"{{ {writes} return; }}")
 
@@ -1020,9 +1020,29 @@ class NativeGenerator:
             self.loops.pop()
         elif isinstance(s, ast.ForInStatement):
             c = s.collection
-            if not isinstance(c, ast.Range):
-                raise _unsupported("for ... in over a header stack", s)
             var = s.var.entity
+            if not isinstance(c, ast.Range):      # each element of a header stack in turn
+                loop = self.fresh("loop")
+                self.loops.append(loop)
+                st: StackT = c.checked_type
+                o.line("{")
+                o.indent()
+                if s.var.type is not None:
+                    cname = self.struct_type(var.type)
+                    o.line(f"{cname} {self.vn(var)};")
+                    self.vars[var] = self.vn(var)
+                o.line(f"for (int {loop}_i = 0; {loop}_i < {st.size}; {loop}_i++) {{")
+                o.indent()
+                o.line(f"{self.vars[var]} = {self.ref(c)}.hs[{loop}_i];")
+                self.stmt(s.body)
+                o.line(f"{loop}_continue: ;")
+                o.dedent()
+                o.line("}")
+                o.line(f"{loop}_break: ;")
+                o.dedent()
+                o.line("}")
+                self.loops.pop()
+                return
             t = var.type
             loop = self.fresh("loop")
             self.loops.append(loop)
@@ -1356,7 +1376,19 @@ class NativeGenerator:
     def emit(self, e: ast.Expression) -> None:
         o = self.out
         t = e.checked_type
-        if isinstance(t, StackT):
+        if isinstance(t, StackT) and t.element.kind == "header_union":
+            s = self.ref(e)
+            o.line(f"for (int i = 0; i < {t.size}; i++) {{")
+            o.indent()
+            for f in t.element.fields:
+                cname = self.struct_type(f.type)
+                n = (f.type.width + 7) // 8
+                self.emit_bound += n * t.size
+                m = f"{s}.hs[i].{c_field(f.name)}"
+                o.line(f"if ({m}._valid) {{ pack_{cname}(&{m}, out); out += {n}; }}")
+            o.dedent()
+            o.line("}")
+        elif isinstance(t, StackT):
             cname = self.struct_type(t.element)
             s = self.ref(e)
             n = (t.element.width + 7) // 8
@@ -1800,8 +1832,26 @@ class NativeGenerator:
                 nbytes = (t.width + 7) // 8
                 return (f"({{ if (off + {nbytes} > n) {self.parser_error(too_short)} "
                         f"{cname} _la; unpack_{cname}(&_la, data + off); _la; }})")
+            if isinstance(t, StructLikeT) and t.kind == "struct":
+                # a struct of scalar fields, laid out as a header (the Python engine's lookahead_struct)
+                cname = self.struct_type(t)
+                sets, off = [], 0
+                for f in t.fields:
+                    if is_aggregate(f.type) or isinstance(f.type, VarbitT) or flat_width(f.type) > 64:
+                        raise _unsupported(f"lookahead of struct {t.name} (field {f.name})", e)
+                    w = flat_width(f.type)
+                    raw = f"fl_get_bits(data + off, {off}, {w})"
+                    if isinstance(f.type, BoolT):
+                        raw = f"({raw} == 1)"
+                    elif is_signed(f.type):
+                        raw = f"fl_sext({raw}, {w})"
+                    sets.append(f"_la.{c_field(f.name)} = {raw};")
+                    off += w
+                nbytes = (off + 7) // 8
+                return (f"({{ if (off + {nbytes} > n) {self.parser_error(too_short)} "
+                        f"{cname} _la; memset(&_la, 0, sizeof _la); {' '.join(sets)} _la; }})")
             if not isinstance(t, BitT) or t.width > MAX_WIDTH:
-                raise _unsupported(f"lookahead of something other than a header or bit<W <= {MAX_WIDTH}>", e)
+                raise _unsupported(f"lookahead of something other than a header, struct or bit<W <= {MAX_WIDTH}>", e)
             nbytes = (t.width + 7) // 8
             return (f"({{ if (off + {nbytes} > n) {self.parser_error(too_short)} "
                     f"fl_get_bits{sfx(t.width)}(data + off, 0, {t.width}); }})")
@@ -1885,6 +1935,8 @@ def _return_type(s):
         children = [s.then, s.otherwise]
     elif isinstance(s, ast.SwitchStatement):
         children = [c.body for c in s.cases]
+    elif isinstance(s, (ast.ForStatement, ast.ForInStatement)):
+        children = [s.body]
     for c in children:
         t = _return_type(c) if c is not None else None
         if t is not None:

@@ -39,6 +39,7 @@ class Hoister:
 
     def statement(self, s: ast.Node) -> None:
         if isinstance(s, ast.AssignmentStatement):
+            self.lvalue(s.target)        # the target's indices are evaluated before the value
             s.value = self.expr(s.value)
         elif isinstance(s, ast.MethodCallStatement):
             self.children(s.call)
@@ -50,6 +51,13 @@ class Hoister:
             s.value = self.expr(s.value)
         elif isinstance(s, ast.SwitchStatement):
             s.expr = self.expr(s.expr)
+
+    def lvalue(self, e: ast.Expression) -> None:
+        if isinstance(e, ast.ArrayIndex):
+            self.lvalue(e.expr)
+            e.index = self.expr(e.index)
+        elif isinstance(e, (ast.Member, ast.Slice)):
+            self.lvalue(e.expr)
 
     def expr(self, e: ast.Expression) -> ast.Expression:
         if not has_writing_call(e):

@@ -93,7 +93,11 @@ def _start(args: argparse.Namespace) -> int:
         network = ExerciseNetwork(exercise, _run_dir(args, name), pcap=args.pcap, progress=console.log)
     report = network.start()
     try:
-        console.print(bring_up_table(network, report))
+        if network.description.topology == "exercise":    # no controller: its rows would mislead
+            console.print(f"{name}: {report.switches} switches, {report.hosts} hosts, {report.entries} entries "
+                          f"written from the runtime JSON, up in {report.seconds:.1f} s; logs in {network.run_dir}")
+        else:
+            console.print(bring_up_table(network, report))
         if hints:
             console.print(hints.rstrip())
         from mininet.log import setLogLevel

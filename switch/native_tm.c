@@ -549,15 +549,16 @@ static int dequeue(Core *self, Port *port, int q, int64_t now) {
         if (tb && value) PyException_SetTraceback(value, tb);
         port->drops[q][D_PIPELINE_ERROR]++;
         int rc = 0;
-        if (port->drops[q][D_PIPELINE_ERROR] == 1 && value) {
-            PyObject *kw = Py_BuildValue("{sO}", "exc_info", value);
-            PyObject *fmt = PyUnicode_FromString("the pipeline's egress failed on a packet for port %d (logged once)");
+        if (port->drops[q][D_PIPELINE_ERROR] == 1 && value) {   /* one line, no traceback */
+            PyObject *fmt = PyUnicode_FromString("packet for port %d dropped in egress: %s: %s (logged once)");
             PyObject *pn = PyLong_FromLongLong(port->number);
-            PyObject *argt = (kw && fmt && pn) ? PyTuple_Pack(2, fmt, pn) : NULL;
+            PyObject *tn = PyUnicode_FromString(Py_TYPE(value)->tp_name);
+            PyObject *vs = PyObject_Str(value);
+            PyObject *argt = (fmt && pn && tn && vs) ? PyTuple_Pack(4, fmt, pn, tn, vs) : NULL;
             PyObject *meth = argt ? PyObject_GetAttrString(tm_log, "error") : NULL;
-            PyObject *r = meth ? PyObject_Call(meth, argt, kw) : NULL;
+            PyObject *r = meth ? PyObject_Call(meth, argt, NULL) : NULL;
             if (!r) rc = -1;
-            Py_XDECREF(r); Py_XDECREF(meth); Py_XDECREF(argt); Py_XDECREF(pn); Py_XDECREF(fmt); Py_XDECREF(kw);
+            Py_XDECREF(r); Py_XDECREF(meth); Py_XDECREF(argt); Py_XDECREF(vs); Py_XDECREF(tn); Py_XDECREF(pn); Py_XDECREF(fmt);
         }
         Py_XDECREF(type); Py_XDECREF(value); Py_XDECREF(tb);
         return rc;

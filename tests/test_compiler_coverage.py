@@ -1,25 +1,12 @@
-"""P4 constructs the native engine does not mirror: their STF tests (tests/stf/python/) pass on
-the Python engine, and `auto` falls back to it with the reason the native generator gives."""
+"""No traceback, ever: a compiler bug is one line with the P4 location and exit code 3; a packet
+the program fails on (a header-stack index out of range) is dropped with its reason."""
 from pathlib import Path
 
 import pytest
 
-from fabriclab.compiler.driver import compile_file
-from fabriclab.v1model.loader import instantiate
-from fabriclab.v1model.stf import program_of, run_stf
+from fabriclab.v1model.stf import run_stf
 
-STF_DIR = Path(__file__).parent / "stf" / "python"
-STF_FILES = sorted(STF_DIR.glob("*.stf"))
-
-
-@pytest.mark.parametrize("stf", STF_FILES, ids=[p.stem for p in STF_FILES])
-def test_python_only_stf(stf):
-    compiled = compile_file(str(program_of(stf)))
-    assert compiled.native_problem is not None, "the native engine mirrors it now: move it to tests/stf/"
-    assert instantiate(compiled, engine="auto").engine.name == "python"
-    result = run_stf(None, stf, engine="python")
-    if not result.passed:
-        pytest.fail(result.report(), pytrace=False)
+STF_DIR = Path(__file__).parent / "stf"
 
 
 def test_compiler_bug_is_one_line_with_the_p4_location(monkeypatch, capsys, tmp_path):
@@ -38,8 +25,8 @@ def test_compiler_bug_is_one_line_with_the_p4_location(monkeypatch, capsys, tmp_
     assert f"{program}:" in err        # the P4 node the generator was working on
 
 
-def test_stf_reports_a_packet_the_program_fails_on_as_dropped():
-    stf = STF_DIR / "lang_union_stack.stf"
-    result = run_stf(None, stf, engine="python")
+@pytest.mark.parametrize("engine", ["python", "native"])
+def test_stf_reports_a_packet_the_program_fails_on_as_dropped(engine):
+    result = run_stf(None, STF_DIR / "lang_union_stack.stf", engine=engine)
     assert result.passed
     assert any("packet dropped: header stack index out of range" in line for line in result.log)

@@ -27,7 +27,7 @@ def lab_check(tmp_path: Path, *argv: str) -> tuple[int, dict]:
     return code, json.loads(out.getvalue())
 
 
-@pytest.mark.parametrize("lab", ["05", "06"])
+@pytest.mark.parametrize("lab", ["05", "06", "12"])
 def test_scenario_lab_checker_passes_on_solution_fails_on_skeleton(lab, tmp_path):
     code, report = lab_check(tmp_path / "solution", lab, "--solution")
     assert code == 0, [c for c in report["checks"] if not c["passed"]]

@@ -5,16 +5,33 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
 
+from fabriclab.scenarios.fidelity import NOT_VALID_EXIT
 from fabriclab.scenarios.schema import builtin_scenarios, load_scenario
 from fabriclab.switch.ports import read_pcap
 
 VARIANT_KEYS = {"drops", "pfc_pause_tx", "pfc_pause_rx", "ecn_marked", "cnp", "retransmissions", "cct_s",
                 "busbw_mbps", "max_queue_pkts", "fidelity"}
 PLOTS = ("variants", "queues", "pauses", "flow_rates", "throughput", "completion")
+
+
+def assert_judged(proc: subprocess.CompletedProcess, results: dict) -> None:
+    """No expectation failed. One that was not judged must be "not valid" -- its variant's
+    fidelity degraded, the machine too busy to emulate the fabric (a slow machine passes the
+    suite) -- and is reported as a warning: the run did not show the effect either way."""
+    failed = [e for e in results["expectations"] if e["held"] is False]
+    assert proc.returncode in (0, NOT_VALID_EXIT) and not failed, \
+        f"{failed}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    assert all(e["held"] or e.get("valid") is False for e in results["expectations"]), results["expectations"]
+    if results["verdict"] == "not valid":
+        reasons = [r for v in results["variants"].values() for r in v["fidelity"]["reasons"]]
+        warnings.warn(f"{results['scenario']}: expectations not valid, fidelity degraded: {reasons[:3]}")
+    else:
+        assert proc.returncode == 0 and results["verdict"] == "held"
 
 
 @pytest.mark.mininet
@@ -25,10 +42,8 @@ def test_builtin_scenario_holds_its_expectations(scenario, tmp_path):
                            "--json", str(tmp_path / "results.json")],
                           capture_output=True, text=True, timeout=900)
     results = json.loads((tmp_path / "results.json").read_text())
-    failed = [e for e in results["expectations"] if not e["held"]]
-    assert proc.returncode == 0 and not failed, f"{failed}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    assert_judged(proc, results)
     assert results["scenario"] == scenario
-    assert results["verdict"] == "held"
     assert results["expectations"], "a built-in scenario asserts its effect"
     for name, variant in results["variants"].items():
         assert VARIANT_KEYS <= set(variant), f"{name}: missing {VARIANT_KEYS - set(variant)}"
@@ -61,8 +76,7 @@ def test_lone_line_rate_flow_builds_no_queue(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "fabriclab", "run", str(path), "--out", str(tmp_path / "run"),
                            "--json", str(tmp_path / "r.json")], capture_output=True, text=True, timeout=600)
     results = json.loads((tmp_path / "r.json").read_text())
-    failed = [e for e in results["expectations"] if not e["held"]]
-    assert proc.returncode == 0 and not failed, f"{failed}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    assert_judged(proc, results)
     assert results["variants"]["paced"]["flows"]["lone"]["bytes"] == 3_000_000
 
 
@@ -72,7 +86,8 @@ def test_iperf3_background_runs_beside_roce(tmp_path):
     path = Path(__file__).parent / "scenarios" / "background-tcp.yaml"
     proc = subprocess.run([sys.executable, "-m", "fabriclab", "run", str(path), "--out", str(tmp_path / "run"),
                            "--json", str(tmp_path / "r.json")], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    flows = json.loads((tmp_path / "r.json").read_text())["variants"]["default"]["flows"]
+    results = json.loads((tmp_path / "r.json").read_text())
+    assert_judged(proc, results)
+    flows = results["variants"]["default"]["flows"]
     assert flows["tcp"]["pattern"] == "iperf3" and flows["tcp"]["bytes"] > 500_000
     assert flows["roce"]["bytes"] == 2_000_000

@@ -1,4 +1,4 @@
-/* for ... in over a header stack (each element in turn; the Python engine runs it). */
+/* for ... in over a header stack (each element in turn). */
 #include <core.p4>
 #include <v1model.p4>
 header e_t { bit<8> v; }

@@ -20,6 +20,20 @@ bit<8> bump(inout bit<8> v) {
     return old;
 }
 
+/* Counts its call; the low bit of x. */
+bit<1> pick(in bit<8> x, inout bit<8> calls) {
+    calls = calls + 1;
+    return (bit<1>)x;
+}
+
+/* Returns a whole header (valid, from an initialiser). */
+h_t rebuilt(in bit<8> op, in bit<8> a) {
+    if (a == 0) {
+        return { op, 0xaa, 0xbb, 0xcc };
+    }
+    return { op, a, a + 1, a + 2 };
+}
+
 parser P(packet_in b, out headers hdr, inout meta m, inout standard_metadata_t sm) {
     state start { b.extract(hdr.h); transition accept; }
 }
@@ -50,6 +64,16 @@ control Ingress(inout headers hdr, inout meta m, inout standard_metadata_t sm) {
             bool ok = hdr.h.a == 0 || twice(hdr.h.a, m.calls) > 4;
             hdr.h.b = ok ? bump(hdr.h.a) : 0xff;
             hdr.h.c = m.calls;
+        } else if (hdr.h.op == 6) {
+            // a call in the index of an assignment's target runs before the value
+            h_t[2] st;
+            st[0].setValid();
+            st[1].setValid();
+            st[pick(hdr.h.a, m.calls)].a = m.calls + 6;
+            hdr.h.b = st[0].a;
+            hdr.h.c = st[1].a;
+        } else if (hdr.h.op == 5) {
+            hdr.h = rebuilt(hdr.h.op, hdr.h.a);
         } else if (twice(hdr.h.a, m.calls) == 8) {
             hdr.h.c = m.calls + 10;
         }
