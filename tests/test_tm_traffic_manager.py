@@ -285,7 +285,7 @@ def _incast(priority: int, frames_per_sender: int, config: dict) -> tuple[Traffi
 
 
 def test_lossless_incast_loses_nothing_with_pfc():
-    config = {"rate": "100M", "delay": "20us", "buffer": "200KB", "lossless": [3]}
+    config = {"rate": "100M", "delay": "20us", "buffer": "200KB", "lossless": [3], "pfc": {"response_time": "1ms"}}
     tm, delivered, egress = _incast(3, 150, config)
     stats = tm.stats()
     assert len(delivered) == 8 * 150
@@ -300,7 +300,7 @@ def test_lossless_incast_loses_nothing_with_pfc():
 
 
 def test_lossy_incast_tail_drops():
-    config = {"rate": "100M", "delay": "20us", "buffer": "200KB", "lossless": [3]}
+    config = {"rate": "100M", "delay": "20us", "buffer": "200KB", "lossless": [3], "pfc": {"response_time": "1ms"}}
     tm, delivered, egress = _incast(0, 150, config)
     stats = tm.stats()
     drops = stats["ports"][egress]["priorities"][0]["drops"]
