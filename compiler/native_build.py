@@ -12,6 +12,7 @@ import fcntl
 import hashlib
 import importlib.machinery
 import importlib.util
+import logging
 import os
 import shutil
 import subprocess
@@ -20,6 +21,8 @@ import sysconfig
 from pathlib import Path
 
 from fabriclab.compiler.native_codegen import MODULE_NAME_PLACEHOLDER
+
+log = logging.getLogger(__name__)
 
 RUNTIME_HEADER = Path(__file__).resolve().parent / "native_runtime.h"
 CFLAGS = ("-O2", "-shared", "-fPIC", "-fno-strict-aliasing", "-w")
@@ -142,3 +145,31 @@ def load_shipped(path: Path):
     except OSError as exc:
         raise NativeUnavailable(f"cannot read {filename}: {exc.strerror}") from None
     return load(source)
+
+
+_optional: dict[Path, object] = {}        # path -> module once loaded
+_optional_logged: dict[Path, str] = {}    # path -> the last reason it was not
+
+
+def optional_shipped(path: Path, what: str):
+    """``load_shipped(path)``, or None where the Python path must serve: ``$FABRICLAB_ENGINE``
+    is ``python`` or the module cannot be built here. ``what`` names the job in the one log
+    line per process (and per change of reason) that says which path runs."""
+    if os.environ.get("FABRICLAB_ENGINE") == "python":
+        problem = "FABRICLAB_ENGINE=python"
+    elif path in _optional:
+        return _optional[path]
+    else:
+        try:
+            module = load_shipped(path)
+        except NativeUnavailable as exc:
+            problem = str(exc)
+        else:
+            _optional[path] = module
+            log.info("%s in C (%s)", what, path.name)
+            return module
+    if _optional_logged.get(path) != problem:
+        _optional_logged[path] = problem
+        log.info("%s in Python: %s", what, problem)
+    return None
+

@@ -111,30 +111,12 @@ _PCAP_GLOBAL = struct.Struct("<IHHiIII")
 _PCAP_RECORD = struct.Struct("<IIII")
 
 
-_native_state: dict[str, object] = {}      # "module": the C helpers once loaded; "logged": the last reason
-
-
 def native_ports() -> ModuleType | None:
-    """The C helpers of switch/native_ports.c, or None for the Python path: ``$FABRICLAB_ENGINE``
-    is ``python`` or the module cannot be built here. Logs the choice once per process."""
-    if os.environ.get("FABRICLAB_ENGINE") == "python":
-        problem = "FABRICLAB_ENGINE=python"
-    elif "module" in _native_state:
-        return _native_state["module"]
-    else:
-        from fabriclab.compiler.native_build import NativeUnavailable, load_shipped
-        try:
-            module = load_shipped(Path(__file__).resolve().parent / "native_ports.c")
-        except NativeUnavailable as exc:
-            problem = str(exc)
-        else:
-            _native_state["module"] = module
-            log.info("ports: receive walk and transmit staging in C (native_ports.c)")
-            return module
-    if _native_state.get("logged") != problem:
-        _native_state["logged"] = problem
-        log.info("ports: receive walk and transmit staging in Python: %s", problem)
-    return None
+    """The C helpers of switch/native_ports.c, or None for the Python path."""
+    from fabriclab.compiler.native_build import optional_shipped
+
+    return optional_shipped(Path(__file__).resolve().parent / "native_ports.c",
+                            "ports: receive walk and transmit staging")
 
 
 def ring_slots(most_bytes: int, least: int, rate_bps: int | None, hold_s: float, slot: int, max_frame: int) -> int:

@@ -13,6 +13,7 @@ from fabriclab.controller.settings import ControllerSettings
 from fabriclab.topologies.checks import ping_all
 from fabriclab.topologies.leafspine import leafspine
 from fabriclab.topologies.network import FabricNetwork
+from support import wait_for
 
 pytestmark = [
     pytest.mark.mininet, pytest.mark.root,
@@ -25,15 +26,6 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
-
-def wait_for(condition, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    return condition()
 
 
 def reachable(network) -> bool:

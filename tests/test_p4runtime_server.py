@@ -21,6 +21,7 @@ from fabriclab.compiler import p4info
 from fabriclab.p4runtime.codec import encode_int, pack_device_config
 from fabriclab.p4runtime.server import CLONE_GROUP_BASE, P4RuntimeServer, decode_int
 from fabriclab.v1model.loader import instantiate
+from support import wait_for
 
 CPU_PORT = 255
 
@@ -628,14 +629,6 @@ def test_clone_sessions(server, client):
 
 
 # --- stream: arbitration, packet I/O, digests ------------------------------------------------------
-
-def wait_for(predicate, timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def test_arbitration_between_two_controllers(server, client):

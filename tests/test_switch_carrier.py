@@ -13,6 +13,7 @@ from fabriclab.switch.ports import Port
 from fabriclab.switch.runtime_api import RuntimeApiClient, RuntimeApiError, RuntimeApiServer
 from fabriclab.switch.switch import Switch
 from fabriclab.switch.switch_config import config_from_dict
+from support import numbered_frame, wait_for
 
 pytestmark = pytest.mark.root
 
@@ -35,17 +36,6 @@ V1Switch(P(), V(), I(), E(), C(), D()) main;
 """
 
 
-def frame(seq: int) -> bytes:
-    return bytes.fromhex("020000000002" "020000000001" "88b5") + seq.to_bytes(4, "big") + bytes(46)
-
-
-def wait_for(condition, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
 
 
 def set_link(ifname: str, state: str) -> None:
@@ -76,8 +66,8 @@ def test_carrier_loss_is_reported_and_the_port_is_not_transmitted_into(veth_pair
             first = api.call("link_events", since=None)
             assert first["up"] == {"1": True, "2": True} and first["events"] == []
 
-            host.send(frame(1))
-            assert wait_for(lambda: frame(1) in peer.receive(16))
+            host.send(numbered_frame(1))
+            assert wait_for(lambda: numbered_frame(1) in peer.receive(16))
 
             before = time.monotonic_ns()
             set_link(out_peer, "down")         # the far end goes away: port 1 loses carrier
@@ -88,7 +78,7 @@ def test_carrier_loss_is_reported_and_the_port_is_not_transmitted_into(veth_pair
 
             sent = switch.stats()["ports"][1]["tx_frames"]
             for seq in range(2, 12):
-                host.send(frame(seq))
+                host.send(numbered_frame(seq))
             assert wait_for(lambda: switch.stats()["drops"].get("port_down", 0) == 10)
             assert switch.stats()["ports"][1]["tx_frames"] == sent
 
@@ -96,8 +86,8 @@ def test_carrier_loss_is_reported_and_the_port_is_not_transmitted_into(veth_pair
             again = api.call("link_events", since=answer["seq"], timeout=10)
             assert [(e["port"], e["up"]) for e in again["events"]] == [(1, True)]
             peer.receive(256)
-            host.send(frame(99))
-            assert wait_for(lambda: frame(99) in peer.receive(16))
+            host.send(numbered_frame(99))
+            assert wait_for(lambda: numbered_frame(99) in peer.receive(16))
 
             with pytest.raises(RuntimeApiError, match="timeout"):
                 api.call("link_events", since=0, timeout=99)

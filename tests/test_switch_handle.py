@@ -18,6 +18,7 @@ from fabriclab.compiler.driver import compile_source
 from fabriclab.switch.ports import Port
 from fabriclab.switch.switch import Switch
 from fabriclab.switch.switch_config import config_from_dict
+from support import numbered_frame, wait_for
 
 pytestmark = pytest.mark.root
 
@@ -64,17 +65,6 @@ def veth():
         subprocess.run(["ip", "link", "del", host], capture_output=True)
 
 
-def frame(seq: int) -> bytes:
-    return bytes.fromhex("020000000002" "020000000001" "88b5") + seq.to_bytes(4, "big") + bytes(46)
-
-
-def wait_for(condition, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
 
 
 def test_packet_out_in_and_pipeline_swap(veth):
@@ -87,18 +77,18 @@ def test_packet_out_in_and_pipeline_swap(veth):
     loop = threading.Thread(target=switch.serve)
     loop.start()
     try:
-        switch.inject_packet_out(frame(1))                # from a gRPC thread, say
+        switch.inject_packet_out(numbered_frame(1))                # from a gRPC thread, say
         select.select([host], [], [], 3)
-        assert wait_for(lambda: frame(1) in host.receive(16))
+        assert wait_for(lambda: numbered_frame(1) in host.receive(16))
 
-        host.send(frame(2))
-        assert wait_for(lambda: frame(2) in packet_ins)
+        host.send(numbered_frame(2))
+        assert wait_for(lambda: numbered_frame(2) in packet_ins)
 
         with switch.lock:                                   # as the P4Runtime server does
             switch.set_pipeline(compile_source(DROP_P4, "drop"))
-        host.send(frame(3))
+        host.send(numbered_frame(3))
         time.sleep(0.2)
-        assert frame(3) not in packet_ins
+        assert numbered_frame(3) not in packet_ins
         assert switch.stats()["tm"]["ports"][CPU_PORT]["priorities"][0]["dequeued"] == 1
     finally:
         switch.stop()
@@ -115,7 +105,7 @@ def test_frames_without_a_pipeline_are_counted_not_forwarded(veth):
     loop = threading.Thread(target=switch.serve)
     loop.start()
     try:
-        host.send(frame(1))
+        host.send(numbered_frame(1))
         assert wait_for(lambda: switch.stats()["drops"].get("no_pipeline", 0) >= 1, timeout=10)
     finally:
         switch.stop()
@@ -142,16 +132,16 @@ def test_pipeline_installed_over_p4runtime_then_packet_io(veth, tmp_path):
         client = P4RuntimeClient(f"127.0.0.1:{match.group(1)}", device_id=1).connect()
         client.set_pipeline(str(program))
 
-        host.send(frame(7))
-        assert client.get_packet_in(timeout=10).payload == frame(7)
+        host.send(numbered_frame(7))
+        assert client.get_packet_in(timeout=10).payload == numbered_frame(7)
 
-        client.send_packet_out(frame(8))
+        client.send_packet_out(numbered_frame(8))
         deadline = time.monotonic() + 10
         received: list[bytes] = []
-        while frame(8) not in received and time.monotonic() < deadline:
+        while numbered_frame(8) not in received and time.monotonic() < deadline:
             select.select([host], [], [], 0.5)
             received += host.receive(16)
-        assert frame(8) in received
+        assert numbered_frame(8) in received
     finally:
         if client is not None:
             client.close()

@@ -130,32 +130,14 @@ def icrc(frame_headers: bytearray | bytes, payload) -> bytes:
     return struct.pack("<I", zlib.crc32(payload, zlib.crc32(masked)))
 
 
-_native_state: dict[str, object] = {}      # "module" once loaded; "logged": the last reason not to
-
-
 def native_transport():
-    """The C helpers of traffic/native_transport.c, or None for the Python path
-    (``$FABRICLAB_ENGINE=python``, or no compiler here). Logs the choice once per process."""
-    if os.environ.get("FABRICLAB_ENGINE") == "python":
-        problem = "FABRICLAB_ENGINE=python"
-    elif "module" in _native_state:
-        return _native_state["module"]
-    else:
-        from pathlib import Path
+    """The C helpers of traffic/native_transport.c, or None for the Python path."""
+    from pathlib import Path
 
-        from fabriclab.compiler.native_build import NativeUnavailable, load_shipped
-        try:
-            module = load_shipped(Path(__file__).resolve().parent / "native_transport.c")
-        except NativeUnavailable as exc:
-            problem = str(exc)
-        else:
-            _native_state["module"] = module
-            log.info("transport: ICRC, sending and batched receiving in C (native_transport.c)")
-            return module
-    if _native_state.get("logged") != problem:
-        _native_state["logged"] = problem
-        log.info("transport: ICRC, sending and receiving in Python: %s", problem)
-    return None
+    from fabriclab.compiler.native_build import optional_shipped
+
+    return optional_shipped(Path(__file__).resolve().parent / "native_transport.c",
+                            "transport: ICRC, sending and batched receiving")
 
 
 def unwrap_psn(psn24: int, near: int) -> int:
