@@ -18,7 +18,9 @@ setup(
     package_data={"fabriclab.compiler": ["p4include/*.p4", "native_runtime.h"],
                   "fabriclab.switch": ["native_tm.c", "native_ports.c", "switch.yaml"],
                   "fabriclab.bench": ["native_rawflow.c"],
-                  "fabriclab.scenarios": ["*.yaml"]},
+                  "fabriclab.scenarios": ["*.yaml"],
+                  # the lab folders: README, skeletons, solutions, topology and runtime JSON, checkers
+                  "fabriclab.labs": ["[0-9][0-9]-*/*", "[0-9][0-9]-*/solution/*"]},
     install_requires=[
         # finsy bundles P4Runtime/P4Info stubs generated for current protobuf (upb);
         # the p4runtime wheel's stubs only work in protobuf's slow pure-Python mode.

@@ -35,14 +35,18 @@ GRPC_PORT_BASE = 24500
 def fabric_network(params: dict, run_dir: Path, prefix: str, grpc_port_base: int,
                       progress: Callable[[str], None] | None = None, topo: str = "leafspine",
                       switch_workers: int | None = None):
-    """A FabricNetwork (not started) with the default settings of ``fabriclab up``."""
+    """A FabricNetwork (not started) with the default settings of ``fabriclab up`` (switch
+    workers: one per core unless given)."""
     from fabriclab.topologies.fattree import fattree
     from fabriclab.topologies.leafspine import leafspine
     from fabriclab.topologies.network import FabricNetwork
 
+    from fabriclab.topologies.network import default_switch_workers
+
     build = {"leafspine": leafspine, "fattree": fattree}[topo]
     description = build(**params, prefix=prefix, grpc_port_base=grpc_port_base)
-    return FabricNetwork(description, run_dir, progress=progress, switch_workers=switch_workers)
+    workers = default_switch_workers() if switch_workers is None else switch_workers
+    return FabricNetwork(description, run_dir, progress=progress, switch_workers=workers)
 
 
 def measure_fabric(params: dict, run_dir: Path, prefix: str = "flbf", grpc_port_base: int = GRPC_PORT_BASE,

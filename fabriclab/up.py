@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from fabriclab.controller.settings import ControllerSettings, EcnSettings
     from fabriclab.errors import UserError
     from fabriclab.topologies.catalog import describe
-    from fabriclab.topologies.network import DEFAULT_PROGRAM, FabricNetwork
+    from fabriclab.topologies.network import DEFAULT_PROGRAM, FabricNetwork, default_switch_workers
     from fabriclab.topologies.p4switch import choose_target
     from fabriclab.topologies.summary import bring_up_table
     from fabriclab.units import parse_duration, parse_rate
@@ -114,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
             network = FabricNetwork(description, run_dir, target=choose_target(args.target),
                                     program=args.p4 or DEFAULT_PROGRAM, settings=settings,
                                     switch_config=switch_config, pcap=args.pcap, progress=progress,
-                                    switch_workers=args.switch_workers, bmv2_log=args.bmv2_log)
+                                    switch_workers=default_switch_workers() if args.switch_workers is None
+                                    else args.switch_workers, bmv2_log=args.bmv2_log)
             report = network.start()
         try:
             console.print(bring_up_table(network, report))

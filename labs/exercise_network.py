@@ -50,6 +50,12 @@ class ExerciseNetwork(FabricNetwork):
         self.exercise = exercise
         self.entries = 0
 
+    def start(self):
+        from fabriclab.labs.pipeline_bench import compile_program
+
+        compile_program(self.program)      # a compile error in one line, before anything starts
+        return super().start()
+
     def _build(self) -> None:
         from mininet.link import Link
         from mininet.net import Mininet

@@ -13,6 +13,15 @@ from pathlib import Path
 from fabriclab.errors import UserError
 
 
+def compile_program(path: Path):
+    """The compiled program; a compile error becomes a UserError with the compiler's first line
+    (what `lab start` shows before bringing anything up)."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such program")
+    return _compiled(str(path), path.stat().st_mtime)
+
+
 @functools.lru_cache(maxsize=16)
 def _compiled(path: str, mtime: float):
     from fabriclab.compiler.diagnostics import CompileError
@@ -29,12 +38,9 @@ class PipelineBench:
         from fabriclab.labs import runtime_json
         from fabriclab.v1model.loader import instantiate
 
-        program = Path(program)
-        if not program.exists():
-            raise UserError(f"{program}: no such program")
-        self.program = program
+        self.program = Path(program)
         # the Python engine: the reference semantics, and no C build for a one-off check
-        self.pipeline = instantiate(_compiled(str(program), program.stat().st_mtime), engine="python")
+        self.pipeline = instantiate(compile_program(self.program), engine="python")
         if runtime is not None:
             runtime_json.apply_state(self.pipeline.state, runtime_json.load(runtime))
 

@@ -22,6 +22,7 @@ from fabriclab.scenarios.control import (LinkEvents, adaptive_figures, check_eve
 from fabriclab.scenarios.fidelity import not_valid_because, variant_fidelity, verdict
 from fabriclab.scenarios.schema import Scenario
 from fabriclab.topologies.description import FabricDescription
+from fabriclab.traffic.scale import TimeScale
 
 Progress = Callable[[str], None]
 FLOW_SIZE_BINS = [10_000, 100_000, 1_000_000, 10_000_000, 1 << 62]   # bytes, upper bounds
@@ -30,6 +31,15 @@ COLLECTIVE_PATTERNS = ("allreduce", "allreduce-hd", "allgather", "reducescatter"
 
 
 # --- what a variant runs on -----------------------------------------------------------------
+
+def time_scale(config: dict) -> TimeScale:
+    """The variant's time scale: ``scale``, else a 100 Gbit/s fabric run at ``rate`` (as the agents)."""
+    return TimeScale(config["scale"]) if config.get("scale") else TimeScale.from_rates(100e9, config["rate"])
+
+
+def payload_mtu(config: dict) -> int:
+    return min(config["transport"]["mtu"], 1024)   # RoCE payload MTU: the largest IB MTU that fits
+
 
 def fabric_description(config: dict) -> FabricDescription:
     from fabriclab.topologies.catalog import describe
@@ -40,20 +50,34 @@ def fabric_description(config: dict) -> FabricDescription:
     kind = topo.pop("kind")
     topo.setdefault("host_rate", config["rate"])
     topo.setdefault("fabric_rate", config["rate"])
+    if config.get("delay"):     # given at real-fabric time: cable delays are scaled like every time
+        topo.setdefault("delay", time_scale(config).time(config["delay"]))
     return describe(kind, topo)
+
+
+def base_rtt_of(description: FabricDescription, mtu: int) -> Callable[[str, str], float]:
+    """(src host, dst host) -> the path's base RTT, for HPCC's standalone FCT."""
+    from fabriclab.traffic.metrics import base_rtt
+
+    return lambda src, dst: base_rtt([(l.rate_bps, l.delay_s) for l in description.path_links(src, dst)], mtu)
 
 
 def controller_settings(config: dict):
     from fabriclab.controller.settings import ControllerSettings, EcnSettings
-
+    from fabriclab.traffic.dcqcn import ecn_profile
     from fabriclab.traffic.scale import DEFAULT_SCALE
 
     sw, transport, controller = config["switch"], config["transport"], config["controller"]
     ecn = sw["ecn"]
+    scale = time_scale(config)
+    # "auto": the marking profile the DCQCN preset is run with, at the emulated real link rate
+    kmin, kmax, pmax = ecn_profile(transport["preset"], scale.real_rate(config["rate"]))
     return ControllerSettings(
-        lb=sw["lb"], flowlet_gap_s=sw["flowlet_gap"],
+        lb=sw["lb"], flowlet_gap_s=scale.time(sw["flowlet_gap"]),
         dscp_priority={transport["data_dscp"]: 3, transport["cnp_dscp"]: 6},
-        ecn=EcnSettings(enabled=ecn["enabled"], kmin_bytes=ecn["kmin"], kmax_bytes=ecn["kmax"], pmax=ecn["pmax"]),
+        ecn=EcnSettings(enabled=ecn["enabled"], kmin_bytes=kmin if ecn["kmin"] == "auto" else ecn["kmin"],
+                        kmax_bytes=kmax if ecn["kmax"] == "auto" else ecn["kmax"],
+                        pmax=pmax if ecn["pmax"] == "auto" else ecn["pmax"]),
         policy=controller["policy"], policy_params=dict(controller["params"]), repair=controller["repair"],
         poll_interval_s=controller["poll_interval"] * (config.get("scale") or DEFAULT_SCALE),
         rest_port=0)    # any free port: the runner reads the controller's figures through it
@@ -62,7 +86,7 @@ def controller_settings(config: dict):
 def switch_config(config: dict) -> dict:
     """The switch.yaml every switch of the variant gets (ports are filled in by bring-up)."""
     sw = config["switch"]
-    out: dict[str, Any] = {"alpha": sw["alpha"], "scheduler": sw["scheduler"],
+    out: dict[str, Any] = {"alpha": sw["alpha"], "scheduler": sw["scheduler"], "scale": time_scale(config).scale,
                            "lossless": list(sw["lossless_priorities"]) if sw["pfc"] else []}
     if sw["buffer"] != "auto":
         out["buffer"] = sw["buffer"]
@@ -119,7 +143,7 @@ def host_options(config: dict, plan: "TrafficPlan") -> tuple[dict[str, list[str]
 
 def transport_argv(config: dict) -> list[str]:
     transport = config["transport"]
-    argv = ["--rate", str(config["rate"]), "--mtu", str(min(transport["mtu"], 1024)),
+    argv = ["--rate", str(config["rate"]), "--mtu", str(payload_mtu(config)),
             "--dcqcn", transport["preset"] if transport["dcqcn"] else "off",
             "--dscp-data", str(transport["data_dscp"]), "--dscp-cnp", str(transport["cnp_dscp"])]
     if transport["ooo"]:
@@ -375,13 +399,20 @@ def traffic_metrics(plan: TrafficPlan, flows: list, t0: float) -> dict:
         if not records:        # none completed (the run timed out)
             per_entry[name] = {"pattern": entry["pattern"], "completed": 0, "flows": len(entry["flows"])}
             continue
-        cct = max(r.end for r in records) - min(r.start for r in records)
+        rounds: dict[int, list] = {}
+        for r in records:
+            rounds.setdefault(r.iteration, []).append(r)
+        # one iteration's bytes over one iteration's time (the mean over iterations, as
+        # nccl-tests averages), never one iteration's bytes over all of them
+        cct = sum(max(r.end for r in rs) - min(r.start for r in rs) for rs in rounds.values()) / len(rounds)
         algbw = entry["size"] / cct if cct > 0 else 0.0
         rates = [r.bytes * 8 / 1e6 / r.fct for r in records if r.fct > 0]
+        per_round = sum(r.bytes for r in records) / len(rounds)
         per_entry[name] = {
             "fairness": sum(rates) ** 2 / (len(rates) * sum(x * x for x in rates)) if rates else None,
             "pattern": entry["pattern"], "cct_s": cct, "bytes": sum(r.bytes for r in records),
-            "rate_mbps": sum(r.bytes for r in records) * 8 / 1e6 / cct if cct > 0 else 0.0,
+            "iterations": len(rounds),
+            "rate_mbps": per_round * 8 / 1e6 / cct if cct > 0 else 0.0,
             "algbw_mbps": algbw * 8 / 1e6,
             "busbw_mbps": (algbw * busbw_factor(entry["pattern"], entry["ranks"]) * 8 / 1e6
                            if entry["pattern"] != "flow" else algbw * 8 / 1e6),
@@ -447,7 +478,7 @@ def run_variant(name: str, config: dict, run_dir: Path, progress: Progress, targ
             link_events.start()
             if plan.schedule.flows:
                 with ScheduleRunner(plan.schedule, handles, transport_argv(config), line_rate=config["rate"],
-                                    mtu=config["transport"]["mtu"],
+                                    mtu=payload_mtu(config), base_rtt=base_rtt_of(description, payload_mtu(config)),
                                     dcqcn_preset=config["transport"]["preset"] if config["transport"]["dcqcn"] else "",
                                     progress=lambda done, total: progress(f"{name}: traffic {done}/{total} flows"),
                                     host_argv=host_argv, commands=commands) as runner:

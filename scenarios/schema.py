@@ -86,6 +86,10 @@ def _unit(parse: Callable[[Any, str], Any], allow_auto: bool = False) -> Callabl
     return check
 
 
+def _auto_or(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda value: "auto" if value == "auto" else check(value)
+
+
 def _list_of(item: Callable[[Any], Any], min_len: int = 0) -> Callable[[Any], list]:
     def check(value: Any) -> list:
         if not isinstance(value, list):
@@ -104,7 +108,9 @@ TOPOLOGY = {
     "hosts_per_switch": _int(1, 64),
     "host_rate": _unit(parse_rate), "fabric_rate": _unit(parse_rate),
 }
-ECN = {"enabled": _bool, "kmin": _unit(parse_size), "kmax": _unit(parse_size), "pmax": _float(0.0, 1.0)}
+# kmin/kmax/pmax "auto": the profile the DCQCN preset runs with at the real link rate (traffic.dcqcn)
+ECN = {"enabled": _bool, "kmin": _unit(parse_size, allow_auto=True), "kmax": _unit(parse_size, allow_auto=True),
+       "pmax": _auto_or(_float(0.0, 1.0))}
 # the switches' PFC watchdog; ports: "all", or SWITCH (all its ports) / SWITCH:PORT entries
 PFCWD = {"enabled": _bool, "action": _choice("drop", "forward"), "detection_time": _unit(parse_duration),
          "restoration_time": _unit(parse_duration), "poll_interval": _unit(parse_duration),
@@ -140,6 +146,7 @@ def _hosts(value: Any) -> dict:
 
 BODY = {
     "topology": TOPOLOGY, "topology_file": _str, "rate": _unit(parse_rate), "scale": _float(1.0, 1e6),
+    "delay": _unit(parse_duration),
     "duration": _unit(parse_duration), "switch": SWITCH, "transport": TRANSPORT,
     "traffic": [FLOW], "iterations": _int(1, 1000), "capture": _list_of(_str),
     "sample_interval": _unit(parse_duration), "hosts": _hosts,
@@ -151,10 +158,10 @@ TOP = {"name": _str, "description": _str, "variants": None, "expectations": _lis
 
 DEFAULTS: dict[str, Any] = {
     "topology": {"kind": "leafspine", "spines": 2, "leaves": 2, "hosts_per_leaf": 2},
-    "rate": 100_000_000, "scale": None, "duration": 60.0, "sample_interval": 0.1, "iterations": 1,
+    "rate": 100_000_000, "scale": None, "delay": 0.0, "duration": 60.0, "sample_interval": 0.1, "iterations": 1,
     "switch": {"pfc": True, "lossless_priorities": [3], "buffer": "auto", "xoff": "auto", "xon": "auto",
-               "headroom": "auto", "alpha": 0.125, "lb": "ecmp", "flowlet_gap": 0.005, "scheduler": "strict",
-               "ecn": {"enabled": False, "kmin": 5_000, "kmax": 200_000, "pmax": 0.01},
+               "headroom": "auto", "alpha": 0.125, "lb": "ecmp", "flowlet_gap": 50e-6, "scheduler": "strict",
+               "ecn": {"enabled": False, "kmin": "auto", "kmax": "auto", "pmax": "auto"},
                "pfcwd": {"enabled": False, "action": "drop", "detection_time": 0.2, "restoration_time": 0.2,
                          "poll_interval": 0.1, "ports": ["all"]}},
     "transport": {"dcqcn": False, "preset": "paper", "ooo": False, "mtu": 1500, "data_dscp": 26, "cnp_dscp": 48,
@@ -203,7 +210,7 @@ def deep_merge(base: dict, override: dict) -> dict:
 
 def _check_consistency(config: dict, where: str) -> None:
     ecn = config["switch"]["ecn"]
-    if ecn["kmin"] > ecn["kmax"]:
+    if "auto" not in (ecn["kmin"], ecn["kmax"]) and ecn["kmin"] > ecn["kmax"]:
         raise ValueError(f"{where}switch.ecn: kmin ({ecn['kmin']}) must not exceed kmax ({ecn['kmax']})")
     sw = config["switch"]
     if sw["xon"] != "auto" and sw["xoff"] != "auto" and sw["xon"] >= sw["xoff"]:
@@ -287,8 +294,6 @@ def _build(raw: Any, path: Path) -> Scenario:
         base["topology"] = dict(body["topology"])
     if "topology_file" in body:
         base.pop("topology", None)
-    elif "topology" in body:
-        base["topology"] = dict(body["topology"])   # the default's leaf-spine keys fit no other kind
     raw_variants = data.get("variants") or {"default": {}}
     if not isinstance(raw_variants, dict):
         raise ValueError("variants: expected a mapping of variant name -> overrides")

@@ -15,8 +15,9 @@ invariant where its timing is made:
 Errors go into a ``Histogram`` (µs, log-linear buckets: O(1) per sample, subtractable, so a
 scenario can cut out its traffic window) published with the budget its 99th percentile must stay
 within. The budget is what the emulated fabric absorbs by design: the PFC headroom is sized for
-a peer that reacts up to two largest frames, the vendor rule's 3840 B and a response time late
-(``reaction_allowance_us``; 3.75 ms at 20 Mbit/s, about six 1522-byte frame times). A switch or
+a peer that reacts up to two largest frames, 802.3 31B's allowance at the real speed and a
+response time late (``reaction_allowance_us``; at 20 Mbit/s standing for 20G, 8.2 ms, about
+thirteen 1522-byte frame times). A switch or
 host running later than that is a peer the headroom was not sized for -- pauses land late,
 lossless queues overflow, ports burst, pacers lose sending time -- so its run's numbers are not
 the fabric's. (Mininet-HiFi allows one packet time of error on the spacing of back-to-back
@@ -29,7 +30,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 
-from fabriclab.switch.switch_config import VENDOR_RESPONSE_BYTES, SwitchConfig
+from fabriclab.switch.switch_config import SwitchConfig, response_allowance_bytes
 
 RESPONSE_TIME_S = SwitchConfig.response_time_s   # the headroom formula's default peer response time
 
@@ -91,17 +92,21 @@ class Histogram:
                 "max": max(self.counts) if self.counts else None}
 
 
-def reaction_allowance_us(rate_bps: float, max_frame: int, response_time_s: float = RESPONSE_TIME_S) -> float:
+def reaction_allowance_us(rate_bps: float, max_frame: int, response_time_s: float = RESPONSE_TIME_S,
+                          scale: float = 1.0) -> float:
     """How late a reaction may come without breaking a lossless link: the part of the PFC
     headroom formula (switch_config.py) beyond the cable's round trip -- two largest frames
-    in flight, the vendor rule's 3840 B and the peer's response time -- as time at ``rate_bps``."""
-    return (2 * max_frame + VENDOR_RESPONSE_BYTES) * 8e6 / rate_bps + response_time_s * 1e6
+    in flight, 802.3 31B's allowance at the real speed (rate x scale) and the peer's response
+    time -- as time at ``rate_bps``."""
+    allowance = response_allowance_bytes(rate_bps * scale)
+    return (2 * max_frame + allowance) * 8e6 / rate_bps + response_time_s * 1e6
 
 
-def allowance_why(rate_bps: float, max_frame: int, response_time_s: float = RESPONSE_TIME_S) -> str:
+def allowance_why(rate_bps: float, max_frame: int, response_time_s: float = RESPONSE_TIME_S,
+                  scale: float = 1.0) -> str:
     """``reaction_allowance_us`` in words, for reports."""
     return (f"the PFC headroom's reaction allowance at {rate_bps / 1e6:g} Mbit/s: two {max_frame}-byte frames + "
-            f"{VENDOR_RESPONSE_BYTES} B + {response_time_s * 1e3:g} ms response time")
+            f"{response_allowance_bytes(rate_bps * scale)} B + {response_time_s * 1e3:g} ms response time")
 
 
 def budget(histogram: Histogram, budget_us: float, why: str) -> dict:
@@ -140,13 +145,14 @@ class SwitchMonitor:
     and adds to ``loop_lag`` when it wakes for a TM event. Both budgets are the PFC reaction
     allowance at the switch's fastest port; lateness also allows the loop's deliberate backlog."""
 
-    def __init__(self, fastest_bps: int, max_frame: int, response_time_s: float, backlog_ns: int):
+    def __init__(self, fastest_bps: int, max_frame: int, response_time_s: float, backlog_ns: int,
+                 scale: float = 1.0):
         self.scheduled: list[int] = []
         self.lateness = Histogram()
         self.loop_lag = Histogram()
         self.backlog_us = backlog_ns / 1000
-        self.allowance_us = reaction_allowance_us(fastest_bps, max_frame, response_time_s)
-        self.why = allowance_why(fastest_bps, max_frame, response_time_s)
+        self.allowance_us = reaction_allowance_us(fastest_bps, max_frame, response_time_s, scale)
+        self.why = allowance_why(fastest_bps, max_frame, response_time_s, scale)
 
     def departed(self, now_ns: int) -> None:
         """Count the lateness of the frames scheduled this turn, which left by ``now_ns``.

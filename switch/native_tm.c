@@ -28,9 +28,10 @@ static PyObject *str_egress_port, *str_priority, *str_length, *str_ingress_port,
     *str_frames, *str_jobs, *str_tx, *str_rx, *str_wd, *str_as_dict;
 
 /* drop reasons, in the order stats() lists them */
-enum { D_BUFFER_FULL, D_QUEUE_LIMIT, D_PIPELINE_SWAP, D_NO_PIPELINE, D_PIPELINE_ERROR, D_PFCWD, D_PORT_REASONS };
+enum { D_BUFFER_FULL, D_QUEUE_LIMIT, D_PIPELINE_SWAP, D_NO_PIPELINE, D_PIPELINE_ERROR, D_PFCWD, D_HEADROOM_OVERFLOW,
+       D_PORT_REASONS };
 static const char *PORT_REASONS[D_PORT_REASONS] = {"buffer_full", "queue_limit", "pipeline_swap",
-                                                   "no_pipeline", "pipeline_error", "pfcwd"};
+                                                   "no_pipeline", "pipeline_error", "pfcwd", "headroom_overflow"};
 enum { D_NO_SUCH_PORT, D_MAC_CONTROL_IGNORED, D_TM_REASONS };
 static const char *TM_REASONS[D_TM_REASONS] = {"no_such_port", "mac_control_ignored"};
 
@@ -191,26 +192,32 @@ static int64_t pfc_paused_ns(Pfc *p, int q, int64_t now) {
 }
 
 /* bytes arriving on this port at priority q; returns those taken from the shared buffer */
+/* bytes arriving on this port at priority q: *taken = those taken from the shared buffer, or
+ * -1 when the headroom cannot hold them (the packet is dropped, as pfc.py's charge) */
 static int pfc_charge(Pfc *p, int64_t port, int q, int64_t length, int64_t xoff, int64_t *taken) {
     if (!p->headroom[q] && p->shared[q] + length <= xoff) {
         p->shared[q] += length;
         *taken = length;
     } else {
-        p->headroom[q] += length;
-        *taken = 0;
-        if (p->headroom[q] > p->headroom_limit) {
+        if (p->headroom[q] + length > p->headroom_limit) {
             p->headroom_overflow[q]++;
+            *taken = -1;
             if (p->headroom_overflow[q] == 1) {
                 PyObject *r = PyObject_CallMethod(
-                    pfc_log, "error", "sLLLL",
-                    "port %d priority %d: PFC headroom overflow (%d > %d bytes): configuration "
-                    "error, raise pfc.headroom or pfc.response_time in switch.yaml, or lower the "
-                    "rates if the switch is CPU-bound (its socket backlog is in flight too); logged once",
-                    (long long)port, (long long)q, (long long)p->headroom[q], (long long)p->headroom_limit);
+                    pfc_log, "error", "sLLLLL",
+                    "port %d priority %d: PFC headroom overflow (%d + %d > %d bytes), packet dropped: "
+                    "configuration error, raise pfc.headroom or pfc.response_time in switch.yaml, or "
+                    "lower the rates if the switch is CPU-bound (its socket backlog is in flight too); "
+                    "logged once",
+                    (long long)port, (long long)q, (long long)p->headroom[q], (long long)length,
+                    (long long)p->headroom_limit);
                 if (!r) return -1;
                 Py_DECREF(r);
             }
+            return 0;
         }
+        p->headroom[q] += length;
+        *taken = 0;
         if (p->headroom[q] > p->max_headroom[q]) p->max_headroom[q] = p->headroom[q];
     }
     int64_t used = p->shared[q] + p->headroom[q];
@@ -362,6 +369,11 @@ static int admit(Core *self, PyObject *job, int64_t now) {
             int64_t xoff = self->has_xoff ? self->xoff_bytes : (int64_t)(self->alpha * (double)free_bytes);
             int64_t cap = pfc->shared[q] + free_bytes, taken;
             if (pfc_charge(pfc, ingress->number, q, length, xoff < cap ? xoff : cap, &taken) < 0) return -1;
+            if (taken < 0) {   /* the headroom is full: dropped, a lossless drop */
+                if (!pfc->xoff[q] && send_pfc(self, ingress, q, 1, now) < 0) return -1;
+                port->drops[q][D_HEADROOM_OVERFLOW]++;
+                return 0;
+            }
             self->shared_used += taken;
             self->headroom_used += length - taken;
             if (!pfc->xoff[q] && pfc->headroom[q] > 0 && send_pfc(self, ingress, q, 1, now) < 0) return -1;

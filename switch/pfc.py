@@ -189,20 +189,24 @@ class PfcState:
 
     def charge(self, priority: int, length: int, xoff_bytes: int) -> int:
         """Account ``length`` bytes arriving on this port at ``priority``; returns the bytes taken
-        from the shared buffer (the rest go to headroom). ``xoff_bytes``: the current XOFF threshold."""
+        from the shared buffer (the rest go to headroom), or -1 when the headroom cannot hold
+        them: the packet is dropped, as a real switch drops it (a lossless drop that shows a
+        misconfiguration). ``xoff_bytes``: the current XOFF threshold."""
         if not self.headroom[priority] and self.shared[priority] + length <= xoff_bytes:
             self.shared[priority] += length
             shared_taken = length
         else:
-            self.headroom[priority] += length
-            shared_taken = 0
-            if self.headroom[priority] > self.headroom_limit:
+            if self.headroom[priority] + length > self.headroom_limit:
                 self.headroom_overflow[priority] += 1
                 if self.headroom_overflow[priority] == 1:
-                    log.error("port %d priority %d: PFC headroom overflow (%d > %d bytes): configuration "
-                              "error, raise pfc.headroom or pfc.response_time in switch.yaml, or lower the "
-                              "rates if the switch is CPU-bound (its socket backlog is in flight too); logged once",
-                              self.port, priority, self.headroom[priority], self.headroom_limit)
+                    log.error("port %d priority %d: PFC headroom overflow (%d + %d > %d bytes), packet dropped: "
+                              "configuration error, raise pfc.headroom or pfc.response_time in switch.yaml, or "
+                              "lower the rates if the switch is CPU-bound (its socket backlog is in flight too); "
+                              "logged once", self.port, priority, self.headroom[priority], length,
+                              self.headroom_limit)
+                return -1
+            self.headroom[priority] += length
+            shared_taken = 0
             if self.headroom[priority] > self.max_headroom[priority]:
                 self.max_headroom[priority] = self.headroom[priority]
         used = self.shared[priority] + self.headroom[priority]

@@ -143,7 +143,7 @@ class Switch:
         if cpu_port is not None:
             self.tm.add_unshaped_port(cpu_port)
         self.monitor = SwitchMonitor(max((p.rate_bps for p in resolved.ports.values()), default=config.rate_bps),
-                                     config.max_frame, config.response_time_s, BACKLOG_NS)
+                                     config.max_frame, config.response_time_s, BACKLOG_NS, config.scale)
         self._scheduled = self.monitor.scheduled
         self._packet_outs: collections.deque[bytes] = collections.deque()
         self._packet_ins: list[bytes] = []

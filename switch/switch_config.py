@@ -7,6 +7,8 @@ the port rate by definition).
 
     rate: 100M            # default line rate of every port, bit/s
     delay: 0us            # default one-way propagation delay of every port's link
+    scale: 1              # the emulated fabric's rate / the configured rate (time scaling): the
+                          # headroom's 802.3 Annex 31B allowance is the real speed's
     mtu: 1500             # IP MTU; the largest frame is mtu + 22 B (Ethernet 14, one VLAN tag 4, FCS 4)
     buffer: auto          # total packet buffer, bytes (shared pool + PFC headroom)
     alpha: 0.125          # dynamic-threshold factor: a queue may grow to alpha x free shared buffer
@@ -19,7 +21,7 @@ the port rate by definition).
       xon: auto           # resume when it falls to this many bytes
       headroom: auto      # per (ingress port, lossless priority), above XOFF
       quanta: 65535       # pause time sent, in quanta of 512 bit times
-      response_time: 1ms  # the peer's reaction time to a pause: a software switch or host
+      response_time: 4ms  # the peer's reaction time to a pause: a software switch or host
                           # reads a backlog of frames sent before the pause reached it
     pfcwd:                # PFC watchdog, as SONiC's (off unless enabled)
       enabled: false
@@ -34,11 +36,14 @@ the port rate by definition).
 
 Derived defaults (``max_frame`` = mtu + 22):
 
-* headroom = 2 x rate x delay / 8 + 2 x max_frame + 3840 B + rate x response_time / 8 — what keeps
-  arriving after XOFF: the round trip of the cable, one frame in flight at each end, the vendor
-  rule's response allowance (3840 B, a bit count, so rate-independent) and the peer's reaction
-  time. Source: the PFC headroom rule in /work/shared/reference/lossless-ethernet.md (vendor rule
-  MTU_R + MTU_S + 2·rate·cable delay + ~3840 B; the HPCC simulator uses 3·rate·one-way delay).
+* headroom = 2 x rate x delay / 8 + 2 x max_frame + allowance + rate x response_time / 8 — what
+  keeps arriving after XOFF: the round trip of the cable, one frame in flight at each end, the
+  PHY/MAC response allowance of IEEE 802.3 Annex 31B at the emulated real speed (rate x
+  ``scale``; it grows with speed: 60 quanta = 3840 B at 10G, 394 quanta = 25 216 B at 100G, as
+  SONiC's buffer calculator uses) and the peer's reaction time (a software switch or host reads
+  a backlog of frames sent before the pause reached it: testbed time, not scaled). Source: the
+  PFC headroom rule in /work/shared/reference/lossless-ethernet.md (vendor rule MTU_R + MTU_S +
+  2·rate·cable delay + the 31B allowance; the HPCC simulator uses 3·rate·one-way delay).
 * shared pool = 128 x max_frame per port; buffer = shared pool + headroom of every
   (port, lossless priority). With an explicit ``buffer`` the shared pool is what headroom leaves.
 * xoff = alpha x shared / (1 + alpha): the steady state of the dynamic threshold
@@ -62,10 +67,22 @@ from fabriclab.units import parse_duration, parse_rate, parse_size
 
 NUM_PRIORITIES = 8
 FRAME_OVERHEAD = 22               # Ethernet header + one VLAN tag + FCS, on top of the IP MTU
-VENDOR_RESPONSE_BYTES = 3840      # PFC response allowance of the vendor headroom rule
+# IEEE 802.3 Annex 31B PAUSE reaction allowance, in pause quanta (512 bit times), by speed
+# (bit/s): a bit count, so bytes = quanta x 64 whatever the testbed rate. Speeds between two
+# entries take the higher entry's (conservative); above 100G it grows in proportion (assumption).
+RESPONSE_QUANTA = ((100e6, 1), (1e9, 2), (10e9, 60), (40e9, 118), (100e9, 394))
+
+
+def response_allowance_bytes(real_rate_bps: float) -> int:
+    """802.3 Annex 31B's response allowance at ``real_rate_bps``, in bytes."""
+    for speed, quanta in RESPONSE_QUANTA:
+        if real_rate_bps <= speed:
+            return quanta * 64
+    return round(RESPONSE_QUANTA[-1][1] * 64 * real_rate_bps / RESPONSE_QUANTA[-1][0])
+
 SHARED_FRAMES_PER_PORT = 128
 
-_TOP_KEYS = {"rate", "delay", "mtu", "buffer", "alpha", "queue_limit", "scheduler", "weights",
+_TOP_KEYS = {"rate", "delay", "scale", "mtu", "buffer", "alpha", "queue_limit", "scheduler", "weights",
              "lossless", "pfc", "pfcwd", "ports"}
 _PFC_KEYS = {"xoff", "xon", "headroom", "quanta", "response_time"}
 _PFCWD_KEYS = {"enabled", "action", "detection_time", "restoration_time", "poll_interval", "ports"}
@@ -113,7 +130,11 @@ class SwitchConfig:
     xon_bytes: int | None = None
     headroom_bytes: int | None = None
     pause_quanta: int = 0xFFFF
-    response_time_s: float = 1e-3
+    # a software peer's pause reaction: switch loop lag p99 1.3-2.8 ms and host pacing error p99
+    # 2-5 ms measured on a shared 2-core machine (fidelity monitor); with 1 ms, PFC headrooms
+    # overflowed -- once overflow became the drop it is, lossless scenarios lost packets
+    response_time_s: float = 4e-3
+    scale: float = 1.0                            # real fabric rate / this rate (time scaling)
     pfcwd: PfcwdConfig | None = None              # None: no watchdog
     ports: dict[int, PortOverride] = field(default_factory=dict)
 
@@ -136,7 +157,8 @@ class SwitchConfig:
         rate = self.port_rate(port)
         cable = 2 * rate * self.port_delay_s(port) / 8
         response = rate * self.response_time_s / 8
-        return int(cable + 2 * self.max_frame + VENDOR_RESPONSE_BYTES + response + 0.999)
+        allowance = response_allowance_bytes(rate * self.scale)
+        return int(cable + 2 * self.max_frame + allowance + response + 0.999)
 
     def resolve(self, port_numbers: list[int]) -> "ResolvedConfig":
         """Concrete numbers for the data-plane ports ``port_numbers``."""
@@ -236,6 +258,11 @@ def config_from_dict(data: dict) -> SwitchConfig:
         cfg.rate_bps = parse_rate(data["rate"], "switch.yaml: rate")
     if "delay" in data:
         cfg.delay_s = parse_duration(data["delay"], "switch.yaml: delay")
+    if "scale" in data:
+        scale = data["scale"]
+        if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not scale >= 1:
+            raise UserError(f"switch.yaml: scale must be a number >= 1, got {scale!r}")
+        cfg.scale = float(scale)
     if "mtu" in data:
         mtu = data["mtu"]
         if not isinstance(mtu, int) or isinstance(mtu, bool) or not 68 <= mtu <= 9216:

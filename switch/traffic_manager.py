@@ -220,6 +220,11 @@ class TrafficManager:
             else:
                 xoff = self.xoff_bytes if self.xoff_bytes is not None else int(self.alpha * free)
                 taken = pfc.charge(q, length, min(xoff, pfc.shared[q] + free))
+                if taken < 0:                   # the headroom is full: dropped, a lossless drop
+                    if not pfc.xoff[q]:
+                        self._send_pfc(ingress, q, True, now)
+                    _count(port.drops[q], "headroom_overflow")
+                    return False
                 self.shared_used += taken
                 self.headroom_used += length - taken
                 if pfc.needs_xoff(q):

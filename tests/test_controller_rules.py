@@ -71,15 +71,17 @@ def test_dscp_classes_and_ecn_profile():
     assert dscp == {26: 3, 48: 6}
     ecn = [w for w in rules.writes if w.table.endswith("ecn_profile")]
     assert len(ecn) == len(d.switch_ports("l1")) * 8
-    assert ecn[0].params == ecn_profile_params(ControllerSettings(ecn=EcnSettings(enabled=True)), 1500)
+    assert ecn[0].params == ecn_profile_params(ControllerSettings(ecn=EcnSettings(enabled=True)))
     _, no_ecn = _rules(ecn=False)
     assert not [w for w in no_ecn.writes if w.table.endswith("ecn_profile")]
 
 
 def test_ecn_profile_reaches_pmax_at_kmax():
-    params = ecn_profile_params(ControllerSettings(ecn=EcnSettings(True, 15_180, 151_800, 0.01)), 1500)
-    assert (params["kmin"], params["kmax"]) == (10, 100)      # 1518-byte frames
-    assert params["slope"] * (params["kmax"] - params["kmin"]) == pytest.approx(0.01 * 2**24, rel=1e-3)
+    params = ecn_profile_params(ControllerSettings(ecn=EcnSettings(True, 15_180, 151_800, 0.01)))
+    assert (params["kmin"], params["kmax"]) == (15_180, 151_800)      # bytes, as configured
+    assert params["slope"] * (params["kmax"] - params["kmin"]) == pytest.approx(0.01 * 2**32, rel=5e-3)
+    assert params["slope"] < 2**32 and ecn_profile_params(ControllerSettings(ecn=EcnSettings(True, 0, 1, 1.0)))[
+        "slope"] == 2**32 - 1
 
 
 def test_hash_seeds_differ_between_neighbouring_switches():

@@ -20,7 +20,7 @@ DROP_REASONS = {"parser_error": 0, "bad_checksum": 1, "not_routable": 2, "acl": 
                 "no_route": 5, "no_member": 6}
 ROUTER_MAC = "02:00:00:00:00:01"
 HOST_MAC = "00:00:00:00:00:aa"
-ECN_SCALE = 1 << 24
+ECN_SCALE = 1 << 32      # slope: P(mark) per byte above kmin, in units of 2^-32
 PROBE_ETHERTYPE = 0x88B5
 HOP_RECORD = struct.Struct("!IHHIIHI")   # switch_id, ingress, egress, enq_qdepth, deq_timedelta, ts(48 bits)
 
@@ -79,7 +79,7 @@ class FabricSwitch:
         return base
 
     def ecn_profile(self, port: int, priority: int, kmin: int, kmax: int, pmax: float) -> None:
-        slope = int(pmax * ECN_SCALE / (kmax - kmin))
+        slope = min(ECN_SCALE - 1, int(pmax * ECN_SCALE / (kmax - kmin)))
         self.add("FabricEgress.ecn_profile", (port, priority), "FabricEgress.set_ecn_profile", kmin, kmax, slope)
 
     def send(self, frame: bytes, port: int = 1, now_us: int = 1_000_000) -> list[tuple[int, bytes]]:

@@ -42,16 +42,16 @@ def test_histogram_window_and_json_round_trip():
 
 
 def test_switch_monitor_measures_lateness_against_the_schedule_and_states_its_budget():
-    monitor = SwitchMonitor(20_000_000, max_frame=1522, response_time_s=1e-3, backlog_ns=200_000)
+    monitor = SwitchMonitor(20_000_000, max_frame=1522, response_time_s=1e-3, backlog_ns=200_000, scale=500)
     monitor.scheduled += [1_000_000, 1_500_000]
     monitor.departed(3_000_000)                            # 2000 and 1500 µs late
     monitor.loop_lag.add(70)
     stats = json.loads(json.dumps(monitor.stats()))
     assert Histogram.from_list(stats["lateness"]["histogram"]).summary()["max"] == 1920   # 2000 µs, in its bucket
     assert not monitor.scheduled
-    # the PFC headroom beyond the cable (two 1522-byte frames + 3840 B + 1 ms) at 20 Mbit/s
+    # the PFC headroom beyond the cable (two 1522-byte frames + 3840 B, 31B at 10G, + 1 ms) at 20 Mbit/s
     allowance = (2 * 1522 + 3840) * 8 / 20e6 * 1e6 + 1000
-    assert reaction_allowance_us(20e6, 1522, 1e-3) == pytest.approx(allowance)
+    assert reaction_allowance_us(20e6, 1522, 1e-3, scale=500) == pytest.approx(allowance)
     assert stats["lateness"]["budget_us"] == pytest.approx(200 + allowance, abs=0.1)
     assert stats["loop_lag"]["budget_us"] == pytest.approx(allowance, abs=0.1)
     assert "20 Mbit/s" in stats["loop_lag"]["why"] and "3840 B" in stats["loop_lag"]["why"]

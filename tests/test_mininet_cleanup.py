@@ -22,7 +22,7 @@ def _start_up(run_dir: Path, prefix: str, port_base: int) -> subprocess.Popen:
     """``fabriclab up`` waiting in its CLI (stdin stays open), once the controller is ready."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "fabriclab", "up", "--spines", "1", "--leaves", "2", "--hosts-per-leaf", "1",
-         "--prefix", prefix, "--grpc-port-base", str(port_base), "--run-dir", str(run_dir)],
+         "--prefix", prefix, "--grpc-port-base", str(port_base), "--run-dir", str(run_dir), "--rest-port", "0"],
         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     status = run_dir / "controller-status.json"

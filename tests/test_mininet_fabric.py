@@ -100,7 +100,8 @@ links:
 """)
     run_dir = tmp_path / "run"
     out = subprocess.run([sys.executable, "-m", "fabriclab", "up", "--topo-file", str(topo), "--prefix", "td",
-                          "--grpc-port-base", "21400", "--run-dir", str(run_dir), "--lb", "flowlet", "--check"],
+                          "--grpc-port-base", "21400", "--run-dir", str(run_dir), "--lb", "flowlet", "--check",
+                          "--rest-port", "0"],    # not 8080: whatever else runs on the machine
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "6/6 reachable" in out.stderr and "Mbit/s" in out.stderr

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from fabriclab.errors import UserError
-from fabriclab.switch.switch_config import (SHARED_FRAMES_PER_PORT, VENDOR_RESPONSE_BYTES, config_from_dict,
-                                            load_config)
+from fabriclab.switch.switch_config import (SHARED_FRAMES_PER_PORT, config_from_dict, load_config,
+                                            response_allowance_bytes)
 
 
 def test_defaults_follow_the_formulas():
@@ -13,7 +13,7 @@ def test_defaults_follow_the_formulas():
                             "pfc": {"response_time": "0us"}})
     resolved = cfg.resolve([1, 2, 3])
     max_frame = 1522
-    headroom = 2 * 1_000_000_000 * 10e-6 / 8 + 2 * max_frame + VENDOR_RESPONSE_BYTES
+    headroom = 2 * 1_000_000_000 * 10e-6 / 8 + 2 * max_frame + 2 * 64     # 802.3 31B: 2 quanta at 1G
     assert resolved.ports[2].headroom_bytes == int(headroom)
     shared = SHARED_FRAMES_PER_PORT * max_frame * 3
     assert resolved.shared_bytes == shared
@@ -28,8 +28,20 @@ def test_headroom_scales_with_rate_and_delay_per_port():
     slow, fast = resolved.ports[1], resolved.ports[2]
     assert (slow.rate_bps, slow.delay_ns) == (100_000_000, 0)
     assert (fast.rate_bps, fast.delay_ns) == (1_000_000_000, 50_000)
-    # 2 x rate x delay + rate x response time (1 ms default) grow with the port's rate
-    assert fast.headroom_bytes - slow.headroom_bytes == int(2 * 1e9 * 50e-6 / 8 + 0.9e9 * 1e-3 / 8)
+    # 2 x rate x delay + rate x response time (4 ms default) + 31B allowance grow with the port's rate
+    assert fast.headroom_bytes - slow.headroom_bytes == int(2 * 1e9 * 50e-6 / 8 + 0.9e9 * 4e-3 / 8 + 64)
+
+
+def test_response_allowance_is_the_real_speeds_and_grows_with_it():
+    """802.3 Annex 31B: 60 quanta at 10G, 394 at 100G (the 10G figure at every speed was wrong)."""
+    assert response_allowance_bytes(10e9) == 3840 and response_allowance_bytes(100e9) == 25_216
+    assert response_allowance_bytes(25e9) == 118 * 64 and response_allowance_bytes(1e9) == 128
+    base = {"rate": "20M", "pfc": {"response_time": "0us"}}
+    at_10g = config_from_dict({**base, "scale": 500}).resolve([1]).ports[1].headroom_bytes
+    at_100g = config_from_dict({**base, "scale": 5000}).resolve([1]).ports[1].headroom_bytes
+    assert at_100g - at_10g == 25_216 - 3840
+    with pytest.raises(UserError, match="scale"):
+        config_from_dict({"scale": 0.5})
 
 
 def test_explicit_buffer_leaves_headroom_out_of_the_shared_pool():

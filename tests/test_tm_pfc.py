@@ -72,8 +72,9 @@ def test_ingress_accounting_fills_shared_then_headroom():
     assert state.needs_xoff(3)
     state.pause_frame_timers(3, True, 0)
     assert not state.needs_xoff(3) and state.xoff_events[3] == 1
-    assert state.charge(3, 1500, 4000) == 0 and state.charge(3, 1500, 4000) == 0
-    assert state.headroom_overflow[3] == 1      # 4500 > 3000
-    assert state.release(3, 1500) == 0 and state.headroom[3] == 3000
-    assert state.release(3, 4000) == 1000 and state.headroom[3] == 0 and state.shared[3] == 2000
+    assert state.charge(3, 1500, 4000) == 0
+    assert state.charge(3, 1500, 4000) == -1    # 4500 > 3000: no room, the packet is dropped
+    assert state.headroom_overflow[3] == 1 and state.headroom[3] == 3000 and state.max_headroom[3] == 3000
+    assert state.release(3, 1500) == 0 and state.headroom[3] == 1500
+    assert state.release(3, 2500) == 1000 and state.headroom[3] == 0 and state.shared[3] == 2000
     assert state.needs_xon(3, 2000) and not state.needs_xon(3, 1999)

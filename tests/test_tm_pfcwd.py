@@ -130,7 +130,7 @@ def test_no_storm_while_the_queue_drains_or_holds_nothing(tm_class):
     # paused with nothing queued, for a long time: nothing is stalled
     run_to(tm, 2000 * US, pause_port=2)
     # short pauses: the queue is paused at every look yet dequeues in between
-    send(tm, 300, 2000 * US, size=500)
+    send(tm, 100, 2000 * US, size=500)                  # within XOFF + headroom: no overflow drop
     t = 2000 * US
     while t < 6000 * US:
         pause(tm, 2, t, quanta=400)                       # 2 ms at 100 Mbit/s ... cut short:

@@ -285,7 +285,7 @@ def _incast(priority: int, frames_per_sender: int, config: dict) -> tuple[Traffi
 
 
 def test_lossless_incast_loses_nothing_with_pfc():
-    config = {"rate": "100M", "delay": "20us", "buffer": "200KB", "lossless": [3]}
+    config = {"rate": "100M", "delay": "20us", "buffer": "200KB", "lossless": [3], "pfc": {"response_time": "1ms"}}
     tm, delivered, egress = _incast(3, 150, config)
     stats = tm.stats()
     assert len(delivered) == 8 * 150
@@ -300,7 +300,7 @@ def test_lossless_incast_loses_nothing_with_pfc():
 
 
 def test_lossy_incast_tail_drops():
-    config = {"rate": "100M", "delay": "20us", "buffer": "200KB", "lossless": [3]}
+    config = {"rate": "100M", "delay": "20us", "buffer": "200KB", "lossless": [3], "pfc": {"response_time": "1ms"}}
     tm, delivered, egress = _incast(0, 150, config)
     stats = tm.stats()
     drops = stats["ports"][egress]["priorities"][0]["drops"]
@@ -331,15 +331,18 @@ def test_static_queue_limit():
     assert accepted == 10 and tm.stats()["ports"][2]["priorities"][0]["qbytes"] == 10_000
 
 
-def test_headroom_overflow_is_counted_not_dropped(caplog):
+def test_headroom_overflow_is_a_lossless_drop(caplog):
+    """A packet that finds the headroom full is dropped, as on a real switch, and counted as a
+    drop of its (lossless) queue: a misconfiguration shows as loss, never hidden."""
     config = {"rate": "100M", "lossless": [3], "pfc": {"xoff": 2_000, "xon": 1_000, "headroom": 3_000}}
     tm, wire, _ = make_tm(config, [1, 2])
     tm.receive_control(2, build_pfc_frame(PEER_MAC, {3: 0xFFFF}), 0)
     accepted = [tm.enqueue(job(2, 3, frame(1000), ingress=1), 0) for _ in range(10)]
-    assert all(accepted)
-    stats = tm.stats()["ports"][1]["priorities"][3]
-    assert stats["headroom_overflow"] == 5 and stats["max_headroom_bytes"] == 8_000
-    assert "headroom overflow" in caplog.text
+    assert accepted == [True] * 5 + [False] * 5             # 2 000 shared + 3 000 headroom
+    ingress = tm.stats()["ports"][1]["priorities"][3]
+    assert ingress["headroom_overflow"] == 5 and ingress["max_headroom_bytes"] == 3_000
+    assert tm.stats()["ports"][2]["priorities"][3]["drops"] == {"headroom_overflow": 5}
+    assert "headroom overflow" in caplog.text and "dropped" in caplog.text
 
 
 def test_set_pipeline_flushes_queues_and_releases_buffer():

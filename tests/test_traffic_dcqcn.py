@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from fabriclab.errors import UserError
-from fabriclab.traffic.dcqcn import MELLANOX, PAPER, Dcqcn, DcqcnParams, preset
+from fabriclab.traffic.dcqcn import MELLANOX, PAPER, Dcqcn, DcqcnParams, ecn_profile, preset
 from fabriclab.traffic.scale import TimeScale
 
 LINE = 100e6
@@ -105,3 +105,51 @@ def test_time_scale():
     assert s.size(1500) == 1500 and s.real_rate(50e6) == pytest.approx(50e9)
     with pytest.raises(UserError):
         TimeScale(0)
+
+
+def test_mellanox_preset_is_what_the_hpcc_simulator_runs():
+    m = MELLANOX
+    assert (m.alpha_timer, m.rate_timer, m.rate_decrease_interval) == (1e-6, 300e-6, 4e-6)
+    assert m.fast_recovery_stages == 1 and m.g == 1 / 256 and m.byte_counter == 0
+    assert m.min_rate == 1e9 and m.alpha_on_first_cnp
+    at25 = m.for_link(25e9)                    # R_AI/R_HAI follow the link rate: 20/200 Mb/s at 100G
+    assert (at25.rate_ai, at25.rate_hai) == (pytest.approx(5e6), pytest.approx(50e6))
+    assert PAPER.for_link(25e9) is PAPER
+    scaled = m.scaled(TimeScale(1000))
+    assert scaled.min_rate == pytest.approx(1e6) and scaled.alpha_timer == pytest.approx(1e-3)
+    assert ecn_profile("mellanox", 100e9) == (400_000, 1_600_000, 0.2)
+    assert ecn_profile("paper", 100e9) == (5_000, 200_000, 0.01)
+
+
+def test_mellanox_first_cnp_sets_alpha_to_one():
+    """α = 1 on a flow's first CNP however long it ran before: the first cut halves the rate
+    (α decaying from 1 since the flow began made it a ~1 % cut)."""
+    rp = Dcqcn(100e9, MELLANOX, now=0.0)
+    rp.advance(0.5)
+    assert rp.alpha == 1.0 and rp.rate == 100e9          # no timer runs before the first CNP
+    rp.on_cnp(0.5)
+    assert rp.rate == pytest.approx(50e9) and rp.cuts == 1
+    paper = Dcqcn(100e9, PAPER, now=0.0)
+    paper.on_cnp(0.5)
+    assert paper.rate > 99e9                            # the paper's α had decayed for 0.5 s
+
+
+def test_timer_only_increase_reaches_hyper_increase():
+    """No byte counter: F fast-recovery stages, one additive step, then hyper increase
+    (the paper's rule with i_B stuck at 0 never got past additive increase)."""
+    params = MELLANOX.with_overrides(rate_ai=1e9, rate_hai=10e9)
+    rp = Dcqcn(100e9, params, now=0.0)
+    rp.on_cnp(0.0)
+    rp.on_cnp(1e-5)
+    rt, rc = rp.target, rp.rate
+    assert rt == pytest.approx(50e9) and rc < rt
+    expected = []
+    for stage in ("FR", "AI", "HAI", "HAI"):
+        rt += {"FR": 0.0, "AI": 1e9, "HAI": 10e9}[stage]
+        rc = (rt + rc) / 2
+        expected.append((rt, rc))
+    for k, (t, r) in enumerate(expected, start=1):
+        rp.advance(1e-5 + k * 300e-6 + 1e-9)
+        assert (rp.target, rp.rate) == (pytest.approx(t), pytest.approx(r)), f"timer stage {k}"
+    rp.on_sent(10**9, 1e-5 + 4 * 300e-6 + 2e-9)           # bytes do not count without a byte counter
+    assert (rp.target, rp.rate) == (pytest.approx(expected[-1][0]), pytest.approx(expected[-1][1]))

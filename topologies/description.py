@@ -116,6 +116,27 @@ class FabricDescription:
     def link_rate(self, name: str, port: int) -> int:
         return self.link_at(name, port).rate_bps
 
+    def path_links(self, src: str, dst: str) -> list[LinkSpec]:
+        """The links of one shortest (fewest hops) path from node ``src`` to node ``dst``."""
+        via: dict[str, tuple[str, LinkSpec] | None] = {src: None}
+        frontier = [src]
+        while frontier and dst not in via:
+            nxt = []
+            for node in frontier:
+                for link in self.links:
+                    for a, b in ((link.node1, link.node2), (link.node2, link.node1)):
+                        if a == node and b not in via:
+                            via[b] = (node, link)
+                            nxt.append(b)
+            frontier = nxt
+        if dst not in via:
+            raise KeyError(f"no path from {src} to {dst}")
+        path, node = [], dst
+        while via[node] is not None:
+            node, link = via[node]
+            path.append(link)
+        return path[::-1]
+
     def switch_links(self) -> list[LinkSpec]:
         """Links between two switches (the fabric proper)."""
         return [l for l in self.links if self.is_switch(l.node1) and self.is_switch(l.node2)]

@@ -66,9 +66,16 @@ class FabricNetwork:
         self.switch_config = switch_config or {}
         self.switch_overrides = switch_overrides or {}   # switch name -> top-level switch.yaml keys
         self.pcap = pcap
-        # python switches per process: spread over this many worker processes (None: one per
-        # core; 0: a process per switch)
-        self.switch_workers = (os.cpu_count() or 1) if switch_workers is None else switch_workers
+        # python switches spread over this many worker processes, several per process (None:
+        # $FABRICLAB_SWITCH_WORKERS, else 0: a process per switch, what scenarios' fidelity
+        # budgets were measured with: switches sharing a loop and a GIL are later under load)
+        if switch_workers is None:
+            given = os.environ.get("FABRICLAB_SWITCH_WORKERS", "0")
+            try:
+                switch_workers = int(given)
+            except ValueError:
+                raise UserError(f"FABRICLAB_SWITCH_WORKERS={given}: not a number") from None
+        self.switch_workers = switch_workers
         if self.switch_workers < 0:
             raise UserError(f"--switch-workers must be 0 or more, got {switch_workers}")
         self.workers: list = []
@@ -332,6 +339,11 @@ class FabricNetwork:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def default_switch_workers() -> int:
+    """``fabriclab up`` and the benchmarks: one switch worker process per core."""
+    return os.cpu_count() or 1
 
 
 def rss_mb(pid: int) -> float:

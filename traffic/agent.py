@@ -33,6 +33,8 @@ from fabriclab.traffic.scale import TimeScale
 from fabriclab.traffic.transport import HostTransport, Message, QueuePair, TransportConfig
 from fabriclab.units import parse_duration, parse_rate, parse_size
 
+REAL_RTO_FLOOR = 100e-6   # s on the real fabric: IRN's RTO_low (Mittal et al., SIGCOMM 2018)
+
 
 def add_transport_arguments(parser: argparse.ArgumentParser, rate_help: str = "host link rate (default 100M)") -> None:
     """Transport options shared by the agent and ``fabriclab traffic`` (which passes them on)."""
@@ -41,7 +43,9 @@ def add_transport_arguments(parser: argparse.ArgumentParser, rate_help: str = "h
     parser.add_argument("--dcqcn", default="paper", help="DCQCN preset: paper, mellanox or off (default paper)")
     parser.add_argument("--scale", type=float, default=None,
                         help="time scale: real rate / testbed rate (default: 100G / --rate)")
-    parser.add_argument("--rto", default="100ms", help="retransmission timeout (default 100ms)")
+    parser.add_argument("--rto", default=None,
+                        help="least retransmission timeout on the testbed (default: 100 us of the real fabric "
+                             "x scale, IRN's RTO_low)")
     parser.add_argument("--window", type=int, default=256, help="PSNs in flight per QP (default 256)")
     parser.add_argument("--dscp-data", type=int, default=26, help="DSCP of RoCE data and ACKs (default 26)")
     parser.add_argument("--dscp-cnp", type=int, default=48, help="DSCP of CNPs (default 48)")
@@ -61,12 +65,14 @@ def add_transport_arguments(parser: argparse.ArgumentParser, rate_help: str = "h
 
 def transport_argv(args: argparse.Namespace) -> list[str]:
     """The options of ``add_transport_arguments`` back as command-line words."""
-    argv = ["--rate", str(args.rate), "--mtu", str(args.mtu), "--dcqcn", args.dcqcn, "--rto", str(args.rto),
+    argv = ["--rate", str(args.rate), "--mtu", str(args.mtu), "--dcqcn", args.dcqcn,
             "--window", str(args.window), "--dscp-data", str(args.dscp_data), "--dscp-cnp", str(args.dscp_cnp),
             "--priority", str(args.priority),
             "--drop-probability", str(args.drop_probability), "--ce-probability", str(args.ce_probability)]
     if args.scale is not None:
         argv += ["--scale", str(args.scale)]
+    if args.rto is not None:
+        argv += ["--rto", str(args.rto)]
     if args.no_ecn:
         argv.append("--no-ecn")
     if args.ooo:
@@ -99,10 +105,11 @@ def transport_config(args: argparse.Namespace) -> TransportConfig:
     if rx_buffer < 4 * (args.mtu + 100):
         raise UserError(f"--rx-buffer must hold at least 4 frames, got {rx_buffer} bytes")
     scale = TimeScale(args.scale) if args.scale else TimeScale.from_rates(100e9, line_rate)
-    dcqcn = None if args.dcqcn == "off" else preset(args.dcqcn).scaled(scale)
+    dcqcn = None if args.dcqcn == "off" else preset(args.dcqcn).for_link(scale.real_rate(line_rate)).scaled(scale)
+    rto = parse_duration(args.rto, "--rto") if args.rto is not None else scale.time(REAL_RTO_FLOOR)
     return TransportConfig(mtu=args.mtu, line_rate=line_rate, dcqcn=dcqcn, dscp_data=args.dscp_data,
                            dscp_cnp=args.dscp_cnp, data_priority=args.priority, ecn_capable=not args.no_ecn, window=args.window,
-                           rto=parse_duration(args.rto, "--rto"), drop_probability=args.drop_probability,
+                           rto=rto, scale=scale.scale, drop_probability=args.drop_probability,
                            ce_probability=args.ce_probability, keep_data=False, ooo=args.ooo,
                            rate_sample_interval=scale.time(10e-6),
                            cnp_interval=scale.time(50e-6) if dcqcn is None else None,

@@ -1,7 +1,8 @@
 """Flow and collective metrics, in the units the RDMA simulators and nccl-tests report.
 
-* per flow: bytes, FCT, retransmissions, CNPs sent/received, rate over time, FCT slowdown
-  (FCT / the FCT the flow would have alone on an idle path, >= 1; as the HPCC simulator reports);
+* per flow: bytes, FCT, retransmissions, CNPs sent/received, rate over time, FCT slowdown as
+  the HPCC simulator defines it: FCT until the sender has the last ACK, divided by the flow's
+  standalone FCT = the path's base RTT + its bytes with headers at the bottleneck rate (>= 1);
 * per collective: completion time, algbw = S / time and busbw = algbw × factor, where the factor
   is nccl-tests' (doc/PERFORMANCE.md): all-reduce 2(n−1)/n; all-gather, reduce-scatter and
   all-to-all (n−1)/n. nccl-tests has no incast: ours uses n−1, so its busbw is the goodput into
@@ -35,8 +36,15 @@ def busbw_factor(pattern: str, ranks: int) -> float:
     return 1.0
 
 
+def base_rtt(path: list[tuple[float, float]], mtu: int) -> float:
+    """HPCC's base RTT of a path given as (rate bit/s, one-way delay s) per link: twice the
+    propagation delay plus one full frame's serialisation at every hop (store and forward)."""
+    frame_bits = (ROCE_HEADER_BYTES + mtu + WIRE_OVERHEAD_BYTES) * 8
+    return sum(2 * delay + frame_bits / rate for rate, delay in path)
+
+
 def ideal_fct(size: int, line_rate_bps: float, mtu: int, base_latency: float = 0.0) -> float:
-    """The FCT of a flow alone: its frames serialised at line rate plus the path's base latency."""
+    """The FCT of a flow alone: its frames serialised at line rate plus the path's base RTT."""
     frames = max(1, math.ceil(size / mtu))
     wire_bytes = size + frames * (ROCE_HEADER_BYTES + WIRE_OVERHEAD_BYTES)
     return base_latency + wire_bytes * 8 / line_rate_bps
@@ -63,6 +71,7 @@ class FlowRecord:
     pattern: str = ""
     slowdown: float | None = None
     kind: str = "flow"
+    acked: float = 0.0           # s: when the sender had the last ACK (HPCC's FCT ends there)
 
     @property
     def fct(self) -> float:

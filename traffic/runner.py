@@ -88,6 +88,7 @@ class ScheduleRunner:
 
     def __init__(self, schedule: Schedule, hosts: list[HostHandle], transport_argv: list[str], *,
                  line_rate: float, mtu: int, dcqcn_preset: str = "",
+                 base_rtt: Callable[[str, str], float] | None = None,
                  progress: Callable[[int, int], None] | None = None,
                  host_argv: dict[str, list[str]] | None = None, commands: list[tuple[float, str, dict]] = ()):
         if len(hosts) < schedule.ranks:
@@ -97,6 +98,7 @@ class ScheduleRunner:
         self.schedule, self.hosts = schedule, hosts[:schedule.ranks]
         self.transport_argv = transport_argv
         self.line_rate, self.mtu, self.dcqcn_preset = line_rate, mtu, dcqcn_preset
+        self.base_rtt = base_rtt           # (src host, dst host) -> s: the path's base RTT
         self.progress = progress
         self.host_argv = host_argv or {}
         ranks = {h.name: r for r, h in enumerate(self.hosts)}
@@ -158,7 +160,7 @@ class ScheduleRunner:
                 if not allow_incomplete:
                     raise
                 for rec in self._partial:
-                    rec.slowdown = fct_slowdown(rec.fct, rec.bytes, self.line_rate, self.mtu)
+                    rec.slowdown = self._slowdown(rec)
                 result.flows += self._partial
                 result.incomplete = len(self.schedule.flows) * (iterations - iteration) - len(self._partial)
                 break
@@ -176,6 +178,11 @@ class ScheduleRunner:
                     result.pacing[self.hosts[rank].name] = event["pacing"]
                     pending.discard(rank)
         return result
+
+    def _slowdown(self, rec: FlowRecord) -> float:
+        """HPCC's slowdown: FCT to the last ACK over the standalone FCT, base RTT included."""
+        rtt = self.base_rtt(rec.src, rec.dst) if self.base_rtt else 0.0
+        return fct_slowdown((rec.acked or rec.end) - rec.start, rec.bytes, self.line_rate, self.mtu, rtt)
 
     def _run_once(self, iteration: int, deadline: float) -> tuple[list[FlowRecord], CollectiveRecord]:
         sched = self.schedule
@@ -218,6 +225,7 @@ class ScheduleRunner:
                 if event["ev"] == "acked":
                     rec = records[event["flow"]]
                     rec.start = event["t_post"]
+                    rec.acked = event["t_done"]
                     rec.retransmissions = event["retransmissions"]
                     rec.timeouts = event["timeouts"]
                     rec.cnps_received = event["cnps_received"]
@@ -246,7 +254,7 @@ class ScheduleRunner:
                             start(nxt)
         flows = [records[f.id] for f in sched.flows]
         for rec in flows:
-            rec.slowdown = fct_slowdown(rec.fct, rec.bytes, self.line_rate, self.mtu)
+            rec.slowdown = self._slowdown(rec)
         first_start = min(r.start for r in flows)
         last_end = max(r.end for r in flows)
         collective = CollectiveRecord(sched.pattern, sched.ranks, sched.size, iteration, last_end - first_start,

@@ -189,6 +189,7 @@ class TransportConfig:
     host_pfc: bool = True             # pause the data priority when the receive buffer passes XOFF
     pause_quanta: int = packets.MAX_PAUSE_QUANTA   # timer of the pauses the host sends
     seed: int | None = None
+    scale: float = 1.0                # real fabric rate / line_rate (time scaling)
 
     @property
     def rx_xoff(self) -> int:
@@ -924,8 +925,8 @@ class HostTransport:
         the PFC reaction allowance at the line rate, as for the switches (a host late by more keeps
         sending after a pause longer than the fabric's headroom allows for)."""
         frame = HDR_LEN + self.config.mtu + 4
-        return budget(self.pacing_error, reaction_allowance_us(self.config.line_rate, frame),
-                      allowance_why(self.config.line_rate, frame))
+        return budget(self.pacing_error, reaction_allowance_us(self.config.line_rate, frame, scale=self.config.scale),
+                      allowance_why(self.config.line_rate, frame, scale=self.config.scale))
 
     def busy(self) -> bool:
         """Whether any QP still has unacknowledged data, or the NIC's receive side has work."""

@@ -55,6 +55,9 @@ const bit<2> ECN_CE      = 3;
 // ECN marking draws random() in [0, ECN_RANDOM_MAX]: probabilities are scaled by 2^24.
 const bit<32> ECN_RANDOM_MAX = 0x00FFFFFF;
 
+// v1model's drop port (mark_to_drop sets egress_spec to it).
+const bit<9> V1MODEL_DROP_PORT = 511;
+
 // Queue-depth EWMA gain 1/2^QDEPTH_EWMA_SHIFT; the register holds average * 2^shift.
 #define QDEPTH_EWMA_SHIFT 3
 

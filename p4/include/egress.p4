@@ -15,9 +15,9 @@ control FabricEgress(inout headers_t hdr,
     register<bit<32>>(QUEUE_SLOTS) queue_depth_ewma;   // average * 2^QDEPTH_EWMA_SHIFT
 
     // RED-style marking profile of one (port, priority), as DCQCN deployments configure it
-    // (Zhu et al., SIGCOMM 2015): P(mark) = 0 at depth <= kmin, rising linearly to Pmax at
-    // kmax, 1 above kmax. slope = Pmax * 2^24 / (kmax - kmin), precomputed by the
-    // controller, so the data plane needs no division.
+    // (Zhu et al., SIGCOMM 2015), on the queue's byte depth: P(mark) = 0 at depth <= kmin,
+    // rising linearly to Pmax at kmax, 1 above kmax. slope = Pmax * 2^32 / (kmax - kmin),
+    // precomputed by the controller, so the data plane needs no division.
     action set_ecn_profile(bit<32> kmin, bit<32> kmax, bit<32> slope) {
         meta.ecn_kmin = kmin;
         meta.ecn_kmax = kmax;
@@ -38,6 +38,18 @@ control FabricEgress(inout headers_t hdr,
         bit<32> slot = ((bit<32>)standard_metadata.egress_port << 3) + (bit<32>)meta.priority;
         bit<32> depth = (bit<32>)standard_metadata.enq_qdepth;
 
+        // The bytes still queued behind this packet once it leaves: what switches (and the HPCC
+        // simulator, at dequeue) mark on. Clones and replicas were never counted in.
+        bit<32> qbytes = 0;
+        if (standard_metadata.instance_type == 0) {
+            bit<32> queued;
+            queue_bytes.read(queued, slot);
+            if (standard_metadata.deq_qdepth != 0 && queued > standard_metadata.packet_length) {
+                qbytes = queued - standard_metadata.packet_length;
+            }
+            queue_bytes.write(slot, qbytes);
+        }
+
         port_queue_depth.write(slot, (bit<32>)standard_metadata.deq_qdepth);
         bit<32> peak;
         queue_depth_max.read(peak, slot);
@@ -53,12 +65,12 @@ control FabricEgress(inout headers_t hdr,
         if (hdr.ipv4.isValid() && hdr.ipv4.ecn != ECN_NOT_ECT && hdr.ipv4.ecn != ECN_CE) {
             if (ecn_profile.apply().hit) {
                 bool mark = false;
-                if (depth > meta.ecn_kmax) {
+                if (qbytes > meta.ecn_kmax) {
                     mark = true;
-                } else if (depth > meta.ecn_kmin) {
+                } else if (qbytes > meta.ecn_kmin) {
                     bit<32> draw;
                     random(draw, (bit<32>)0, ECN_RANDOM_MAX);
-                    mark = draw < (depth - meta.ecn_kmin) * meta.ecn_slope;
+                    mark = ((bit<64>)draw << 8) < (bit<64>)(qbytes - meta.ecn_kmin) * (bit<64>)meta.ecn_slope;
                 }
                 if (mark) {
                     hdr.ipv4.ecn = ECN_CE;

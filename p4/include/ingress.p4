@@ -386,6 +386,14 @@ control FabricIngress(inout headers_t hdr,
             hdr.ethernet.src_addr = meta.router_mac;
         }
         meta.priority = standard_metadata.priority;
+
+        // Byte depth of the egress queue this packet joins (see shared_registers.p4).
+        if (standard_metadata.egress_spec != V1MODEL_DROP_PORT && standard_metadata.mcast_grp == 0) {
+            bit<32> qslot = ((bit<32>)standard_metadata.egress_spec << 3) + (bit<32>)standard_metadata.priority;
+            bit<32> queued;
+            queue_bytes.read(queued, qslot);
+            queue_bytes.write(qslot, queued + standard_metadata.packet_length);
+        }
     }
 }
 

@@ -11,4 +11,11 @@
 
 register<bit<32>>(QUEUE_SLOTS) port_queue_depth;
 
+/* queue_bytes[port * 8 + priority]: bytes queued for that egress queue, what switches mark ECN
+ * on (v1model gives queue depths in packets only). Ingress adds each unicast packet's length as
+ * it goes to the traffic manager, egress takes it off as it leaves; a packet seen leaving an
+ * empty queue (deq_qdepth 0) resets it, so a packet the traffic manager dropped after ingress
+ * counted it is forgotten once the queue drains. */
+register<bit<32>>(QUEUE_SLOTS) queue_bytes;
+
 #endif
