@@ -7,10 +7,13 @@
  *   recv_batch(fd, limit) -> [bytes]       up to limit frames with one recvmmsg per 64
  *   reply(fd, headers, psn, aeth) -> n     an ACK/NAK: PSN patched into headers, AETH, ICRC, sent
  *
- * The CRC is IEEE 802.3's (reflected 0xEDB88320), the one zlib.crc32 computes.
+ * The CRC is IEEE 802.3's (reflected 0xEDB88320), the one zlib.crc32 computes: zlib's own crc32
+ * (already loaded with Python's zlib module, found with dlopen RTLD_NOLOAD) where it is there,
+ * as it is several times faster than the byte-wise table below, which is the fallback.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
@@ -36,8 +39,23 @@ static void crc_init(void)
     }
 }
 
+typedef unsigned long (*zlib_crc32_fn)(unsigned long, const unsigned char *, unsigned int);
+static zlib_crc32_fn zlib_crc32;
+
+static void crc_find_zlib(void)
+{
+    const char *names[] = {"libz.so.1", "libz.so"};
+    for (int i = 0; i < 2 && !zlib_crc32; i++) {
+        void *lib = dlopen(names[i], RTLD_NOW | RTLD_NOLOAD);
+        if (lib)
+            zlib_crc32 = (zlib_crc32_fn)dlsym(lib, "crc32");
+    }
+}
+
 static uint32_t crc_update(uint32_t crc, const uint8_t *p, Py_ssize_t n)
 {
+    if (zlib_crc32 && n <= 0x7FFFFFFF)
+        return (uint32_t)zlib_crc32(crc, p, (unsigned int)n);
     crc = ~crc;
     while (n--)
         crc = crc_table[(crc ^ *p++) & 0xFF] ^ (crc >> 8);
@@ -203,5 +221,11 @@ static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "@FL_MODULE@", NU
 PyMODINIT_FUNC PyInit_@FL_MODULE@(void)
 {
     crc_init();
+    PyObject *zlib = PyImport_ImportModule("zlib");     /* loads libz, if Python has it */
+    if (zlib)
+        Py_DECREF(zlib);
+    else
+        PyErr_Clear();
+    crc_find_zlib();
     return PyModule_Create(&module_def);
 }
