@@ -1,6 +1,7 @@
 """Run a scenario: for each variant bring the fabric up, replay its traffic while sampling every
 switch's counters, tear the fabric down; then evaluate the expectations and write the results
-(``results.json``), the plots and ``report.html``.
+(``results.json``), the plots and ``report.html``. Each variant's fidelity (fidelity.py) decides
+whether its expectations are judged at all.
 
 All traffic entries of a variant run as one merged flow schedule (one transport agent per host,
 so two entries on one host share its link as they would on a real NIC); each entry keeps its

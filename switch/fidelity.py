@@ -6,8 +6,8 @@ runs -- a busy link's packets leave one transmission time apart -- and calls a r
 when they are off by more than a packet's transmission time. fabriclab checks the same kind of
 invariant where its timing is made:
 
-* every switch records how late each frame leaves against the departure its traffic manager
-  scheduled at line rate (frame lateness, per egress port), and how late its event loop wakes
+* every switch records how late each frame, on any port, leaves against the departure its
+  traffic manager scheduled at line rate (frame lateness), and how late its event loop wakes
   against the TM event it waited for (loop lag) -- ``SwitchMonitor``;
 * every host agent records how late each paced packet leaves against its pacer's schedule
   (pacing error, traffic/transport.py).
