@@ -390,8 +390,6 @@ class Switch:
         if getattr(self, "_pfc_log", None) is not None:
             self._pfc_log.close()
             self._pfc_log = None
-        self.next_event: int | None = None       # when the TM next needs a turn (monotonic ns, see turn)
-        self._empty_since: dict = {}             # port -> since when it is readable, yet our ring slot empty
         if getattr(self, "_wake_fd", None) is not None:
             os.close(self._wake_fd)
             self._wake_fd = None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
@@ -19,19 +18,25 @@ VARIANT_KEYS = {"drops", "pfc_pause_tx", "pfc_pause_rx", "ecn_marked", "cnp", "r
 PLOTS = ("variants", "queues", "pauses", "flow_rates", "throughput", "completion")
 
 
-def assert_judged(proc: subprocess.CompletedProcess, results: dict) -> None:
+def assert_judged(proc: subprocess.CompletedProcess, results: dict) -> str | None:
     """No expectation failed. One that was not judged must be "not valid" -- its variant's
-    fidelity degraded, the machine too busy to emulate the fabric (a slow machine passes the
-    suite) -- and is reported as a warning: the run did not show the effect either way."""
+    fidelity degraded, the machine too busy to emulate the fabric -- and then the reason is
+    returned: the caller finishes its checks of the run's files and skips, since the run showed
+    the effect neither way (a slow machine skips these tests; it never passes them unseen)."""
     failed = [e for e in results["expectations"] if e["held"] is False]
     assert proc.returncode in (0, NOT_VALID_EXIT) and not failed, \
         f"{failed}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     assert all(e["held"] or e.get("valid") is False for e in results["expectations"]), results["expectations"]
     if results["verdict"] == "not valid":
         reasons = [r for v in results["variants"].values() for r in v["fidelity"]["reasons"]]
-        warnings.warn(f"{results['scenario']}: expectations not valid, fidelity degraded: {reasons[:3]}")
-    else:
-        assert proc.returncode == 0 and results["verdict"] == "held"
+        return f"{results['scenario']}: expectations not valid, fidelity degraded: {reasons[:3]}"
+    assert proc.returncode == 0 and results["verdict"] == "held"
+    return None
+
+
+def skip_if_not_valid(not_valid: str | None) -> None:
+    if not_valid:
+        pytest.skip(not_valid)
 
 
 @pytest.mark.mininet
@@ -42,7 +47,7 @@ def test_builtin_scenario_holds_its_expectations(scenario, tmp_path):
                            "--json", str(tmp_path / "results.json")],
                           capture_output=True, text=True, timeout=900)
     results = json.loads((tmp_path / "results.json").read_text())
-    assert_judged(proc, results)
+    not_valid = assert_judged(proc, results)
     assert results["scenario"] == scenario
     assert results["expectations"], "a built-in scenario asserts its effect"
     for name, variant in results["variants"].items():
@@ -66,6 +71,8 @@ def test_builtin_scenario_holds_its_expectations(scenario, tmp_path):
         events = (out / name / "pfc_events.txt").read_text().splitlines()
         # every PFC frame a switch sent (the counters were sampled a moment before the end)
         assert len(events) >= variant["pfc_pause_tx"] and bool(events) == bool(variant["pfc_pause_tx"])
+    skip_if_not_valid(not_valid)
+
 
 
 @pytest.mark.mininet
@@ -76,8 +83,10 @@ def test_lone_line_rate_flow_builds_no_queue(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "fabriclab", "run", str(path), "--out", str(tmp_path / "run"),
                            "--json", str(tmp_path / "r.json")], capture_output=True, text=True, timeout=600)
     results = json.loads((tmp_path / "r.json").read_text())
-    assert_judged(proc, results)
+    not_valid = assert_judged(proc, results)
     assert results["variants"]["paced"]["flows"]["lone"]["bytes"] == 3_000_000
+    skip_if_not_valid(not_valid)
+
 
 
 @pytest.mark.mininet
@@ -87,7 +96,8 @@ def test_iperf3_background_runs_beside_roce(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "fabriclab", "run", str(path), "--out", str(tmp_path / "run"),
                            "--json", str(tmp_path / "r.json")], capture_output=True, text=True, timeout=600)
     results = json.loads((tmp_path / "r.json").read_text())
-    assert_judged(proc, results)
+    not_valid = assert_judged(proc, results)
     flows = results["variants"]["default"]["flows"]
     assert flows["tcp"]["pattern"] == "iperf3" and flows["tcp"]["bytes"] > 500_000
     assert flows["roce"]["bytes"] == 2_000_000
+    skip_if_not_valid(not_valid)

@@ -177,7 +177,7 @@ def test_forwards_both_ways_through_the_compiled_program(lab):
     assert [f for _, f in at_2] == [untagged(1, 2, s) for s in range(count)]
     assert [f for _, f in at_1] == [tagged(2, 1, 5, s) for s in range(count)]   # tag and PCP intact
     # the runtime API (switch-cli's TM views) answers from inside the switch's namespace
-    api_port = re.search(r"runtime API on 127.0.0.1:0 \(port (\d+)\)", lab.log_file.read_text()).group(1)
+    api_port = re.search(r"runtime API on port\(s\) (\d+)", lab.log_file.read_text()).group(1)
     client = ("import json; from fabriclab.switch.runtime_api import RuntimeApiClient; "
               f"print(json.dumps(RuntimeApiClient('127.0.0.1:{api_port}').call('stats')))")
     live = json.loads(subprocess.run(["ip", "netns", "exec", lab.netns, sys.executable, "-c", client],
