@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 
 install: $(STAMP_PIP)
 
-$(STAMP_APT):
+$(STAMP_APT): Makefile
 	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
 		echo "== installing Debian packages: $(APT_PACKAGES)"; \
 		export DEBIAN_FRONTEND=noninteractive; \

@@ -18,6 +18,7 @@ setup(
     package_data={"fabriclab.compiler": ["p4include/*.p4", "native_runtime.h"],
                   "fabriclab.switch": ["native_tm.c", "native_ports.c", "switch.yaml"],
                   "fabriclab.bench": ["native_rawflow.c"],
+                  "fabriclab.traffic": ["native_transport.c"],
                   "fabriclab.scenarios": ["*.yaml"],
                   # the lab folders: README, skeletons, solutions, topology and runtime JSON, checkers
                   "fabriclab.labs": ["[0-9][0-9]-*/*", "[0-9][0-9]-*/solution/*"]},
