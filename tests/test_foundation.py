@@ -53,13 +53,6 @@ def test_make_test_treats_no_tests_collected_as_failure():
     assert "DEBIAN_FRONTEND=noninteractive" in makefile
 
 
-def test_vagrant_provisioning_is_make_install():
-    vagrantfile = (ROOT / "Vagrantfile").read_text()
-    assert 'config.vm.box = "debian/bookworm64"' in vagrantfile
-    assert re.search(r"^\s*make install\s*$", vagrantfile, re.M)
-    assert "vb.memory = 4096" in vagrantfile and "vb.cpus = 2" in vagrantfile
-
-
 def test_readme_opens_with_the_two_commands():
     head = (ROOT / "README.md").read_text()[:600]
     assert "make demo" in head and "make test" in head
