@@ -27,7 +27,8 @@ def test_build_script_parses_and_pins_its_releases():
 
 
 def test_make_bmv2_runs_the_build_script():
-    out = subprocess.run(["make", "-n", "bmv2"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(["make", "--no-print-directory", "-n", "bmv2"], cwd=REPO, capture_output=True, text=True,
+                         check=True).stdout
     assert out.strip() == "bash vm/build-bmv2.sh"
 
 
