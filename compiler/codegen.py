@@ -108,6 +108,17 @@ class Emitter:
         self.depth -= 1
 
 
+def field_value(raw: str, ft, w: int) -> str:
+    """The Python value of a header field from ``raw``, its ``w`` bits as an unsigned int."""
+    if isinstance(ft, BitT) and ft.signed:
+        return f"(({raw} ^ {1 << (w - 1)}) - {1 << (w - 1)})"
+    if isinstance(ft, BoolT):
+        return f"({raw} == 1)"
+    if isinstance(ft, EnumT) and ft.underlying is not None and ft.underlying.signed:
+        return f"RT.to_signed({raw}, {w})"
+    return raw
+
+
 def ones(width: int) -> int:
     """The all-ones value of ``width`` bits."""
     return (1 << width) - 1
@@ -299,14 +310,7 @@ class Generator:
         for (p, ft), w in zip(fields, widths):
             o.line(f"total -= {w}")
             raw = f"((x >> total) & ((1 << {w}) - 1))"
-            if isinstance(ft, VarbitT):
-                raw = f"(n, {raw})"
-            elif isinstance(ft, BitT) and ft.signed:
-                raw = f"RT.to_signed({raw}, {w})"
-            elif isinstance(ft, BoolT):
-                raw = f"({raw} == 1)"
-            elif isinstance(ft, EnumT) and ft.underlying.signed:
-                raw = f"RT.to_signed({raw}, {w})"
+            raw = f"(n, {raw})" if isinstance(ft, VarbitT) else field_value(raw, ft, int(w))
             o.line(f"self.{p} = {raw}")
         o.line("self._valid = True")
         o.dedent()
@@ -387,13 +391,7 @@ class Generator:
             raw = f"(x >> {shift})" if shift else "x"
             if shift + w < width:
                 raw = f"({raw} & {ones(w)})"
-            if isinstance(ft, BitT) and ft.signed:
-                raw = f"(({raw} ^ {1 << (w - 1)}) - {1 << (w - 1)})"
-            elif isinstance(ft, BoolT):
-                raw = f"({raw} == 1)"
-            elif isinstance(ft, EnumT) and ft.underlying is not None and ft.underlying.signed:
-                raw = f"RT.to_signed({raw}, {w})"
-            o.line(f"self.{p} = {raw}")
+            o.line(f"self.{p} = {field_value(raw, ft, w)}")
         o.line("self._valid = True")
         o.dedent()
         o.line("")
